@@ -1,0 +1,3 @@
+from gatewise.cli import main
+
+main()

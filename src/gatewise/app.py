@@ -1,0 +1,155 @@
+"""The ASGI application: routes, the lifespan, and error handling around every handler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import orjson
+
+from gatewise.config.models import Config
+from gatewise.core.errors import GatewayError, MethodNotAllowedError, NotFoundError
+from gatewise.http.asgi import (
+    ClientDisconnected,
+    HTTPRequest,
+    Receive,
+    Scope,
+    Send,
+    send_json,
+)
+from gatewise.http.openai import OpenAIFrontDoor
+from gatewise.runtime import Runtime, build_runtime
+
+log = logging.getLogger("gatewise")
+
+Handler = Callable[[HTTPRequest, Send], Awaitable[None]]
+
+
+class GatewayApp:
+    """One gateway: a ``Runtime`` behind the front doors."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.ready = False
+        server = runtime.config.server
+        self.access_log = server.access_log
+        self.openai = OpenAIFrontDoor(runtime.pipeline, server.max_request_body_bytes)
+        self.routes: dict[str, dict[str, Handler]] = {
+            "/v1/chat/completions": {"POST": self.openai.chat_completions},
+            "/v1/embeddings": {"POST": self.openai.embeddings},
+            "/v1/models": {"GET": self.openai.list_models},
+            "/healthz": {"GET": self.healthz},
+            "/readyz": {"GET": self.readyz},
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    def _handler(self, method: str, path: str) -> Handler:
+        methods = self.routes.get(path)
+        if methods is None:
+            if path.startswith("/v1/models/") and len(path) > len("/v1/models/"):
+                methods = {"GET": self.openai.retrieve_model}
+            else:
+                raise NotFoundError(f"Invalid URL ({method} {path})", code=None)
+        handler = methods.get(method)
+        if handler is None:
+            allowed = ", ".join(sorted(methods))
+            raise MethodNotAllowedError(
+                f"Method {method} is not allowed on {path}; use {allowed}.",
+                headers={"allow": allowed},
+            )
+        return handler
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = HTTPRequest(scope, receive)
+        try:
+            await self._handler(request.method, request.path)(request, send)
+        except GatewayError as error:
+            request.ctx.status = error.status
+            await self.openai.send_error(send, request, error)
+        except ClientDisconnected:
+            request.ctx.status = 499
+        except asyncio.CancelledError:
+            if not request.disconnected:
+                raise
+            request.ctx.status = 499  # the client left: the upstream call was cancelled
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request.ctx.request_id})
+            request.ctx.status = 500
+            error = GatewayError("The gateway hit an internal error.", code="internal_error")
+            await self.openai.send_error(send, request, error)
+        finally:
+            request.stop_watch()
+            if self.access_log:
+                self._log_access(request)
+
+    def _log_access(self, request: HTTPRequest) -> None:
+        ctx = request.ctx
+        log.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.path,
+            ctx.status,
+            ctx.elapsed_ms(),
+            extra={
+                "request_id": ctx.request_id,
+                "model": ctx.model or None,
+                "provider": ctx.provider,
+                "status": ctx.status,
+            },
+        )
+
+    async def healthz(self, request: HTTPRequest, send: Send) -> None:
+        await send_json(send, 200, b'{"status":"ok"}', request.ctx)
+
+    async def readyz(self, request: HTTPRequest, send: Send) -> None:
+        body = orjson.dumps(
+            {"status": "ready" if self.ready else "starting", "models": len(self.runtime.catalog)}
+        )
+        await send_json(send, 200 if self.ready else 503, body, request.ctx)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.runtime.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                self.ready = True
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.ready = False
+                await self.runtime.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(config: Config, config_dir: Path | None = None) -> GatewayApp:
+    return GatewayApp(build_runtime(config, config_dir))
+
+
+CONFIG_ENV = "GATEWISE_CONFIG"
+
+
+def create_app_from_env() -> GatewayApp:
+    """The factory each server worker calls: the config path comes from ``GATEWISE_CONFIG``."""
+    from gatewise.config.loader import load_config
+    from gatewise.telemetry.logging import configure_logging
+
+    path = Path(os.environ[CONFIG_ENV])
+    config = load_config(path)
+    configure_logging(config.server.log_level)
+    return create_app(config, path.parent)

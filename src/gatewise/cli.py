@@ -1,0 +1,77 @@
+"""The ``gatewise`` command line.
+
+Each command imports what it needs when it runs, so ``gatewise --help`` and
+short commands start fast and the server does not load the CLI's libraries.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    name="gatewise",
+    help="Gatewise: an AI gateway managed as code.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Validate and inspect configuration files.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="The gateway's YAML configuration file.")
+]
+
+
+@app.command()
+def serve(
+    config: ConfigOption = Path("examples/quickstart.yaml"),
+    host: Annotated[Optional[str], typer.Option(help="Override server.host.")] = None,  # noqa: UP045
+    port: Annotated[Optional[int], typer.Option(help="Override server.port.")] = None,  # noqa: UP045
+    workers: Annotated[Optional[int], typer.Option(help="Override server.workers.")] = None,  # noqa: UP045
+) -> None:
+    """Run the gateway."""
+    from gatewise.server import run
+
+    raise typer.Exit(run(config, host=host, port=port, workers=workers))
+
+
+@config_app.command("validate")
+def config_validate(
+    file: Annotated[Path, typer.Argument(help="The YAML configuration file to check.")],
+) -> None:
+    """Check a configuration file; print every error with file, line and field. Exit 1 if invalid."""
+    from gatewise.config.commands import validate_command
+
+    raise typer.Exit(validate_command(file))
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the configuration's JSON Schema (for editors and CI)."""
+    from gatewise.config.commands import schema_command
+
+    raise typer.Exit(schema_command())
+
+
+@app.command("mock-upstream")
+def mock_upstream(
+    format: Annotated[str, typer.Option("--format", help="Wire format: openai or azure.")] = "openai",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9000,
+    api_key: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Require this key from callers (default: accept any)."),
+    ] = None,
+) -> None:
+    """Run a fake upstream that speaks a provider's exact wire format (for demos, tests, bench)."""
+    from gatewise.testing.cli import run_mock_upstream
+
+    raise typer.Exit(run_mock_upstream(format, host=host, port=port, api_key=api_key))
+
+
+def main() -> None:
+    app()

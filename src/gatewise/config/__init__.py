@@ -1,0 +1,1 @@
+"""Configuration: schema, loading with secret references, validation errors."""

@@ -1,0 +1,205 @@
+"""The configuration schema: one YAML file, validated by these pydantic models.
+
+Top-level sections are independent so that later features (tenants, limits,
+guardrails, prompts, routing) each add one section without touching the others.
+Every model forbids unknown keys, so a typo is an error rather than a silently
+ignored setting. Models are frozen: a loaded ``Config`` never changes; a reload
+builds a new one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from gatewise.config.secrets import WHOLE_REFERENCE, looks_like_literal_secret
+
+
+def _check_secret_reference(value: str) -> str:
+    if WHOLE_REFERENCE.match(value):
+        return value
+    kind = looks_like_literal_secret(value)
+    what = f"looks like {kind}" if kind else "is a literal value"
+    raise ValueError(
+        f"this secret {what}; secrets must be references such as "
+        "${env:OPENAI_API_KEY} or ${file:/run/secrets/openai}, never literal values"
+    )
+
+
+SecretRef = Annotated[
+    str,
+    AfterValidator(_check_secret_reference),
+    Field(
+        description="A reference to a secret: ${env:NAME} or ${file:PATH}. Literal values are rejected.",
+        json_schema_extra={"pattern": r"^\$\{(env|file):[^}]+\}$"},
+    ),
+]
+
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+\-]*$"),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Timeouts(Strict):
+    """Upstream timeouts in seconds."""
+
+    connect: float = Field(5.0, gt=0, description="TCP (and TLS) connection set-up.")
+    first_byte: float = Field(
+        120.0, gt=0, description="From sending the request to the upstream's response headers."
+    )
+    idle: float = Field(
+        60.0, gt=0, description="Longest silence between two reads of a response body or stream."
+    )
+    total: float = Field(600.0, gt=0, description="Whole upstream call, streams included.")
+
+
+class ServerConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="Worker processes sharing the port.")
+    max_request_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Larger request bodies are refused with 413."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = Field(False, description="Log one line per request (costs CPU).")
+
+
+class ProviderBase(Strict):
+    optional: bool = Field(
+        False,
+        description=(
+            "Leave this provider (and the deployments on it) out instead of failing "
+            "when one of its secrets cannot be resolved, e.g. an unset API key variable."
+        ),
+    )
+    timeouts: Timeouts = Timeouts()
+    max_connections: int = Field(256, ge=1, description="Pooled keep-alive connections.")
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra headers sent upstream; values may contain ${env:X} references.",
+    )
+
+
+class OpenAIProviderConfig(ProviderBase):
+    """api.openai.com (or anything speaking its API with Bearer auth)."""
+
+    type: Literal["openai"]
+    api_key: SecretRef
+    base_url: str = "https://api.openai.com/v1"
+    organization: str | None = None
+    project: str | None = None
+
+
+class OpenAICompatibleProviderConfig(ProviderBase):
+    """Any OpenAI-compatible server: vLLM, Ollama, Mistral, Groq, LM Studio ..."""
+
+    type: Literal["openai-compatible"]
+    base_url: str = Field(description="The API root including /v1, e.g. http://localhost:8000/v1")
+    api_key: SecretRef | None = None
+    embeddings_base64: bool = Field(
+        False,
+        description=(
+            "The server can answer embeddings as base64. When false the gateway asks for "
+            "floats and encodes them itself when the client wants base64."
+        ),
+    )
+
+
+class AzureProviderConfig(ProviderBase):
+    """Azure OpenAI: classic deployment URLs with api-version, or the newer /openai/v1 API."""
+
+    type: Literal["azure"]
+    endpoint: str = Field(description="e.g. https://my-resource.openai.azure.com")
+    api_key: SecretRef
+    api_style: Literal["deployments", "v1"] = Field(
+        "deployments",
+        description=(
+            "deployments: /openai/deployments/{deployment}/...?api-version=...; "
+            "v1: /openai/v1/... with the deployment name as the model."
+        ),
+    )
+    api_version: str | None = Field(
+        None, description="Required for api_style deployments, e.g. 2024-10-21."
+    )
+
+    @model_validator(mode="after")
+    def _api_version_for_deployments(self) -> AzureProviderConfig:
+        if self.api_style == "deployments" and not self.api_version:
+            raise ValueError("api_version is required when api_style is 'deployments'")
+        return self
+
+
+class MockFailure(Strict):
+    status: int = Field(503, ge=400, le=599)
+    message: str = "Mock provider failure"
+    every: int = Field(1, ge=1, description="Fail every N-th request (1: always).")
+
+
+class MockProviderConfig(ProviderBase):
+    """A built-in provider that answers without any network: demos and offline CI."""
+
+    type: Literal["mock"]
+    reply: str | None = Field(
+        None, description="Fixed reply text; by default the mock echoes the last user message."
+    )
+    latency_ms: float = Field(0.0, ge=0, description="Delay before the reply (or first chunk).")
+    stream_chunks: int = Field(8, ge=1, le=10_000, description="Content chunks per streamed reply.")
+    chunk_delay_ms: float = Field(0.0, ge=0)
+    embedding_dimensions: int = Field(16, ge=1, le=8192)
+    fail: MockFailure | None = None
+
+
+ProviderConfig = Annotated[
+    OpenAIProviderConfig | OpenAICompatibleProviderConfig | AzureProviderConfig | MockProviderConfig,
+    Field(discriminator="type"),
+]
+
+
+class DeploymentConfig(Strict):
+    """Where a public model is actually served."""
+
+    provider: Name
+    model: str = Field(
+        min_length=1,
+        description="The upstream model name (for Azure: the deployment name).",
+    )
+
+
+class ModelConfig(Strict):
+    """A public model name clients use, served by one or more deployments (tried in order)."""
+
+    name: Name
+    deployments: list[DeploymentConfig] = Field(min_length=1)
+    owned_by: str = "gatewise"
+    description: str | None = None
+
+
+class Config(Strict):
+    """The whole gateway configuration."""
+
+    version: Literal[1] = 1
+    server: ServerConfig = ServerConfig()
+    providers: dict[Name, ProviderConfig] = Field(default_factory=dict)
+    models: list[ModelConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        seen: set[str] = set()
+        for index, model in enumerate(self.models):
+            if model.name in seen:
+                raise ValueError(f"models[{index}].name: duplicate model name {model.name!r}")
+            seen.add(model.name)
+            for d_index, deployment in enumerate(model.deployments):
+                if deployment.provider not in self.providers:
+                    known = ", ".join(sorted(self.providers)) or "none"
+                    raise ValueError(
+                        f"models[{index}].deployments[{d_index}].provider: unknown provider "
+                        f"{deployment.provider!r} (configured: {known})"
+                    )
+        return self

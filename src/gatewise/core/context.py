@@ -1,0 +1,47 @@
+"""The request context: what happened to one request, told once for logs, metrics and headers."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from gatewise.core.types import Usage
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One call to an upstream deployment."""
+
+    provider: str
+    model: str
+    status: int | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Created by the front door for every request; policies record their decisions here."""
+
+    request_id: str
+    operation: str = ""
+    model: str = ""
+    stream: bool = False
+    started: float = field(default_factory=time.perf_counter)
+    attempts: list[Attempt] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    status: int = 200
+    error_type: str | None = None
+
+    @property
+    def provider(self) -> str | None:
+        return self.attempts[-1].provider if self.attempts else None
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(12).hex()

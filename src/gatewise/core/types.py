@@ -1,0 +1,207 @@
+"""Canonical request and response types: OpenAI chat semantics as typed structs.
+
+Every front door translates its wire format into these, every provider
+translates them into its own. Policies only ever see these types.
+
+msgspec structs are used because they validate and (de)serialise in a few
+microseconds, which matters on the hot path. Fields the gateway reasons about
+are typed; the rest of a request (new or vendor-specific parameters) is kept
+verbatim in ``extra`` so that nothing a client sends is silently dropped.
+Content parts, tools and response formats stay as JSON objects: the gateway
+passes them through and new part types appear often.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+JSONObject = dict[str, Any]
+
+Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+class FunctionCall(msgspec.Struct, omit_defaults=True):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCall(msgspec.Struct, omit_defaults=True):
+    """A complete tool call in a message (arguments are a JSON string)."""
+
+    id: str
+    function: FunctionCall
+    type: str = "function"
+
+
+class ToolCallDelta(msgspec.Struct, omit_defaults=True):
+    """A fragment of a tool call in a stream chunk, merged by ``index``."""
+
+    index: int
+    id: str | None = None
+    type: str | None = None
+    function: FunctionCall | None = None
+
+
+class Message(msgspec.Struct, omit_defaults=True, dict=True):
+    """One chat message. ``extra`` holds fields the gateway does not model."""
+
+    role: Role
+    content: str | list[JSONObject] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    refusal: str | None = None
+    extra: JSONObject = msgspec.field(default_factory=dict)
+
+    def text(self) -> str:
+        """The message's text, with text parts joined (images and audio ignored)."""
+        if isinstance(self.content, str):
+            return self.content
+        if not self.content:
+            return ""
+        return "".join(
+            part.get("text", "") for part in self.content if part.get("type") == "text"
+        )
+
+
+class StreamOptions(msgspec.Struct, omit_defaults=True):
+    include_usage: bool | None = None
+    include_obfuscation: bool | None = None
+
+
+class ChatRequest(msgspec.Struct, omit_defaults=True, dict=True):
+    """A chat completion request in the canonical (OpenAI) form."""
+
+    model: str
+    messages: list[Message]
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    n: int | None = None
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    tools: list[JSONObject] | None = None
+    tool_choice: str | JSONObject | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: JSONObject | None = None
+    user: str | None = None
+    extra: JSONObject = msgspec.field(default_factory=dict)
+
+    @property
+    def wants_usage_in_stream(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def output_token_limit(self) -> int | None:
+        return self.max_completion_tokens if self.max_completion_tokens else self.max_tokens
+
+
+class Usage(msgspec.Struct, omit_defaults=True, dict=True):
+    """Token usage. ``estimated`` is set (not serialised) when the gateway counted it."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_tokens_details: JSONObject | None = None
+    completion_tokens_details: JSONObject | None = None
+
+
+class ResponseMessage(msgspec.Struct, omit_defaults=False):
+    role: str = "assistant"
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCall] | None = None
+
+
+class Choice(msgspec.Struct, omit_defaults=False):
+    index: int
+    message: ResponseMessage
+    finish_reason: str | None = None
+    logprobs: JSONObject | None = None
+
+
+class ChatResponse(msgspec.Struct, dict=True):
+    """A complete chat response. ``raw`` (an attribute, not a field) keeps the
+    upstream's own OpenAI-format bytes so an unmodified response is relayed verbatim.
+    Identity fields have defaults because some OpenAI-compatible servers omit them."""
+
+    id: str = ""
+    object: str = "chat.completion"
+    created: int = 0
+    model: str = ""
+    choices: list[Choice] = msgspec.field(default_factory=list)
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+class Delta(msgspec.Struct, omit_defaults=True):
+    role: str | None = None
+    content: str | None = None
+    refusal: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+
+
+class ChunkChoice(msgspec.Struct, omit_defaults=False):
+    index: int
+    delta: Delta
+    finish_reason: str | None = None
+    logprobs: JSONObject | None = None
+
+
+class ChatChunk(msgspec.Struct, dict=True):
+    """One streamed chunk. Like ``ChatResponse`` it may carry the upstream's ``raw`` bytes."""
+
+    id: str = ""
+    object: str = "chat.completion.chunk"
+    created: int = 0
+    model: str = ""
+    choices: list[ChunkChoice] = msgspec.field(default_factory=list)
+    usage: Usage | None = None
+
+
+# One string, a list of strings, one list of token ids, or a list of token-id lists
+# (msgspec unions allow one array type; the front door checks the items are uniform).
+EmbeddingInput = str | list[str | int | list[int]]
+
+
+class EmbeddingRequest(msgspec.Struct, omit_defaults=True, dict=True):
+    model: str
+    input: EmbeddingInput
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: int | None = None
+    user: str | None = None
+    extra: JSONObject = msgspec.field(default_factory=dict)
+
+
+class Embedding(msgspec.Struct):
+    """One vector; ``embedding`` is a list of floats or base64 little-endian float32."""
+
+    index: int
+    embedding: list[float] | str
+    object: str = "embedding"
+
+
+class EmbeddingUsage(msgspec.Struct):
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+class EmbeddingResponse(msgspec.Struct, omit_defaults=True):
+    data: list[Embedding]
+    model: str
+    object: str = "list"
+    usage: EmbeddingUsage | None = None
+
+
+class ModelCard(msgspec.Struct):
+    """An entry of ``GET /v1/models``."""
+
+    id: str
+    created: int
+    owned_by: str
+    object: str = "model"

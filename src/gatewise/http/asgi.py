@@ -1,0 +1,173 @@
+"""The thin ASGI layer the front doors stand on: request reading and response writing.
+
+No framework on the hot path: each framework layer costs CPU on every
+request (see DESIGN.md §4). This module gives the front doors just what they
+need: the body (with a size limit), headers, JSON and SSE responses, and a
+watch that cancels the work when the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from gatewise.core.context import RequestContext, new_request_id
+from gatewise.core.errors import InvalidRequestError, RequestTooLargeError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON_CONTENT_TYPE = (b"content-type", b"application/json")
+SSE_HEADERS = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class ClientDisconnected(Exception):
+    """The client went away; nothing more can be sent."""
+
+
+class HTTPRequest:
+    """One inbound HTTP request as the front doors see it."""
+
+    __slots__ = ("_receive", "ctx", "headers", "method", "path", "query", "scope", "watch")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self._receive = receive
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query: bytes = scope.get("query_string", b"")
+        self.headers: dict[bytes, bytes] = dict(scope["headers"])
+        supplied = self.headers.get(b"x-request-id")
+        request_id = (
+            supplied.decode("ascii")
+            if supplied and _VALID_REQUEST_ID.match(supplied)
+            else new_request_id()
+        )
+        self.ctx = RequestContext(request_id=request_id)
+        self.watch: DisconnectWatch | None = None
+
+    def header(self, name: bytes) -> str | None:
+        """A header by its lower-case name (the last one wins when repeated)."""
+        value = self.headers.get(name)
+        return value.decode("latin-1") if value is not None else None
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body, refusing (413) anything over ``limit`` bytes."""
+        declared = self.headers.get(b"content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                raise InvalidRequestError("The Content-Length header is not a number.") from None
+            if length > limit:
+                raise _too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def start_watch(self) -> DisconnectWatch:
+        """Start watching for the client leaving (call after the body was read)."""
+        self.watch = DisconnectWatch(self._receive)
+        return self.watch
+
+    def stop_watch(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
+
+    @property
+    def disconnected(self) -> bool:
+        return self.watch is not None and self.watch.disconnected
+
+
+def _too_large(limit: int) -> RequestTooLargeError:
+    return RequestTooLargeError(
+        f"The request body is larger than this gateway accepts ({limit} bytes)."
+    )
+
+
+class DisconnectWatch:
+    """Cancels the handling task when the client disconnects mid-request.
+
+    That cancellation propagates into the upstream call, which closes its
+    connection: a client that goes away stops the (paid) upstream work.
+    """
+
+    __slots__ = ("_active", "_owner", "_task", "disconnected")
+
+    def __init__(self, receive: Receive) -> None:
+        self.disconnected = False
+        self._active = True
+        self._owner = asyncio.current_task()
+        self._task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if self._active and self._owner is not None:
+                    self.disconnected = True
+                    self._owner.cancel()
+                return
+
+    def stop(self) -> None:
+        """Stop watching: call before sending the final bytes of the response."""
+        self._active = False
+        self._task.cancel()
+
+
+def response_headers(
+    ctx: RequestContext, extra: dict[str, str] | None = None
+) -> list[tuple[bytes, bytes]]:
+    headers = [(b"x-request-id", ctx.request_id.encode("ascii"))]
+    if extra:
+        headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
+    return headers
+
+
+async def send_json(
+    send: Send,
+    status: int,
+    body: bytes,
+    ctx: RequestContext,
+    extra_headers: dict[str, str] | None = None,
+) -> None:
+    headers = response_headers(ctx, extra_headers)
+    headers.append(JSON_CONTENT_TYPE)
+    headers.append((b"content-length", str(len(body)).encode("ascii")))
+    ctx.status = status
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def start_event_stream(send: Send, ctx: RequestContext) -> None:
+    headers = response_headers(ctx)
+    headers.extend(SSE_HEADERS)
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+
+async def send_event_data(send: Send, data: bytes, *, last: bool = False) -> None:
+    try:
+        await send({"type": "http.response.body", "body": data, "more_body": not last})
+    except OSError as exc:  # uvicorn raises ClientDisconnect (an OSError) on a closed socket
+        raise ClientDisconnected() from exc

@@ -1,0 +1,118 @@
+"""The OpenAI front door: ``/v1/chat/completions``, ``/v1/embeddings``, ``/v1/models``.
+
+Translates OpenAI JSON to canonical requests, runs them through the pipeline,
+and writes OpenAI JSON (or an SSE stream of chunks) back. Errors use OpenAI's
+envelope so the official SDKs raise the right exception.
+"""
+
+from __future__ import annotations
+
+from gatewise.core.errors import GatewayError, UpstreamUnavailableError
+from gatewise.core.pipeline import Pipeline
+from gatewise.core.types import ChatRequest
+from gatewise.formats import openai as wire
+from gatewise.http.asgi import (
+    HTTPRequest,
+    Send,
+    send_event_data,
+    send_json,
+    start_event_stream,
+)
+from gatewise.http.errors import (
+    openai_error_body,
+    openai_error_headers,
+    openai_stream_error_event,
+)
+
+DONE = b"data: [DONE]\n\n"
+
+
+class OpenAIFrontDoor:
+    def __init__(self, pipeline: Pipeline, max_body_bytes: int) -> None:
+        self.pipeline = pipeline
+        self.max_body_bytes = max_body_bytes
+
+    async def send_error(self, send: Send, request: HTTPRequest, error: GatewayError) -> None:
+        request.ctx.error_type = error.type
+        await send_json(
+            send, error.status, openai_error_body(error), request.ctx, openai_error_headers(error)
+        )
+
+    # --- POST /v1/chat/completions ---------------------------------------------
+
+    async def chat_completions(self, request: HTTPRequest, send: Send) -> None:
+        ctx = request.ctx
+        ctx.operation = "chat"
+        body = await request.body(self.max_body_bytes)
+        chat = wire.parse_chat_request(wire.parse_json_object(body))
+        watch = request.start_watch()
+        try:
+            if chat.stream:
+                ctx.stream = True
+                await self._stream_chat(request, chat, send)
+                return
+            response = await self.pipeline.chat(ctx, chat)
+            watch.stop()
+            await send_json(send, 200, wire.encode_chat_response(response), ctx)
+        finally:
+            watch.stop()
+
+    async def _stream_chat(self, request: HTTPRequest, chat: ChatRequest, send: Send) -> None:
+        ctx = request.ctx
+        stream = await self.pipeline.chat_stream(ctx, chat)
+        include_usage = chat.wants_usage_in_stream
+        try:
+            await start_event_stream(send, ctx)
+            async for batch in stream:
+                events = []
+                for chunk in batch:
+                    if chunk.usage is not None and not chunk.choices:
+                        ctx.usage = chunk.usage
+                        if not include_usage:
+                            continue  # asked upstream for accounting only
+                    events.append(b"data: " + wire.encode_chunk(chunk) + b"\n\n")
+                if events:
+                    await send_event_data(send, b"".join(events))
+        except GatewayError as error:
+            ctx.status = error.status
+            ctx.error_type = error.type
+            request.stop_watch()
+            await send_event_data(send, openai_stream_error_event(error), last=True)
+            return
+        except Exception:
+            error = UpstreamUnavailableError("The stream failed unexpectedly.")
+            ctx.status, ctx.error_type = 500, "server_error"
+            request.stop_watch()
+            await send_event_data(send, openai_stream_error_event(error), last=True)
+            raise
+        finally:
+            await stream.aclose()
+        request.stop_watch()
+        await send_event_data(send, DONE, last=True)
+
+    # --- POST /v1/embeddings ------------------------------------------------------
+
+    async def embeddings(self, request: HTTPRequest, send: Send) -> None:
+        ctx = request.ctx
+        ctx.operation = "embeddings"
+        body = await request.body(self.max_body_bytes)
+        embedding_request = wire.parse_embedding_request(wire.parse_json_object(body))
+        watch = request.start_watch()
+        try:
+            response = await self.pipeline.embeddings(ctx, embedding_request)
+        finally:
+            watch.stop()
+        await send_json(send, 200, wire.encode(response), ctx)
+
+    # --- GET /v1/models, GET /v1/models/{id} -------------------------------------
+
+    async def list_models(self, request: HTTPRequest, send: Send) -> None:
+        request.ctx.operation = "models"
+        cards = self.pipeline.models(request.ctx)
+        await send_json(send, 200, wire.encode({"object": "list", "data": cards}), request.ctx)
+
+    async def retrieve_model(self, request: HTTPRequest, send: Send) -> None:
+        request.ctx.operation = "models"
+        model_id = request.path[len("/v1/models/") :]
+        card = self.pipeline.model(request.ctx, model_id)
+        await send_json(send, 200, wire.encode(card), request.ctx)

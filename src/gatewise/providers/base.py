@@ -1,0 +1,118 @@
+"""The ``Provider`` protocol and the registry of provider types.
+
+A provider translates canonical requests into one upstream's wire format, does
+the HTTP, and translates the answer back. Adding a provider is adding one
+module with a class implementing this protocol and one entry in
+``PROVIDER_TYPES`` (third-party providers can register through the
+``gatewise.providers`` entry point group).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Protocol
+
+from gatewise.core.context import RequestContext
+from gatewise.core.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+)
+
+
+class ChunkStream(Protocol):
+    """An opened upstream stream: the status was checked, chunks are yet to come.
+
+    Iterating yields batches of canonical chunks: the chunks that arrived
+    together in one read, so the front door writes them to the client in one
+    send (each send costs tens of microseconds). A failure mid-stream raises a
+    ``GatewayError``. ``aclose`` releases the upstream connection early (client gone).
+    """
+
+    def __aiter__(self) -> AsyncIterator[list[ChatChunk]]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Provider(Protocol):
+    """One configured upstream (an account on a provider, a self-hosted server ...)."""
+
+    name: str
+    #: A short description of the upstream for logs and telemetry ("openai", "azure" ...).
+    kind: str
+
+    async def start(self) -> None:
+        """Open pools; called once per worker inside its event loop."""
+
+    async def close(self) -> None:
+        """Close pools; called on shutdown."""
+
+    async def chat(
+        self, request: ChatRequest, model: str, ctx: RequestContext
+    ) -> ChatResponse: ...
+
+    async def chat_stream(
+        self, request: ChatRequest, model: str, ctx: RequestContext
+    ) -> ChunkStream:
+        """Send a streamed request and return once the upstream answered 200.
+
+        Errors before the first byte raise (so the front door can answer with the
+        upstream's status); errors after it surface while iterating.
+        """
+        ...
+
+    async def embed(
+        self, request: EmbeddingRequest, model: str, ctx: RequestContext
+    ) -> EmbeddingResponse: ...
+
+
+ProviderFactory = Callable[[str, Any, Path | None], Provider]
+"""Builds a provider from (name, its validated config section, the config file's directory)."""
+
+
+def _openai(name: str, config: Any, base_dir: Path | None) -> Provider:
+    from gatewise.providers.openai import OpenAIProvider
+
+    return OpenAIProvider.from_config(name, config, base_dir)
+
+
+def _openai_compatible(name: str, config: Any, base_dir: Path | None) -> Provider:
+    from gatewise.providers.openai_compatible import OpenAICompatibleProvider
+
+    return OpenAICompatibleProvider.from_config(name, config, base_dir)
+
+
+def _azure(name: str, config: Any, base_dir: Path | None) -> Provider:
+    from gatewise.providers.azure import AzureProvider
+
+    return AzureProvider.from_config(name, config, base_dir)
+
+
+def _mock(name: str, config: Any, base_dir: Path | None) -> Provider:
+    from gatewise.providers.mock import MockProvider
+
+    return MockProvider(name, config)
+
+
+PROVIDER_TYPES: dict[str, ProviderFactory] = {
+    "openai": _openai,
+    "openai-compatible": _openai_compatible,
+    "azure": _azure,
+    "mock": _mock,
+}
+
+
+def provider_factory(provider_type: str) -> ProviderFactory:
+    """The factory for a provider type, including ones installed as entry points."""
+    factory = PROVIDER_TYPES.get(provider_type)
+    if factory is not None:
+        return factory
+    for entry in entry_points(group="gatewise.providers"):
+        if entry.name == provider_type:
+            loaded: ProviderFactory = entry.load()
+            return loaded
+    raise KeyError(provider_type)

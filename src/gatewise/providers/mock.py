@@ -1,0 +1,240 @@
+"""Provider ``mock``: deterministic answers without any network.
+
+For demos, for trying the gateway offline, and for users' own CI: the same
+request always gets the same reply; latency, streamed chunk count and forced
+errors are configurable. The reply echoes the last user message unless a fixed
+``reply`` is configured. A ``tool_choice`` that forces a tool gets a tool call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import math
+import struct
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from gatewise.config.models import MockProviderConfig
+from gatewise.core.context import Attempt, RequestContext
+from gatewise.core.errors import UpstreamError
+from gatewise.core.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    ChunkChoice,
+    Delta,
+    Embedding,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    EmbeddingUsage,
+    FunctionCall,
+    ResponseMessage,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from gatewise.formats.openai import floats_to_base64
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough count (about four characters per token) for the mock's usage figures."""
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+class MockProvider:
+    kind = "mock"
+
+    def __init__(self, name: str, config: MockProviderConfig) -> None:
+        self.name = name
+        self.config = config
+        self._calls = itertools.count(1)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    # --- behaviour ------------------------------------------------------------
+
+    async def _begin(self, ctx: RequestContext, model: str) -> Attempt:
+        attempt = Attempt(self.name, model, status=200)
+        ctx.attempts.append(attempt)
+        if self.config.latency_ms:
+            await asyncio.sleep(self.config.latency_ms / 1000.0)
+        fail = self.config.fail
+        if fail is not None and next(self._calls) % fail.every == 0:
+            attempt.status = fail.status
+            raise UpstreamError(
+                fail.message,
+                status=fail.status,
+                type="rate_limit_error" if fail.status == 429 else "server_error",
+                code="mock_failure",
+                headers={"retry-after": "1"} if fail.status == 429 else None,
+            )
+        return attempt
+
+    def _reply(self, request: ChatRequest) -> str:
+        if self.config.reply is not None:
+            return self.config.reply
+        last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
+        text = last_user.text() if last_user else ""
+        return f"Mock reply to: {text[:500]}" if text else "Mock reply."
+
+    def _forced_tool(self, request: ChatRequest) -> str | None:
+        if not request.tools or request.messages[-1].role == "tool":
+            return None
+        choice = request.tool_choice
+        if isinstance(choice, dict):
+            function = choice.get("function") or {}
+            name = function.get("name") if isinstance(function, dict) else None
+            return str(name) if name else None
+        if choice == "required":
+            function = request.tools[0].get("function") or {}
+            return str(function.get("name", "tool"))
+        return None
+
+    def _usage(self, request: ChatRequest, completion: str) -> Usage:
+        prompt = sum(estimate_tokens(m.text()) + 3 for m in request.messages)
+        output = estimate_tokens(completion)
+        return Usage(prompt_tokens=prompt, completion_tokens=output, total_tokens=prompt + output)
+
+    def _truncate(self, request: ChatRequest, text: str) -> tuple[str, str]:
+        limit = request.output_token_limit
+        if limit is not None and estimate_tokens(text) > limit:
+            return text[: limit * 4], "length"
+        return text, "stop"
+
+    # --- the Provider protocol --------------------------------------------------
+
+    async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
+        await self._begin(ctx, model)
+        created = int(time.time())
+        tool = self._forced_tool(request)
+        choices = []
+        text = ""
+        for index in range(request.n or 1):
+            if tool:
+                call = ToolCall(id=f"call_mock{index}", function=FunctionCall(tool, "{}"))
+                message = ResponseMessage(content=None, tool_calls=[call])
+                choices.append(Choice(index, message, "tool_calls"))
+            else:
+                text, finish = self._truncate(request, self._reply(request))
+                choices.append(Choice(index, ResponseMessage(content=text), finish))
+        usage = self._usage(request, text)
+        return ChatResponse(
+            id=_completion_id(request), created=created, model=model, choices=choices, usage=usage
+        )
+
+    async def chat_stream(
+        self, request: ChatRequest, model: str, ctx: RequestContext
+    ) -> MockChunkStream:
+        await self._begin(ctx, model)
+        return MockChunkStream(self, request, model)
+
+    async def embed(
+        self, request: EmbeddingRequest, model: str, ctx: RequestContext
+    ) -> EmbeddingResponse:
+        await self._begin(ctx, model)
+        inputs: list[Any] = request.input if isinstance(request.input, list) else [request.input]
+        if inputs and isinstance(inputs[0], int):
+            inputs = [inputs]  # one input given as token ids
+        dimensions = request.dimensions or self.config.embedding_dimensions
+        data = []
+        tokens = 0
+        for index, item in enumerate(inputs):
+            text = item if isinstance(item, str) else " ".join(map(str, item))
+            tokens += estimate_tokens(text) if isinstance(item, str) else len(item)
+            vector = _vector(text, dimensions)
+            encoded = floats_to_base64(vector) if request.encoding_format == "base64" else vector
+            data.append(Embedding(index=index, embedding=encoded))
+        return EmbeddingResponse(
+            data=data, model=model, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
+        )
+
+
+class MockChunkStream:
+    def __init__(self, provider: MockProvider, request: ChatRequest, model: str) -> None:
+        self._provider = provider
+        self._request = request
+        self._model = model
+
+    def __aiter__(self) -> AsyncIterator[list[ChatChunk]]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[list[ChatChunk]]:
+        """Without a chunk delay everything after the first chunk goes out in one batch."""
+        first = True
+        pending: list[ChatChunk] = []
+        async for chunk in self._chunks():
+            if first:
+                yield [chunk]
+                first = False
+            elif self._provider.config.chunk_delay_ms:
+                yield [chunk]
+            else:
+                pending.append(chunk)
+        if pending:
+            yield pending
+
+    async def _chunks(self) -> AsyncIterator[ChatChunk]:
+        provider, request = self._provider, self._request
+        config = provider.config
+        ident, created, model = _completion_id(request), int(time.time()), self._model
+
+        def chunk(delta: Delta, finish: str | None = None) -> ChatChunk:
+            return ChatChunk(
+                id=ident, created=created, model=model, choices=[ChunkChoice(0, delta, finish)]
+            )
+
+        yield chunk(Delta(role="assistant", content=""))
+        tool = provider._forced_tool(request)
+        text = ""
+        if tool:
+            call = ToolCallDelta(0, "call_mock0", "function", FunctionCall(tool, ""))
+            yield chunk(Delta(tool_calls=[call]))
+            yield chunk(Delta(tool_calls=[ToolCallDelta(0, function=FunctionCall(arguments="{}"))]))
+            finish = "tool_calls"
+        else:
+            text, finish = provider._truncate(request, provider._reply(request))
+            for piece in _split(text, config.stream_chunks):
+                if config.chunk_delay_ms:
+                    await asyncio.sleep(config.chunk_delay_ms / 1000.0)
+                yield chunk(Delta(content=piece))
+        yield chunk(Delta(), finish)
+        yield ChatChunk(
+            id=ident, created=created, model=model, choices=[],
+            usage=provider._usage(request, text),
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _completion_id(request: ChatRequest) -> str:
+    seed = "\x00".join(m.text() for m in request.messages).encode()
+    return "chatcmpl-mock" + hashlib.blake2b(seed, digest_size=8).hexdigest()
+
+
+def _split(text: str, parts: int) -> list[str]:
+    if not text:
+        return [""]
+    size = max(1, math.ceil(len(text) / parts))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _vector(text: str, dimensions: int) -> list[float]:
+    """A deterministic unit vector derived from the text."""
+    digest = b""
+    counter = 0
+    while len(digest) < dimensions * 4:
+        digest += hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        counter += 1
+    raw = struct.unpack(f"<{dimensions}I", digest[: dimensions * 4])
+    values = [(v / 0xFFFFFFFF) * 2 - 1 for v in raw]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [v / norm for v in values]

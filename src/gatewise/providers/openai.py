@@ -1,0 +1,192 @@
+"""Provider ``openai``: the OpenAI API, and the base of every OpenAI-shaped upstream.
+
+Subclasses (``openai-compatible``, ``azure``) change only where requests go and
+how they authenticate; the wire format handling lives here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gatewise.config.models import OpenAIProviderConfig
+from gatewise.config.secrets import interpolate, resolve
+from gatewise.core.context import Attempt, RequestContext
+from gatewise.core.errors import GatewayError, UpstreamProtocolError
+from gatewise.core.types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+)
+from gatewise.formats import openai as wire
+from gatewise.providers.sse import SSEDecoder
+from gatewise.providers.transport import HTTPTransport, Redactor, lower_headers
+
+JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
+
+
+class OpenAIProvider:
+    """Speaks OpenAI's API to ``base_url`` with ``Authorization: Bearer``."""
+
+    kind = "openai"
+    #: Whether the upstream can answer embeddings as base64 itself.
+    embeddings_base64 = True
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        auth_headers: dict[str, str],
+        transport: HTTPTransport,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.transport = transport
+        self._headers = {**JSON_HEADERS, **auth_headers}
+
+    @classmethod
+    def from_config(cls, name: str, config: Any, base_dir: Path | None) -> OpenAIProvider:
+        assert isinstance(config, OpenAIProviderConfig)
+        key = resolve(config.api_key, base_dir)
+        auth = {"authorization": f"Bearer {key.reveal()}"}
+        if config.organization:
+            auth["openai-organization"] = config.organization
+        if config.project:
+            auth["openai-project"] = config.project
+        return cls(name, config.base_url, auth, build_transport(name, config, base_dir, [key.reveal()]))
+
+    # --- addressing: overridden by subclasses ---------------------------------
+
+    def url(self, operation: str, model: str) -> str:
+        """The URL of ``operation`` (``chat/completions``, ``embeddings``) for ``model``."""
+        return f"{self.base_url}/{operation}"
+
+    def upstream_model(self, model: str) -> str:
+        return model
+
+    # --- the Provider protocol --------------------------------------------------
+
+    async def start(self) -> None:
+        await self.transport.start()
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
+        body = wire.chat_request_body(
+            request, self.upstream_model(model), force_stream_usage=False
+        )
+        status, data = await self._post("chat/completions", model, body, ctx)
+        return wire.decode_chat_response(data)
+
+    async def chat_stream(
+        self, request: ChatRequest, model: str, ctx: RequestContext
+    ) -> OpenAIChunkStream:
+        body = wire.chat_request_body(request, self.upstream_model(model), force_stream_usage=True)
+        attempt = Attempt(self.name, model)
+        ctx.attempts.append(attempt)
+        response = await self.transport.post(
+            self.url("chat/completions", model), body, self._headers, attempt
+        )
+        if response.status != 200:
+            data = await self.transport.read_body(response, attempt)
+            raise self.transport.error_from_response(
+                response.status, lower_headers(response.headers), data
+            )
+        content_type = response.headers.get("content-type", "")
+        if "text/event-stream" not in content_type:
+            data = await self.transport.read_body(response, attempt)
+            raise UpstreamProtocolError(
+                "The upstream answered a streamed request without an event stream."
+            )
+        return OpenAIChunkStream(self.transport, response, attempt)
+
+    async def embed(
+        self, request: EmbeddingRequest, model: str, ctx: RequestContext
+    ) -> EmbeddingResponse:
+        wanted = request.encoding_format or "float"
+        ask = wanted if self.embeddings_base64 else "float"
+        body = wire.embedding_request_body(
+            request, self.upstream_model(model), encoding_format=ask
+        )
+        status, data = await self._post("embeddings", model, body, ctx)
+        response = wire.decode_embedding_response(data)
+        return wire.embeddings_as(response, wanted) if ask != wanted else response
+
+    async def _post(
+        self, operation: str, model: str, body: bytes, ctx: RequestContext
+    ) -> tuple[int, bytes]:
+        attempt = Attempt(self.name, model)
+        ctx.attempts.append(attempt)
+        response = await self.transport.post(self.url(operation, model), body, self._headers, attempt)
+        data = await self.transport.read_body(response, attempt)
+        if response.status != 200:
+            raise self.transport.error_from_response(
+                response.status, lower_headers(response.headers), data
+            )
+        return response.status, data
+
+
+class OpenAIChunkStream:
+    """Canonical chunks from an OpenAI-format SSE stream (``data: {...}`` ... ``data: [DONE]``)."""
+
+    def __init__(
+        self, transport: HTTPTransport, response: aiohttp.ClientResponse, attempt: Attempt
+    ) -> None:
+        self._transport = transport
+        self._response = response
+        self._attempt = attempt
+
+    def __aiter__(self) -> AsyncIterator[list[ChatChunk]]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[list[ChatChunk]]:
+        decoder = SSEDecoder()
+        done = False
+        try:
+            async for data in self._transport.iter_chunks(self._response, self._attempt):
+                batch = []
+                for _event, payload in decoder.feed(data):
+                    if payload.startswith(b"[DONE]"):
+                        done = True
+                        break
+                    if payload.startswith(b'{"error"'):
+                        raise self._stream_error(payload)
+                    batch.append(wire.decode_chat_chunk(payload))
+                if batch:
+                    yield batch
+                if done:
+                    break
+        finally:
+            self._response.release() if done else self._response.close()
+        if not done:
+            raise UpstreamProtocolError(
+                "The upstream closed the stream before it was complete."
+            )
+
+    def _stream_error(self, payload: bytes) -> GatewayError:
+        message, type_, code, _param = wire.upstream_error_fields(payload)
+        return UpstreamProtocolError(
+            self._transport.redact(message or "The upstream reported an error mid-stream."),
+            type=type_ or "server_error",
+            code=code,
+        )
+
+    async def aclose(self) -> None:
+        self._response.close()
+
+
+def build_transport(
+    name: str, config: Any, base_dir: Path | None, secrets: list[str]
+) -> HTTPTransport:
+    """A transport with the config's pool, timeouts and extra headers (secrets interpolated)."""
+    headers = {k: interpolate(v, base_dir) for k, v in config.headers.items()}
+    secret_values = secrets + [v for k, v in headers.items() if v != config.headers[k]]
+    return HTTPTransport(
+        name, config.timeouts, config.max_connections, headers, Redactor(secret_values)
+    )

@@ -1,0 +1,33 @@
+"""Provider ``openai-compatible``: any server speaking OpenAI's API (vLLM, Ollama, Mistral, Groq ...).
+
+The key is optional (local servers often need none), and base64 embeddings are
+produced by the gateway unless the server is known to support them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from gatewise.config.models import OpenAICompatibleProviderConfig
+from gatewise.config.secrets import resolve
+from gatewise.providers.openai import OpenAIProvider, build_transport
+
+
+class OpenAICompatibleProvider(OpenAIProvider):
+    kind = "openai-compatible"
+
+    @classmethod
+    def from_config(
+        cls, name: str, config: Any, base_dir: Path | None
+    ) -> OpenAICompatibleProvider:
+        assert isinstance(config, OpenAICompatibleProviderConfig)
+        auth: dict[str, str] = {}
+        secrets: list[str] = []
+        if config.api_key:
+            key = resolve(config.api_key, base_dir).reveal()
+            auth["authorization"] = f"Bearer {key}"
+            secrets.append(key)
+        provider = cls(name, config.base_url, auth, build_transport(name, config, base_dir, secrets))
+        provider.embeddings_base64 = config.embeddings_base64
+        return provider

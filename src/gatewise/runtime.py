@@ -1,0 +1,79 @@
+"""Turns a validated ``Config`` into live objects: providers, the catalog, the pipeline.
+
+Secrets are resolved here, when the gateway starts, not when the config is
+validated: CI can validate a config without production secrets. A provider
+marked ``optional`` whose secret is missing is left out (with the models only
+it serves) instead of stopping the gateway.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gatewise.config.models import Config
+from gatewise.config.secrets import SecretResolutionError
+from gatewise.core.catalog import ModelCatalog, Route, Target
+from gatewise.core.pipeline import Pipeline
+from gatewise.core.types import ModelCard
+from gatewise.providers.base import Provider, provider_factory
+
+log = logging.getLogger("gatewise")
+
+# `created` of every model card: the gateway's models have no real creation date.
+MODEL_CREATED = 1_700_000_000
+
+
+class StartupError(Exception):
+    """The configuration is valid but cannot be brought to life (e.g. a secret is missing)."""
+
+
+@dataclass
+class Runtime:
+    config: Config
+    providers: dict[str, Provider]
+    catalog: ModelCatalog
+    pipeline: Pipeline
+    skipped: list[str] = field(default_factory=list)
+
+    async def start(self) -> None:
+        for provider in self.providers.values():
+            await provider.start()
+
+    async def close(self) -> None:
+        for provider in self.providers.values():
+            await provider.close()
+
+
+def build_runtime(config: Config, config_dir: Path | None = None) -> Runtime:
+    providers: dict[str, Provider] = {}
+    skipped: list[str] = []
+    for name, section in config.providers.items():
+        try:
+            providers[name] = provider_factory(section.type)(name, section, config_dir)
+        except SecretResolutionError as exc:
+            if section.optional:
+                skipped.append(f"provider {name!r} left out: {exc}")
+                continue
+            raise StartupError(f"providers.{name}: {exc}") from None
+        except KeyError:
+            raise StartupError(f"providers.{name}.type: unknown provider type {section.type!r}") from None
+
+    routes: list[Route] = []
+    for model in config.models:
+        targets = tuple(
+            Target(providers[d.provider], d.model)
+            for d in model.deployments
+            if d.provider in providers
+        )
+        if not targets:
+            skipped.append(f"model {model.name!r} left out: none of its providers is available")
+            continue
+        card = ModelCard(id=model.name, created=MODEL_CREATED, owned_by=model.owned_by)
+        routes.append(Route(model.name, targets, card))
+
+    for line in skipped:
+        log.info(line)
+    catalog = ModelCatalog(routes)
+    return Runtime(config, providers, catalog, Pipeline(catalog), skipped)

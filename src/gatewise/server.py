@@ -1,0 +1,105 @@
+"""``gatewise serve``: load and check the config, print how to call the gateway, run uvicorn."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from gatewise import __version__
+from gatewise.app import CONFIG_ENV, GatewayApp
+from gatewise.config.models import Config
+from gatewise.runtime import StartupError, build_runtime
+
+
+def run(
+    config_path: Path,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+) -> int:
+    """Serve until stopped; returns the process exit code (1 for a bad config)."""
+    from gatewise.config.loader import ConfigError, load_config
+    from gatewise.telemetry.logging import configure_logging
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    try:
+        runtime = build_runtime(config, config_path.parent)  # resolves secrets: fail early
+    except StartupError as exc:
+        print(f"{config_path}: {exc}", file=sys.stderr)
+        return 1
+    server = config.server
+    host = host or server.host
+    port = server.port if port is None else port
+    workers = workers or server.workers
+    configure_logging(server.log_level)
+    print(banner(config, runtime.skipped, config_path, host, port, workers), flush=True)
+
+    import uvicorn
+
+    options: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop" if _has_uvloop() else "asyncio",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": False,
+        "log_config": None,
+        "server_header": False,
+        "timeout_graceful_shutdown": 30,
+        "timeout_keep_alive": 30,
+        "backlog": 4096,
+    }
+    if workers > 1:
+        os.environ[CONFIG_ENV] = str(config_path.resolve())
+        uvicorn.run("gatewise.app:create_app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    else:
+        uvicorn.run(GatewayApp(runtime), **options)  # type: ignore[arg-type]
+    return 0
+
+
+def _has_uvloop() -> bool:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def banner(
+    config: Config, skipped: list[str], path: Path, host: str, port: int, workers: int
+) -> str:
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{shown_host}:{port}"
+    models = [m.name for m in config.models]
+    left_out = {line.split("'")[1] for line in skipped if line.startswith("model ")}
+    served = [m for m in models if m not in left_out]
+    chat_model = next((m for m in served if "embed" not in m), served[0] if served else "MODEL")
+    body = (
+        '{"model": "' + chat_model + '", "messages": [{"role": "user", "content": "Hello!"}]}'
+    )
+    lines = [
+        f"Gatewise {__version__} on {url} ({workers} worker{'s' if workers > 1 else ''}, "
+        f"config {path})",
+        f"  models: {', '.join(served) or 'none'}",
+        *(f"  note: {line}" for line in skipped),
+        "",
+        "Try it with curl:",
+        f"  curl {url}/v1/chat/completions -H 'Content-Type: application/json' "
+        f"-d {shlex.quote(body)}",
+        "",
+        "or with the openai Python SDK (pip install openai):",
+        "  from openai import OpenAI",
+        f'  client = OpenAI(base_url="{url}/v1", api_key="unused")',
+        f'  reply = client.chat.completions.create(model="{chat_model}", '
+        'messages=[{"role": "user", "content": "Hello!"}])',
+        "  print(reply.choices[0].message.content)",
+        "",
+    ]
+    return "\n".join(lines)
