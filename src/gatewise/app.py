@@ -87,8 +87,8 @@ class GatewayApp:
         except Exception:
             log.exception("unhandled error", extra={"request_id": request.ctx.request_id})
             request.ctx.status = 500
-            error = GatewayError("The gateway hit an internal error.", code="internal_error")
-            await self.openai.send_error(send, request, error)
+            internal = GatewayError("The gateway hit an internal error.", code="internal_error")
+            await self.openai.send_error(send, request, internal)
         finally:
             request.stop_watch()
             if self.access_log:

@@ -59,7 +59,9 @@ def config_schema() -> None:
 
 @app.command("mock-upstream")
 def mock_upstream(
-    format: Annotated[str, typer.Option("--format", help="Wire format: openai or azure.")] = "openai",
+    format: Annotated[
+        str, typer.Option("--format", help="Wire format: openai or azure.")
+    ] = "openai",
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 9000,
     api_key: Annotated[

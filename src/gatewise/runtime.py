@@ -58,7 +58,9 @@ def build_runtime(config: Config, config_dir: Path | None = None) -> Runtime:
                 continue
             raise StartupError(f"providers.{name}: {exc}") from None
         except KeyError:
-            raise StartupError(f"providers.{name}.type: unknown provider type {section.type!r}") from None
+            raise StartupError(
+                f"providers.{name}.type: unknown provider type {section.type!r}"
+            ) from None
 
     routes: list[Route] = []
     for model in config.models:

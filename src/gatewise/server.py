@@ -81,9 +81,7 @@ def banner(
     left_out = {line.split("'")[1] for line in skipped if line.startswith("model ")}
     served = [m for m in models if m not in left_out]
     chat_model = next((m for m in served if "embed" not in m), served[0] if served else "MODEL")
-    body = (
-        '{"model": "' + chat_model + '", "messages": [{"role": "user", "content": "Hello!"}]}'
-    )
+    body = '{"model": "' + chat_model + '", "messages": [{"role": "user", "content": "Hello!"}]}'
     lines = [
         f"Gatewise {__version__} on {url} ({workers} worker{'s' if workers > 1 else ''}, "
         f"config {path})",

@@ -156,7 +156,10 @@ class MockProviderConfig(ProviderBase):
 
 
 ProviderConfig = Annotated[
-    OpenAIProviderConfig | OpenAICompatibleProviderConfig | AzureProviderConfig | MockProviderConfig,
+    OpenAIProviderConfig
+    | OpenAICompatibleProviderConfig
+    | AzureProviderConfig
+    | MockProviderConfig,
     Field(discriminator="type"),
 ]
 

@@ -70,7 +70,9 @@ def resolve_reference(reference: str, base_dir: Path | None = None) -> str:
     """Resolve one whole ``${env:X}`` / ``${file:Y}`` reference to its value."""
     match = WHOLE_REFERENCE.match(reference)
     if match is None:
-        raise SecretResolutionError(f"{reference!r} is not a ${{env:NAME}} or ${{file:PATH}} reference")
+        raise SecretResolutionError(
+            f"{reference!r} is not a ${{env:NAME}} or ${{file:PATH}} reference"
+        )
     kind, target = match.group(1), match.group(2).strip()
     if kind == "env":
         value = os.environ.get(target)
@@ -88,9 +90,7 @@ def resolve_reference(reference: str, base_dir: Path | None = None) -> str:
 
 def interpolate(text: str, base_dir: Path | None = None) -> str:
     """Replace every reference inside ``text`` (e.g. a header value) by its value."""
-    return REFERENCE.sub(
-        lambda m: resolve_reference(m.group(0), base_dir), text
-    )
+    return REFERENCE.sub(lambda m: resolve_reference(m.group(0), base_dir), text)
 
 
 def resolve(reference: str, base_dir: Path | None = None) -> SecretValue:

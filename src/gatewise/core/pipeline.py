@@ -43,22 +43,16 @@ class Pipeline:
 
     async def chat(self, ctx: RequestContext, request: ChatRequest) -> ChatResponse:
         route = self._route(ctx, request.model)
-        response = await self._call(
-            ctx, route, lambda t: t.provider.chat(request, t.model, ctx)
-        )
+        response = await self._call(ctx, route, lambda t: t.provider.chat(request, t.model, ctx))
         ctx.usage = response.usage
         return response
 
     async def chat_stream(self, ctx: RequestContext, request: ChatRequest) -> ChunkStream:
         """Open the upstream stream; chunks flow to the front door as they arrive."""
         route = self._route(ctx, request.model)
-        return await self._call(
-            ctx, route, lambda t: t.provider.chat_stream(request, t.model, ctx)
-        )
+        return await self._call(ctx, route, lambda t: t.provider.chat_stream(request, t.model, ctx))
 
-    async def embeddings(
-        self, ctx: RequestContext, request: EmbeddingRequest
-    ) -> EmbeddingResponse:
+    async def embeddings(self, ctx: RequestContext, request: EmbeddingRequest) -> EmbeddingResponse:
         route = self._route(ctx, request.model)
         return await self._call(ctx, route, lambda t: t.provider.embed(request, t.model, ctx))
 

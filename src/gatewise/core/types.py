@@ -61,9 +61,7 @@ class Message(msgspec.Struct, omit_defaults=True, dict=True):
             return self.content
         if not self.content:
             return ""
-        return "".join(
-            part.get("text", "") for part in self.content if part.get("type") == "text"
-        )
+        return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
 
 
 class StreamOptions(msgspec.Struct, omit_defaults=True):
@@ -196,6 +194,25 @@ class EmbeddingResponse(msgspec.Struct, omit_defaults=True):
     model: str
     object: str = "list"
     usage: EmbeddingUsage | None = None
+
+
+def attach_raw(value: ChatResponse | ChatChunk, data: bytes) -> None:
+    """Keep the upstream's own OpenAI bytes on a decoded response or chunk.
+
+    While a policy has not changed the object, the OpenAI front door relays
+    these bytes verbatim: faster than re-encoding, and nothing is lost.
+    A policy that modifies a response or chunk calls ``detach_raw``.
+    """
+    value.raw = data  # type: ignore[union-attr]
+
+
+def detach_raw(value: ChatResponse | ChatChunk) -> None:
+    value.__dict__.pop("raw", None)
+
+
+def raw_of(value: ChatResponse | ChatChunk) -> bytes | None:
+    raw: bytes | None = value.__dict__.get("raw")
+    return raw
 
 
 class ModelCard(msgspec.Struct):

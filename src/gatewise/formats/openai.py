@@ -27,6 +27,8 @@ from gatewise.core.types import (
     EmbeddingResponse,
     JSONObject,
     Message,
+    attach_raw,
+    raw_of,
 )
 
 _CHAT_FIELDS = frozenset(f.name for f in msgspec.structs.fields(ChatRequest)) - {"extra"}
@@ -189,7 +191,7 @@ def decode_chat_response(body: bytes) -> ChatResponse:
         raise UpstreamProtocolError(
             "The upstream returned a response that is not a valid chat completion."
         ) from None
-    response.raw = body
+    attach_raw(response, body)
     return response
 
 
@@ -200,7 +202,7 @@ def decode_chat_chunk(data: bytes) -> ChatChunk:
         raise UpstreamProtocolError(
             "The upstream sent a stream event that is not a valid chat completion chunk."
         ) from None
-    chunk.raw = data
+    attach_raw(chunk, data)
     return chunk
 
 
@@ -237,12 +239,12 @@ def upstream_error_fields(body: bytes) -> tuple[str | None, str | None, str | No
 
 
 def encode_chat_response(response: ChatResponse) -> bytes:
-    raw: bytes | None = getattr(response, "raw", None)
+    raw = raw_of(response)
     return raw if raw is not None else _encoder.encode(response)
 
 
 def encode_chunk(chunk: ChatChunk) -> bytes:
-    raw: bytes | None = getattr(chunk, "raw", None)
+    raw = raw_of(chunk)
     return raw if raw is not None else _encoder.encode(chunk)
 
 

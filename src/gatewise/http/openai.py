@@ -80,10 +80,10 @@ class OpenAIFrontDoor:
             await send_event_data(send, openai_stream_error_event(error), last=True)
             return
         except Exception:
-            error = UpstreamUnavailableError("The stream failed unexpectedly.")
+            failure = UpstreamUnavailableError("The stream failed unexpectedly.")
             ctx.status, ctx.error_type = 500, "server_error"
             request.stop_watch()
-            await send_event_data(send, openai_stream_error_event(error), last=True)
+            await send_event_data(send, openai_stream_error_event(failure), last=True)
             raise
         finally:
             await stream.aclose()

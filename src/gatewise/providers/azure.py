@@ -44,4 +44,6 @@ class AzureProvider(OpenAIProvider):
         if self.api_style == "v1":
             return f"{self.base_url}/{operation}"
         deployment = quote(model, safe="")
-        return f"{self.base_url}/deployments/{deployment}/{operation}?api-version={self.api_version}"
+        return (
+            f"{self.base_url}/deployments/{deployment}/{operation}?api-version={self.api_version}"
+        )

@@ -51,9 +51,7 @@ class Provider(Protocol):
     async def close(self) -> None:
         """Close pools; called on shutdown."""
 
-    async def chat(
-        self, request: ChatRequest, model: str, ctx: RequestContext
-    ) -> ChatResponse: ...
+    async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse: ...
 
     async def chat_stream(
         self, request: ChatRequest, model: str, ctx: RequestContext

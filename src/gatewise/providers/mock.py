@@ -207,7 +207,10 @@ class MockChunkStream:
                 yield chunk(Delta(content=piece))
         yield chunk(Delta(), finish)
         yield ChatChunk(
-            id=ident, created=created, model=model, choices=[],
+            id=ident,
+            created=created,
+            model=model,
+            choices=[],
             usage=provider._usage(request, text),
         )
 

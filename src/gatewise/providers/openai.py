@@ -58,7 +58,9 @@ class OpenAIProvider:
             auth["openai-organization"] = config.organization
         if config.project:
             auth["openai-project"] = config.project
-        return cls(name, config.base_url, auth, build_transport(name, config, base_dir, [key.reveal()]))
+        return cls(
+            name, config.base_url, auth, build_transport(name, config, base_dir, [key.reveal()])
+        )
 
     # --- addressing: overridden by subclasses ---------------------------------
 
@@ -78,9 +80,7 @@ class OpenAIProvider:
         await self.transport.close()
 
     async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
-        body = wire.chat_request_body(
-            request, self.upstream_model(model), force_stream_usage=False
-        )
+        body = wire.chat_request_body(request, self.upstream_model(model), force_stream_usage=False)
         status, data = await self._post("chat/completions", model, body, ctx)
         return wire.decode_chat_response(data)
 
@@ -111,9 +111,7 @@ class OpenAIProvider:
     ) -> EmbeddingResponse:
         wanted = request.encoding_format or "float"
         ask = wanted if self.embeddings_base64 else "float"
-        body = wire.embedding_request_body(
-            request, self.upstream_model(model), encoding_format=ask
-        )
+        body = wire.embedding_request_body(request, self.upstream_model(model), encoding_format=ask)
         status, data = await self._post("embeddings", model, body, ctx)
         response = wire.decode_embedding_response(data)
         return wire.embeddings_as(response, wanted) if ask != wanted else response
@@ -123,7 +121,9 @@ class OpenAIProvider:
     ) -> tuple[int, bytes]:
         attempt = Attempt(self.name, model)
         ctx.attempts.append(attempt)
-        response = await self.transport.post(self.url(operation, model), body, self._headers, attempt)
+        response = await self.transport.post(
+            self.url(operation, model), body, self._headers, attempt
+        )
         data = await self.transport.read_body(response, attempt)
         if response.status != 200:
             raise self.transport.error_from_response(
@@ -165,9 +165,7 @@ class OpenAIChunkStream:
         finally:
             self._response.release() if done else self._response.close()
         if not done:
-            raise UpstreamProtocolError(
-                "The upstream closed the stream before it was complete."
-            )
+            raise UpstreamProtocolError("The upstream closed the stream before it was complete.")
 
     def _stream_error(self, payload: bytes) -> GatewayError:
         message, type_, code, _param = wire.upstream_error_fields(payload)

@@ -18,9 +18,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
     kind = "openai-compatible"
 
     @classmethod
-    def from_config(
-        cls, name: str, config: Any, base_dir: Path | None
-    ) -> OpenAICompatibleProvider:
+    def from_config(cls, name: str, config: Any, base_dir: Path | None) -> OpenAICompatibleProvider:
         assert isinstance(config, OpenAICompatibleProviderConfig)
         auth: dict[str, str] = {}
         secrets: list[str] = []
@@ -28,6 +26,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
             key = resolve(config.api_key, base_dir).reveal()
             auth["authorization"] = f"Bearer {key}"
             secrets.append(key)
-        provider = cls(name, config.base_url, auth, build_transport(name, config, base_dir, secrets))
+        provider = cls(
+            name, config.base_url, auth, build_transport(name, config, base_dir, secrets)
+        )
         provider.embeddings_base64 = config.embeddings_base64
         return provider

@@ -1,0 +1,69 @@
+"""Run a real gateway (uvicorn, real sockets) in a background thread, for tests.
+
+The gateway gets its own event loop and an ephemeral loopback port, so the
+blocking ``openai`` SDK client can call it from the test's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from gatewise.app import GatewayApp, create_app
+from gatewise.config.models import Config
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    app: GatewayApp
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.url + "/v1"
+
+
+@contextlib.contextmanager
+def run_gateway_in_thread(
+    config: Config | dict[str, Any], config_dir: Path | None = None
+) -> Iterator[RunningGateway]:
+    """Start a gateway for ``config`` on 127.0.0.1 (any free port); stop it on exit."""
+    if not isinstance(config, Config):
+        config = Config.model_validate(config)
+    app = create_app(config, config_dir)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            loop="asyncio",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=5,
+        )
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(
+        target=lambda: loop.run_until_complete(server.serve()), daemon=True, name="gateway"
+    )
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the gateway failed to start")
+            threading.Event().wait(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield RunningGateway(f"http://127.0.0.1:{port}", app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

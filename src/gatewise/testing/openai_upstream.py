@@ -1,0 +1,355 @@
+"""``FakeOpenAIUpstream``: a real HTTP server that speaks OpenAI's and Azure OpenAI's wire formats.
+
+Routes: ``/v1/chat/completions``, ``/v1/embeddings``, ``/v1/models[/{id}]`` (OpenAI);
+``/openai/deployments/{deployment}/{chat/completions,embeddings}?api-version=...``
+(Azure classic, ``api-key`` header) and ``/openai/v1/...`` (Azure v1, ``api-key`` or Bearer).
+What the model says lives in ``openai_reply``, the byte shapes in ``openai_wire``, the
+answering conventions and misbehaviour in ``openai_exchange``; this module holds the
+fake's state (key, models, recorded requests, scripted scenarios) and the route logic.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from gatewise.testing import openai_wire as wire
+from gatewise.testing.httpserver import HttpServer, Request, Response
+from gatewise.testing.openai_exchange import AZURE, CHAT, EMBEDDINGS, MODELS, Exchange, route
+from gatewise.testing.openai_reply import (
+    MAX_DIMENSIONS,
+    compose_reply,
+    count_tokens,
+    embedding_value,
+    last_user_text,
+)
+from gatewise.testing.scenario import (
+    MARKER_PREFIX,
+    MARKER_PREFIX_BYTES,
+    MarkerError,
+    Scenario,
+    ScenarioQueue,
+    parse_markers,
+)
+
+__all__ = ["DEFAULT_MODELS", "FakeOpenAIUpstream", "RecordedRequest"]
+
+DEFAULT_MODELS = (
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "o4-mini",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+    "text-embedding-ada-002",
+)
+_EMBEDDING_INPUT_ERROR = (
+    "'$.input' is invalid. Please check the API reference: "
+    "https://platform.openai.com/docs/api-reference."
+)
+_EMPTY_MESSAGES = (
+    "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+    "but got an empty array instead."
+)
+
+
+class RecordedRequest:
+    """A request as the fake received it; ``json`` is the parsed body (None if not JSON)."""
+
+    __slots__ = ("_json", "body", "headers", "method", "path", "query")
+
+    def __init__(self, request: Request) -> None:
+        self.method = request.method
+        self.path = request.path
+        self.query = request.query
+        self.headers = request.headers
+        self.body = request.body
+        self._json: Any = ...
+
+    @property
+    def json(self) -> Any:
+        if self._json is ...:
+            try:
+                self._json = orjson.loads(self.body) if self.body else None
+            except orjson.JSONDecodeError:
+                self._json = None
+        return self._json
+
+    def __repr__(self) -> str:
+        return f"<RecordedRequest {self.method} {self.path}>"
+
+
+class FakeOpenAIUpstream:
+    """A fake OpenAI / Azure OpenAI upstream (see ``gatewise.testing`` for scenarios and markers).
+
+    ``api_key`` makes it demand that key; ``stream_chunks`` is the default number of
+    content deltas per streamed choice; ``record=False`` (or ``fake.record = False``)
+    turns request recording off for benchmarks.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        models: Sequence[str] = DEFAULT_MODELS,
+        stream_chunks: int = 20,
+        chunk_delay: float = 0.0,
+        ratelimit_headers: bool = False,
+        record: bool = True,
+        max_recorded: int = 1000,
+    ) -> None:
+        self.api_key = api_key
+        self.models = tuple(models)
+        self.stream_chunks = stream_chunks
+        self.chunk_delay = chunk_delay
+        self.ratelimit_headers = ratelimit_headers
+        self.record = record
+        self.request_count = 0
+        self._recorded: deque[RecordedRequest] = deque(maxlen=max_recorded)
+        self._scenarios = ScenarioQueue()
+        self._models_body = wire.models_list(self.models)
+        self._prefix = secrets.token_hex(4)
+        self._request_prefix = b"req_" + self._prefix.encode()
+        self._ids = itertools.count(1)
+        self._server: HttpServer | None = None
+        self._url: str | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False
+    ) -> str:
+        """Listen (port 0 picks a free port); return the root URL ``http://HOST:PORT``."""
+        server = HttpServer(self.handle)
+        bound_host, bound_port = await server.start(host, port, reuse_port=reuse_port)
+        self._server = server
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self._url = f"http://{shown}:{bound_port}"
+        return self._url
+
+    async def close(self) -> None:
+        """Stop listening and reset open connections (hanging requests end too)."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.close()
+
+    async def __aenter__(self) -> FakeOpenAIUpstream:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def url(self) -> str:
+        """The root URL (what Azure clients take as ``azure_endpoint``)."""
+        if self._url is None:
+            raise RuntimeError("the fake upstream is not started")
+        return self._url
+
+    @property
+    def base_url(self) -> str:
+        """``url + "/v1"``: what ``openai.OpenAI(base_url=...)`` takes."""
+        return self.url + "/v1"
+
+    # -- test helpers ---------------------------------------------------------
+    def script(self, *scenarios: Scenario) -> None:
+        """Queue scenarios for the next requests, in order (thread-safe)."""
+        self._scenarios.push(*scenarios)
+
+    @property
+    def pending_scenarios(self) -> int:
+        """How many requests the queued scenarios will still apply to."""
+        return len(self._scenarios)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of the recorded requests, oldest first (the last ``max_recorded``)."""
+        return list(self._recorded.copy())
+
+    @property
+    def last_request(self) -> RecordedRequest | None:
+        recorded = self._recorded.copy()
+        return recorded[-1] if recorded else None
+
+    def reset(self) -> None:
+        """Forget recorded requests and queued scenarios."""
+        self._recorded.clear()
+        self._scenarios.clear()
+        self.request_count = 0
+
+    # -- request handling -------------------------------------------------------
+    async def handle(self, request: Request, response: Response) -> None:
+        """The HTTP handler: record, route, authenticate, then answer."""
+        self.request_count += 1
+        if self.record:
+            self._recorded.append(RecordedRequest(request))
+        request_id = b"%s%024x" % (self._request_prefix, next(self._ids))
+        found = route(request.path, request.method)
+        if found is None:
+            exchange = Exchange(request, response, request_id)
+            message = f"Invalid URL ({request.method} {request.path})"
+            return exchange.send(404, wire.error_body(message, "invalid_request_error"))
+        exchange = Exchange(request, response, request_id, *found, ratelimit=self.ratelimit_headers)
+        if exchange.family == AZURE and "api-version" not in request.query:
+            return exchange.send(404, wire.AZURE_NOT_FOUND)
+        if self.api_key is not None:
+            received = exchange.received_key()
+            if received != self.api_key:
+                return exchange.send(401, _auth_error(received))
+        if exchange.kind == CHAT:
+            await self._chat(exchange)
+        elif exchange.kind == EMBEDDINGS:
+            await self._embeddings(exchange)
+        else:
+            await self._models(exchange)
+
+    def _scenario(self, request: Request, marker_texts: Callable[[], list[Any]]) -> Scenario | None:
+        """The next queued scenario, else the one markers in the texts spell (MarkerError)."""
+        scenario = self._scenarios.take()
+        if scenario is None and MARKER_PREFIX_BYTES in request.body:
+            texts = [t for t in marker_texts() if isinstance(t, str) and MARKER_PREFIX in t]
+            if texts:
+                scenario = parse_markers(" ".join(texts))
+        return scenario
+
+    async def _chat(self, exchange: Exchange) -> None:
+        body = exchange.json_body()
+        if body is None:
+            return
+        messages = body.get("messages")
+        try:
+            scenario = self._scenario(
+                exchange.request,
+                lambda: [last_user_text(messages)] if isinstance(messages, list) else [],
+            )
+        except MarkerError as exc:
+            return exchange.bad_request(str(exc))
+        model = _model(body, exchange)
+        if model is None:
+            return exchange.bad_request("you must provide a model parameter")
+        if scenario is not None and await exchange.misbehave(scenario, model):
+            return
+        if messages is None:
+            return exchange.bad_request(
+                "Missing required parameter: 'messages'.", "messages", "missing_required_parameter"
+            )
+        if not isinstance(messages, list) or not messages:
+            return exchange.bad_request(_EMPTY_MESSAGES, "messages", "empty_array")
+        n = body.get("n")
+        if n is None:
+            n = 1
+        elif not isinstance(n, int) or not 1 <= n <= 128:
+            return exchange.bad_request(f"Invalid 'n': {n!r}.", "n", "invalid_value")
+        reply = compose_reply(body, scenario.content if scenario is not None else None)
+        completion_id = f"chatcmpl-{self._prefix}{next(self._ids):020x}"
+        created = int(time.time())
+        if body.get("stream") is not True:
+            data = wire.chat_completion(completion_id, created, model, reply, n, exchange.azure)
+            return await exchange.send_ok(data, scenario)
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        encoder = wire.ChunkEncoder(completion_id, created, model, include_usage)
+        chunks = self.stream_chunks
+        if scenario is not None and scenario.chunks is not None:
+            chunks = scenario.chunks
+        events = encoder.events(reply, n, chunks, exchange.azure)
+        await exchange.stream(events, scenario, self.chunk_delay)
+
+    async def _embeddings(self, exchange: Exchange) -> None:
+        body = exchange.json_body()
+        if body is None:
+            return
+        raw_input = body.get("input")
+        try:
+            scenario = self._scenario(
+                exchange.request,
+                lambda: raw_input if isinstance(raw_input, list) else [raw_input],
+            )
+        except MarkerError as exc:
+            return exchange.bad_request(str(exc))
+        model = _model(body, exchange)
+        if model is None:
+            return exchange.bad_request("you must provide a model parameter")
+        if scenario is not None and await exchange.misbehave(scenario, model):
+            return
+        inputs = _embedding_inputs(raw_input)
+        if inputs is None:
+            return exchange.bad_request(_EMBEDDING_INPUT_ERROR)
+        dimensions = body.get("dimensions")
+        if dimensions is None:
+            dimensions = 3072 if model.endswith("-large") else 1536
+        elif not isinstance(dimensions, int) or not 1 <= dimensions <= MAX_DIMENSIONS:
+            message = f"Invalid 'dimensions': {dimensions!r}."
+            return exchange.bad_request(message, "dimensions", "invalid_value")
+        encoding = body.get("encoding_format") or "float"
+        if encoding not in ("float", "base64"):
+            message = (
+                f"Invalid value for 'encoding_format': {encoding!r}. "
+                "Supported values are: 'float' and 'base64'."
+            )
+            return exchange.bad_request(message, "encoding_format", "invalid_value")
+        as_base64 = encoding == "base64"
+        vectors = [embedding_value(key, dimensions, as_base64) for key, _ in inputs]
+        tokens = sum(count for _, count in inputs)
+        await exchange.send_ok(wire.embeddings_list(vectors, model, tokens), scenario)
+
+    async def _models(self, exchange: Exchange) -> None:
+        scenario = self._scenarios.take()
+        model = exchange.target or (self.models[0] if self.models else "gpt-4o-mini")
+        if scenario is not None and await exchange.misbehave(scenario, model):
+            return
+        if exchange.kind == MODELS:
+            return await exchange.send_ok(self._models_body, scenario)
+        if model not in self.models:
+            message = f"The model '{model}' does not exist"
+            body = wire.error_body(message, "invalid_request_error", "model", "model_not_found")
+            return exchange.send(404, body)
+        await exchange.send_ok(orjson.dumps(wire.model_object(model)), scenario)
+
+
+def _model(body: dict[str, Any], exchange: Exchange) -> str | None:
+    """The body's model; Azure's classic routes fall back to the deployment in the path."""
+    model = body.get("model")
+    if isinstance(model, str) and model:
+        return model
+    return exchange.target if exchange.family == AZURE else None
+
+
+def _auth_error(received: str | None) -> bytes:
+    if not received:
+        return wire.error_body(wire.MISSING_KEY_MESSAGE, "invalid_request_error")
+    # The real API masks the key; the fake echoes it whole so tests can prove that
+    # a gateway never relays an upstream error (and its credentials) verbatim.
+    return wire.status_error(401, key=received)
+
+
+def _embedding_inputs(raw: Any) -> list[tuple[bytes, int]] | None:
+    """(vector key, token count) per input, or None where OpenAI rejects the input."""
+    if isinstance(raw, str):
+        return [(raw.encode(), max(1, count_tokens(raw)))] if raw else None
+    if not isinstance(raw, list) or not raw:
+        return None
+    if all(type(item) is int for item in raw):
+        return [(orjson.dumps(raw), len(raw))]
+    result: list[tuple[bytes, int]] = []
+    for item in raw:
+        if isinstance(item, str) and item:
+            result.append((item.encode(), max(1, count_tokens(item))))
+        elif isinstance(item, list) and item and all(type(t) is int for t in item):
+            result.append((orjson.dumps(item), len(item)))
+        else:
+            return None
+    return result

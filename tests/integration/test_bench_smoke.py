@@ -1,0 +1,44 @@
+"""The load benchmark runs end to end in its tiny smoke mode and prints every section."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADINGS = (
+    "Gatewise benchmark",
+    "Throughput",
+    "Added latency at c=1",
+    "Streaming",
+    "CPU time per request",
+    "Memory",
+    "Start-up",
+    "Targets met:",
+)
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("wrk") is None,
+    reason="wrk is not installed (apt-get install -y wrk); the benchmark drives load with it",
+)
+
+
+def test_bench_smoke_prints_every_section(tmp_path: Path) -> None:
+    result_file = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--json", str(result_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for heading in HEADINGS:
+        assert heading in proc.stdout, f"missing {heading!r} in:\n{proc.stdout}"
+    assert "failed requests" not in proc.stdout, proc.stdout
+    assert result_file.read_text().startswith("{")
