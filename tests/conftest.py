@@ -42,13 +42,18 @@ def openai_provider(url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def one_model_config(provider: dict[str, Any], model: str = "gpt-4o-mini", **server: Any) -> dict[str, Any]:
+def one_model_config(
+    provider: dict[str, Any], model: str = "gpt-4o-mini", **server: Any
+) -> dict[str, Any]:
     return {
         "server": server,
         "providers": {"up": provider},
         "models": [
             {"name": model, "deployments": [{"provider": "up", "model": model}]},
-            {"name": "text-embedding-3-small", "deployments": [{"provider": "up", "model": "text-embedding-3-small"}]},
+            {
+                "name": "text-embedding-3-small",
+                "deployments": [{"provider": "up", "model": "text-embedding-3-small"}],
+            },
         ],
     }
 
@@ -62,7 +67,9 @@ def _session_gateway(fake_openai: FakeOpenAIUpstream) -> Iterator[RunningGateway
         max_request_body_bytes=64 * 1024,
     )
     config["providers"]["mock"] = {"type": "mock"}
-    config["models"].append({"name": "mock-gpt", "deployments": [{"provider": "mock", "model": "mock-gpt"}]})
+    config["models"].append(
+        {"name": "mock-gpt", "deployments": [{"provider": "mock", "model": "mock-gpt"}]}
+    )
     with run_gateway_in_thread(config) as gateway:
         yield gateway
     mp.undo()

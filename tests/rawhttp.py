@@ -32,7 +32,9 @@ def request(
     data = json.dumps(body).encode() if isinstance(body, dict) else body
     all_headers = {"content-type": "application/json", **(headers or {})}
     try:
-        connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), data, all_headers)
+        connection.request(
+            method, parts.path + (f"?{parts.query}" if parts.query else ""), data, all_headers
+        )
         response = connection.getresponse()
         payload = response.read()
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, payload)

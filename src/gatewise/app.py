@@ -34,6 +34,7 @@ class GatewayApp:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.ready = False
+        self._start_lock = asyncio.Lock()
         server = runtime.config.server
         self.access_log = server.access_log
         self.openai = OpenAIFrontDoor(runtime.pipeline, server.max_request_body_bytes)
@@ -69,6 +70,8 @@ class GatewayApp:
         return handler
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.ready:
+            await self._start()  # servers without lifespan support start us lazily
         request = HTTPRequest(scope, receive)
         try:
             await self._handler(request.method, request.path)(request, send)
@@ -119,16 +122,21 @@ class GatewayApp:
         )
         await send_json(send, 200 if self.ready else 503, body, request.ctx)
 
+    async def _start(self) -> None:
+        async with self._start_lock:
+            if not self.ready:
+                await self.runtime.start()
+                self.ready = True
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await self.runtime.start()
+                    await self._start()
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
-                self.ready = True
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.ready = False

@@ -43,7 +43,7 @@ def serve(
 def config_validate(
     file: Annotated[Path, typer.Argument(help="The YAML configuration file to check.")],
 ) -> None:
-    """Check a configuration file; print every error with file, line and field. Exit 1 if invalid."""
+    """Check a config file; print every error with file, line and field. Exit 1 if invalid."""
     from gatewise.config.commands import validate_command
 
     raise typer.Exit(validate_command(file))

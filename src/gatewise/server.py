@@ -52,6 +52,7 @@ def run(
         "access_log": False,
         "log_config": None,
         "server_header": False,
+        "proxy_headers": False,  # the gateway does not use the client address (yet)
         "timeout_graceful_shutdown": 30,
         "timeout_keep_alive": 30,
         "backlog": 4096,

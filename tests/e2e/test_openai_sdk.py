@@ -37,13 +37,23 @@ def test_chat_completion(client: openai.OpenAI, upstream: FakeOpenAIUpstream) ->
     assert completion.usage is not None and completion.usage.total_tokens > 0
     forwarded = upstream.requests[-1]
     assert forwarded.path == "/v1/chat/completions"
-    assert forwarded.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"  # the gateway's key, not the client's
+    assert (
+        forwarded.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
+    )  # the gateway's key, not the client's
 
 
 def test_parameters_and_unknown_fields_are_passed_through(
     client: openai.OpenAI, upstream: FakeOpenAIUpstream
 ) -> None:
-    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
     completion = client.chat.completions.create(
         model=MODEL,
         messages=HELLO,
@@ -63,7 +73,12 @@ def test_parameters_and_unknown_fields_are_passed_through(
     body = upstream.requests[-1].json
     assert body["tools"] == tools
     assert body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    assert (body["n"], body["stop"], body["seed"], body["max_completion_tokens"]) == (2, ["END"], 42, 50)
+    assert (body["n"], body["stop"], body["seed"], body["max_completion_tokens"]) == (
+        2,
+        ["END"],
+        42,
+        50,
+    )
     assert body["response_format"] == {"type": "text"}
     assert body["top_k"] == 3 and body["vendor_option"] == {"nested": True}
 
@@ -77,7 +92,9 @@ def test_streaming_with_usage(client: openai.OpenAI) -> None:
     assert "Hello gateway" in text
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens > 0
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finishes == ["stop"]
 
 
@@ -94,7 +111,9 @@ def test_streamed_tool_calls(client: openai.OpenAI) -> None:
         model=MODEL,
         messages=HELLO,
         stream=True,
-        tools=[{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
+        tools=[
+            {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+        ],
         tool_choice="required",
     )
     calls = [tc for c in stream if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
@@ -125,7 +144,12 @@ def test_embeddings_default_base64(client: openai.OpenAI, upstream: FakeOpenAIUp
 def test_embeddings_base64_wire_format(gateway: RunningGateway) -> None:
     reply = post(
         gateway.openai_base_url + "/embeddings",
-        {"model": "text-embedding-3-small", "input": "abc", "encoding_format": "base64", "dimensions": 8},
+        {
+            "model": "text-embedding-3-small",
+            "input": "abc",
+            "encoding_format": "base64",
+            "dimensions": 8,
+        },
     )
     vector = base64.b64decode(reply.json["data"][0]["embedding"])
     assert len(struct.unpack("<8f", vector)) == 8

@@ -69,8 +69,13 @@ def test_unknown_route_and_wrong_method(gateway: RunningGateway) -> None:
 
 
 def test_request_id_is_taken_from_the_request(gateway: RunningGateway) -> None:
-    assert chat(gateway, HELLO, headers={"x-request-id": "trace-42"}).headers["x-request-id"] == "trace-42"
-    generated = chat(gateway, HELLO, headers={"x-request-id": "bad id\twith spaces"}).headers["x-request-id"]
+    assert (
+        chat(gateway, HELLO, headers={"x-request-id": "trace-42"}).headers["x-request-id"]
+        == "trace-42"
+    )
+    generated = chat(gateway, HELLO, headers={"x-request-id": "bad id\twith spaces"}).headers[
+        "x-request-id"
+    ]
     assert generated.startswith("req_")
 
 
@@ -81,7 +86,9 @@ def test_upstream_timeout_is_504(gateway: RunningGateway, upstream: FakeOpenAIUp
     assert time.monotonic() - started < 2.5  # the 1 s first-byte timeout, not the upstream's 3 s
 
 
-def test_upstream_that_never_answers_is_504(gateway: RunningGateway, upstream: FakeOpenAIUpstream) -> None:
+def test_upstream_that_never_answers_is_504(
+    gateway: RunningGateway, upstream: FakeOpenAIUpstream
+) -> None:
     upstream.script(Scenario(hang=True))
     assert_openai_error(chat(gateway, HELLO), 504, "upstream_timeout")
 
@@ -96,7 +103,9 @@ def test_unreachable_upstream_is_502(start_gateway) -> None:  # type: ignore[no-
 
 
 @pytest.mark.parametrize("status", [400, 404, 429, 500, 503])
-def test_upstream_errors_are_relayed(gateway: RunningGateway, upstream: FakeOpenAIUpstream, status: int) -> None:
+def test_upstream_errors_are_relayed(
+    gateway: RunningGateway, upstream: FakeOpenAIUpstream, status: int
+) -> None:
     upstream.script(Scenario(status=status, error_message=f"upstream says {status}"))
     error = assert_openai_error(chat(gateway, HELLO), status)
     assert error["message"] == f"upstream says {status}"
@@ -112,12 +121,16 @@ def test_rate_limit_headers_are_relayed_and_the_sdk_retries(
     assert "retry-after-ms" in reply.headers
     upstream.script(Scenario(status=429, retry_after=0.1))
     client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=1)
-    completion = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    completion = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "x"}]
+    )
     assert completion.choices[0].message.content
     assert len(upstream.requests) == 3  # the 429 above, the retried 429, the success
 
 
-def test_upstream_credentials_are_never_relayed(start_gateway, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_upstream_credentials_are_never_relayed(
+    start_gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     wrong_key = "sk-wrong-gateway-key-abcdefghijklmnop"
     monkeypatch.setenv("GW_TEST_WRONG_KEY", wrong_key)
     with __import__("gatewise.testing", fromlist=["run_in_thread"]).run_in_thread(
@@ -132,7 +145,9 @@ def test_upstream_credentials_are_never_relayed(start_gateway, monkeypatch: pyte
     assert "wrong-gateway" not in reply.body.decode()
 
 
-def test_garbage_from_upstream_is_502(gateway: RunningGateway, upstream: FakeOpenAIUpstream) -> None:
+def test_garbage_from_upstream_is_502(
+    gateway: RunningGateway, upstream: FakeOpenAIUpstream
+) -> None:
     upstream.script(Scenario(garbage=True))
     assert_openai_error(chat(gateway, HELLO), 502, "bad_upstream_response")
 
@@ -164,12 +179,16 @@ def test_mid_stream_failures_end_with_an_error_event(
     assert b"[DONE]" not in events[-1]
 
 
-def test_sdk_raises_on_a_mid_stream_failure(gateway: RunningGateway, upstream: FakeOpenAIUpstream) -> None:
+def test_sdk_raises_on_a_mid_stream_failure(
+    gateway: RunningGateway, upstream: FakeOpenAIUpstream
+) -> None:
     upstream.script(Scenario(reset_after=4))
     client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="k", max_retries=0)
     received = []
     with pytest.raises(openai.APIError):
-        for chunk in client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True):
+        for chunk in client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], stream=True
+        ):
             received.append(chunk)
     assert received, "chunks before the failure reach the client"
 
@@ -191,7 +210,8 @@ def test_client_disconnect_cancels_the_upstream_call(start_gateway) -> None:  # 
             port = int(gateway.url.rsplit(":", 1)[1])
             body = (
                 b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}],"stream":'
-                + (b"true" if stream else b"false") + b"}"
+                + (b"true" if stream else b"false")
+                + b"}"
             )
             client = socket.create_connection(("127.0.0.1", port))
             client.sendall(
@@ -213,7 +233,15 @@ def test_client_disconnect_cancels_the_upstream_call(start_gateway) -> None:  # 
 def test_failover_to_the_next_deployment(start_gateway, upstream: FakeOpenAIUpstream) -> None:  # type: ignore[no-untyped-def]
     config = {
         "providers": {"a": openai_provider(upstream.url), "b": openai_provider(upstream.url)},
-        "models": [{"name": MODEL, "deployments": [{"provider": "a", "model": "first"}, {"provider": "b", "model": "second"}]}],
+        "models": [
+            {
+                "name": MODEL,
+                "deployments": [
+                    {"provider": "a", "model": "first"},
+                    {"provider": "b", "model": "second"},
+                ],
+            }
+        ],
     }
     gateway = start_gateway(config)
     upstream.script(Scenario(status=503))

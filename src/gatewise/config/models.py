@@ -31,7 +31,9 @@ SecretRef = Annotated[
     str,
     AfterValidator(_check_secret_reference),
     Field(
-        description="A reference to a secret: ${env:NAME} or ${file:PATH}. Literal values are rejected.",
+        description=(
+            "A reference to a secret: ${env:NAME} or ${file:PATH}. Literal values are rejected."
+        ),
         json_schema_extra={"pattern": r"^\$\{(env|file):[^}]+\}$"},
     ),
 ]

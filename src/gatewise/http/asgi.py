@@ -87,7 +87,7 @@ class HTTPRequest:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def start_watch(self) -> DisconnectWatch:
-        """Start watching for the client leaving (call after the body was read)."""
+        """Watch for the client leaving (call after the body was read)."""
         self.watch = DisconnectWatch(self._receive)
         return self.watch
 
@@ -111,19 +111,34 @@ class DisconnectWatch:
 
     That cancellation propagates into the upstream call, which closes its
     connection: a client that goes away stops the (paid) upstream work.
+
+    Watching costs a task per request, so it starts only once the request has
+    lived ``GRACE`` seconds: a request that finishes sooner pays for one timer,
+    and one that waits on a model (seconds) is watched for nearly all its life.
     """
 
-    __slots__ = ("_active", "_owner", "_task", "disconnected")
+    GRACE = 0.05
+
+    __slots__ = ("_active", "_owner", "_receive", "_task", "_timer", "disconnected")
 
     def __init__(self, receive: Receive) -> None:
         self.disconnected = False
         self._active = True
+        self._receive = receive
         self._owner = asyncio.current_task()
-        self._task = asyncio.ensure_future(self._watch(receive))
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            self.GRACE, self._start
+        )
 
-    async def _watch(self, receive: Receive) -> None:
+    def _start(self) -> None:
+        self._timer = None
+        if self._active:
+            self._task = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
         while True:
-            message = await receive()
+            message = await self._receive()
             if message["type"] == "http.disconnect":
                 if self._active and self._owner is not None:
                     self.disconnected = True
@@ -133,7 +148,12 @@ class DisconnectWatch:
     def stop(self) -> None:
         """Stop watching: call before sending the final bytes of the response."""
         self._active = False
-        self._task.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
 
 
 def response_headers(

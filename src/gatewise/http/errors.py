@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import orjson
 
 from gatewise.core.errors import GatewayError
@@ -29,8 +31,6 @@ def openai_stream_error_event(error: GatewayError) -> bytes:
 def openai_error_headers(error: GatewayError) -> dict[str, str]:
     headers = dict(error.headers)
     if error.status == 429 and "retry-after" in headers and "retry-after-ms" not in headers:
-        try:
+        with contextlib.suppress(ValueError):  # an HTTP-date retry-after is relayed as it is
             headers["retry-after-ms"] = str(int(float(headers["retry-after"]) * 1000))
-        except ValueError:
-            pass  # an HTTP-date retry-after: relay as it is
     return headers

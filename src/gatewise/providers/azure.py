@@ -34,8 +34,7 @@ class AzureProvider(OpenAIProvider):
         return cls(
             name,
             base,
-            {"api-key": key},
-            build_transport(name, config, base_dir, [key]),
+            build_transport(name, config, base_dir, {"api-key": key}),
             api_style=config.api_style,
             api_version=config.api_version,
         )

@@ -10,8 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from gatewise.config.models import OpenAIProviderConfig
 from gatewise.config.secrets import interpolate, resolve
 from gatewise.core.context import Attempt, RequestContext
@@ -24,10 +22,9 @@ from gatewise.core.types import (
     EmbeddingResponse,
 )
 from gatewise.formats import openai as wire
+from gatewise.providers.http1 import Response
 from gatewise.providers.sse import SSEDecoder
-from gatewise.providers.transport import HTTPTransport, Redactor, lower_headers
-
-JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
+from gatewise.providers.transport import HTTPTransport, Redactor
 
 
 class OpenAIProvider:
@@ -37,30 +34,22 @@ class OpenAIProvider:
     #: Whether the upstream can answer embeddings as base64 itself.
     embeddings_base64 = True
 
-    def __init__(
-        self,
-        name: str,
-        base_url: str,
-        auth_headers: dict[str, str],
-        transport: HTTPTransport,
-    ) -> None:
+    def __init__(self, name: str, base_url: str, transport: HTTPTransport) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.transport = transport
-        self._headers = {**JSON_HEADERS, **auth_headers}
 
     @classmethod
     def from_config(cls, name: str, config: Any, base_dir: Path | None) -> OpenAIProvider:
         assert isinstance(config, OpenAIProviderConfig)
         key = resolve(config.api_key, base_dir)
         auth = {"authorization": f"Bearer {key.reveal()}"}
+        scope = {}
         if config.organization:
-            auth["openai-organization"] = config.organization
+            scope["openai-organization"] = config.organization
         if config.project:
-            auth["openai-project"] = config.project
-        return cls(
-            name, config.base_url, auth, build_transport(name, config, base_dir, [key.reveal()])
-        )
+            scope["openai-project"] = config.project
+        return cls(name, config.base_url, build_transport(name, config, base_dir, auth, scope))
 
     # --- addressing: overridden by subclasses ---------------------------------
 
@@ -81,7 +70,7 @@ class OpenAIProvider:
 
     async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
         body = wire.chat_request_body(request, self.upstream_model(model), force_stream_usage=False)
-        status, data = await self._post("chat/completions", model, body, ctx)
+        data = await self._post("chat/completions", model, body, ctx)
         return wire.decode_chat_response(data)
 
     async def chat_stream(
@@ -90,17 +79,13 @@ class OpenAIProvider:
         body = wire.chat_request_body(request, self.upstream_model(model), force_stream_usage=True)
         attempt = Attempt(self.name, model)
         ctx.attempts.append(attempt)
-        response = await self.transport.post(
-            self.url("chat/completions", model), body, self._headers, attempt
-        )
+        response = await self.transport.post(self.url("chat/completions", model), body, attempt)
         if response.status != 200:
             data = await self.transport.read_body(response, attempt)
-            raise self.transport.error_from_response(
-                response.status, lower_headers(response.headers), data
-            )
+            raise self.transport.error_from_response(response.status, response.headers, data)
         content_type = response.headers.get("content-type", "")
         if "text/event-stream" not in content_type:
-            data = await self.transport.read_body(response, attempt)
+            response.close()
             raise UpstreamProtocolError(
                 "The upstream answered a streamed request without an event stream."
             )
@@ -112,32 +97,25 @@ class OpenAIProvider:
         wanted = request.encoding_format or "float"
         ask = wanted if self.embeddings_base64 else "float"
         body = wire.embedding_request_body(request, self.upstream_model(model), encoding_format=ask)
-        status, data = await self._post("embeddings", model, body, ctx)
+        data = await self._post("embeddings", model, body, ctx)
         response = wire.decode_embedding_response(data)
         return wire.embeddings_as(response, wanted) if ask != wanted else response
 
-    async def _post(
-        self, operation: str, model: str, body: bytes, ctx: RequestContext
-    ) -> tuple[int, bytes]:
+    async def _post(self, operation: str, model: str, body: bytes, ctx: RequestContext) -> bytes:
+        """POST and return the body of a 200; any other status raises the upstream's error."""
         attempt = Attempt(self.name, model)
         ctx.attempts.append(attempt)
-        response = await self.transport.post(
-            self.url(operation, model), body, self._headers, attempt
-        )
+        response = await self.transport.post(self.url(operation, model), body, attempt)
         data = await self.transport.read_body(response, attempt)
         if response.status != 200:
-            raise self.transport.error_from_response(
-                response.status, lower_headers(response.headers), data
-            )
-        return response.status, data
+            raise self.transport.error_from_response(response.status, response.headers, data)
+        return data
 
 
 class OpenAIChunkStream:
     """Canonical chunks from an OpenAI-format SSE stream (``data: {...}`` ... ``data: [DONE]``)."""
 
-    def __init__(
-        self, transport: HTTPTransport, response: aiohttp.ClientResponse, attempt: Attempt
-    ) -> None:
+    def __init__(self, transport: HTTPTransport, response: Response, attempt: Attempt) -> None:
         self._transport = transport
         self._response = response
         self._attempt = attempt
@@ -149,7 +127,11 @@ class OpenAIChunkStream:
         decoder = SSEDecoder()
         done = False
         try:
+            # Read to the end of the HTTP message even after [DONE], so the
+            # connection goes back to the pool instead of being closed.
             async for data in self._transport.iter_chunks(self._response, self._attempt):
+                if done:
+                    continue
                 batch = []
                 for _event, payload in decoder.feed(data):
                     if payload.startswith(b"[DONE]"):
@@ -160,10 +142,8 @@ class OpenAIChunkStream:
                     batch.append(wire.decode_chat_chunk(payload))
                 if batch:
                     yield batch
-                if done:
-                    break
         finally:
-            self._response.release() if done else self._response.close()
+            self._response.close()  # a no-op when the body was read to its end
         if not done:
             raise UpstreamProtocolError("The upstream closed the stream before it was complete.")
 
@@ -180,11 +160,24 @@ class OpenAIChunkStream:
 
 
 def build_transport(
-    name: str, config: Any, base_dir: Path | None, secrets: list[str]
+    name: str,
+    config: Any,
+    base_dir: Path | None,
+    auth_headers: dict[str, str],
+    plain_headers: dict[str, str] | None = None,
 ) -> HTTPTransport:
-    """A transport with the config's pool, timeouts and extra headers (secrets interpolated)."""
+    """A transport with the config's pool, timeouts and headers (secrets interpolated).
+
+    Every value that came from a secret (the auth headers, interpolated extra
+    headers) is registered with the redactor, so it never reaches a client.
+    """
     headers = {k: interpolate(v, base_dir) for k, v in config.headers.items()}
-    secret_values = secrets + [v for k, v in headers.items() if v != config.headers[k]]
+    secrets = [v.split(" ", 1)[-1] for v in auth_headers.values()]
+    secrets += [v for k, v in headers.items() if v != config.headers[k]]
     return HTTPTransport(
-        name, config.timeouts, config.max_connections, headers, Redactor(secret_values)
+        name,
+        config.timeouts,
+        config.max_connections,
+        {**headers, **(plain_headers or {}), **auth_headers},
+        Redactor(secrets),
     )

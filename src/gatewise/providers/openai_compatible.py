@@ -1,4 +1,4 @@
-"""Provider ``openai-compatible``: any server speaking OpenAI's API (vLLM, Ollama, Mistral, Groq ...).
+"""Provider ``openai-compatible``: any OpenAI-shaped server (vLLM, Ollama, Mistral, Groq ...).
 
 The key is optional (local servers often need none), and base64 embeddings are
 produced by the gateway unless the server is known to support them.
@@ -21,13 +21,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
     def from_config(cls, name: str, config: Any, base_dir: Path | None) -> OpenAICompatibleProvider:
         assert isinstance(config, OpenAICompatibleProviderConfig)
         auth: dict[str, str] = {}
-        secrets: list[str] = []
         if config.api_key:
-            key = resolve(config.api_key, base_dir).reveal()
-            auth["authorization"] = f"Bearer {key}"
-            secrets.append(key)
-        provider = cls(
-            name, config.base_url, auth, build_transport(name, config, base_dir, secrets)
-        )
+            auth["authorization"] = f"Bearer {resolve(config.api_key, base_dir).reveal()}"
+        provider = cls(name, config.base_url, build_transport(name, config, base_dir, auth))
         provider.embeddings_base64 = config.embeddings_base64
         return provider

@@ -1,29 +1,38 @@
 """Pooled upstream HTTP with timeouts, and the mapping of transport failures to errors.
 
-One ``HTTPTransport`` per provider: an aiohttp session with a keep-alive pool.
-Four timeouts apply: connect, first byte (request sent -> response headers),
-idle (silence between two reads of the body or stream) and total.
+One ``HTTPTransport`` per provider: a keep-alive pool (``http1.HTTPClient``)
+and the provider's fixed headers, pre-encoded once. Four timeouts apply:
+connect, first byte (request sent -> response head), idle (silence between two
+reads of the body or stream) and total.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
-
+from gatewise import __version__
 from gatewise.config.models import Timeouts
-from gatewise.core.context import Attempt, RequestContext
+from gatewise.core.context import Attempt
 from gatewise.core.errors import (
     GatewayError,
     UpstreamError,
+    UpstreamProtocolError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
 from gatewise.formats.openai import upstream_error_fields
+from gatewise.providers.http1 import (
+    ClientError,
+    ConnectError,
+    ConnectTimeout,
+    HTTPClient,
+    Origin,
+    ProtocolError,
+    Response,
+)
 
 # Headers worth relaying from an upstream error: they drive the SDKs' retry logic.
 RELAYED_ERROR_HEADERS = (
@@ -58,7 +67,7 @@ class Redactor:
 
 
 class HTTPTransport:
-    """The pooled HTTP client of one provider."""
+    """The pooled HTTP client of one provider, with its fixed headers and timeouts."""
 
     def __init__(
         self,
@@ -71,79 +80,64 @@ class HTTPTransport:
         self.provider = provider
         self.timeouts = timeouts
         self.max_connections = max_connections
-        self.headers = dict(headers)
         self.redact = redact
-        self._session: aiohttp.ClientSession | None = None
-        self._client_timeout = aiohttp.ClientTimeout(
-            total=timeouts.total,
-            sock_connect=timeouts.connect,
-            sock_read=timeouts.idle,
+        self._fixed_headers = b"".join(
+            f"{name}: {value}\r\n".encode("latin-1") for name, value in _with_defaults(headers)
         )
+        self._client: HTTPClient | None = None
+        self._targets: dict[str, tuple[Origin, bytes]] = {}
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self.max_connections,
-            limit_per_host=self.max_connections,
-            keepalive_timeout=30,
-            ttl_dns_cache=300,
-            enable_cleanup_closed=True,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._client_timeout,
-            headers=self.headers,
-            skip_auto_headers=("User-Agent",),
-            auto_decompress=True,
-            raise_for_status=False,
-        )
+        self._client = HTTPClient(limit=self.max_connections, connect_timeout=self.timeouts.connect)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def _target(self, url: str) -> tuple[Origin, bytes]:
+        """The origin and the head's first lines for ``url`` (cached: URLs repeat)."""
+        target = self._targets.get(url)
+        if target is None:
+            origin = Origin(url)
+            parts = urlsplit(url)
+            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            start = f"POST {path} HTTP/1.1\r\nhost: {origin.host_header}\r\n".encode("latin-1")
+            target = self._targets[url] = (origin, start + self._fixed_headers)
+        return target
+
+    async def post(self, url: str, body: bytes, attempt: Attempt) -> Response:
+        """Send a POST and return once the response head arrived (status not checked)."""
+        client = self._client
+        if client is None:
             raise RuntimeError(f"provider {self.provider} used before start()")
-        return self._session
-
-    async def post(
-        self,
-        url: str,
-        body: bytes,
-        headers: Mapping[str, str],
-        attempt: Attempt,
-    ) -> aiohttp.ClientResponse:
-        """Send a POST and return once the response headers arrived (status not checked)."""
-        started = time.perf_counter()
+        origin, head = self._target(url)
+        head += b"content-length: " + str(len(body)).encode("ascii") + b"\r\n\r\n"
+        timeouts = self.timeouts
         try:
-            async with asyncio.timeout(self.timeouts.first_byte):
-                response = await self.session.post(url, data=body, headers=headers)
+            response = await client.request(
+                origin,
+                head,
+                body,
+                first_byte_timeout=timeouts.first_byte,
+                idle_timeout=timeouts.idle,
+                total_timeout=timeouts.total,
+            )
         except BaseException as exc:
-            attempt.duration_ms = (time.perf_counter() - started) * 1000.0
             raise self.translate(exc, attempt, "waiting for the upstream's response") from None
         attempt.status = response.status
         return response
 
-    async def read_body(self, response: aiohttp.ClientResponse, attempt: Attempt) -> bytes:
+    async def read_body(self, response: Response, attempt: Attempt) -> bytes:
         try:
             return await response.read()
         except BaseException as exc:
             raise self.translate(exc, attempt, "reading the upstream's response") from None
-        finally:
-            response.release()
 
-    async def iter_chunks(
-        self, response: aiohttp.ClientResponse, attempt: Attempt
-    ) -> AsyncIterator[bytes]:
+    async def iter_chunks(self, response: Response, attempt: Attempt) -> AsyncIterator[bytes]:
         """Yield the body as it arrives; the idle timeout applies between reads."""
-        content = response.content
         try:
-            while True:
-                data = await content.readany()
-                if not data:
-                    return
+            async for data in response.iter_chunks():
                 yield data
         except GeneratorExit:
             raise
@@ -151,22 +145,26 @@ class HTTPTransport:
             raise self.translate(exc, attempt, "streaming the upstream's response") from None
 
     def translate(self, exc: BaseException, attempt: Attempt, doing: str) -> BaseException:
-        """Map a transport exception to a ``GatewayError`` (cancellation passes through)."""
+        """Map a client exception to a ``GatewayError`` (cancellation passes through)."""
         if isinstance(exc, GatewayError | asyncio.CancelledError | GeneratorExit):
             return exc
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        if isinstance(exc, ConnectTimeout):
             error: GatewayError = UpstreamTimeoutError(
                 f"Timed out connecting to the upstream provider '{self.provider}'."
             )
-        elif isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        elif isinstance(exc, TimeoutError):
             error = UpstreamTimeoutError(
                 f"The upstream provider '{self.provider}' timed out while {doing}."
             )
-        elif isinstance(exc, aiohttp.ClientConnectorError):
+        elif isinstance(exc, ConnectError):
             error = UpstreamUnavailableError(
                 f"Could not connect to the upstream provider '{self.provider}'."
             )
-        elif isinstance(exc, aiohttp.ClientError | OSError):
+        elif isinstance(exc, ProtocolError):
+            error = UpstreamProtocolError(
+                f"The upstream provider '{self.provider}' sent an invalid HTTP response."
+            )
+        elif isinstance(exc, ClientError | OSError):
             error = UpstreamUnavailableError(
                 f"The connection to the upstream provider '{self.provider}' failed while {doing}."
             )
@@ -193,13 +191,24 @@ class HTTPTransport:
         )
 
 
+def _with_defaults(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The configured headers plus the ones every upstream request carries."""
+    merged = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        "accept-encoding": "identity",
+        "user-agent": f"gatewise/{__version__}",
+    }
+    merged.update({k.lower(): v for k, v in headers.items()})
+    for name, value in merged.items():
+        if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+            raise ValueError(f"header {name!r} contains a line break")
+    return list(merged.items())
+
+
 def _type_for_status(status: int) -> str:
     if status == 429:
         return "rate_limit_error"
     if status >= 500:
         return "server_error"
     return "invalid_request_error"
-
-
-def lower_headers(headers: Any) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}

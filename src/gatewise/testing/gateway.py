@@ -51,7 +51,6 @@ def run_gateway_in_thread(
             timeout_graceful_shutdown=5,
         )
     )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     loop = asyncio.new_event_loop()
     thread = threading.Thread(
         target=lambda: loop.run_until_complete(server.serve()), daemon=True, name="gateway"

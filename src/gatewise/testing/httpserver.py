@@ -189,7 +189,6 @@ class _Connection(asyncio.Protocol):
         self._task: asyncio.Task[None] | None = None
         self._pending: deque[Request] = deque()
         self._drain: asyncio.Future[None] | None = None
-        self._close_after = False
         self.paused = False
         self.lost = False
 
@@ -216,11 +215,9 @@ class _Connection(asyncio.Protocol):
             self._reject(b"HTTP/1.1 400 Bad Request\r\n")
 
     def eof_received(self) -> bool | None:
-        # Half-closed by the client: finish the response in flight, then close.
-        if self._task is None:
-            return None
-        self._close_after = True
-        return True
+        # The client closed its side: treat it as gone (the transport closes, which
+        # cancels a running handler), so a hanging or streaming answer ends with it.
+        return None
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -307,7 +304,7 @@ class _Connection(asyncio.Protocol):
 
     def response_done(self, keep_alive: bool) -> None:
         """Close the connection after the response if HTTP says so."""
-        if (not keep_alive or self._close_after) and self._transport is not None:
+        if not keep_alive and self._transport is not None:
             self._transport.close()
 
     # -- writing --------------------------------------------------------------

@@ -19,6 +19,7 @@ __all__ = [
     "DONE_EVENT",
     "ChunkEncoder",
     "chat_completion",
+    "chat_completion_tail",
     "error_body",
     "models_list",
     "status_error",
@@ -141,9 +142,9 @@ _AZURE_CHOICE_EXTRA = b',"content_filter_results":' + orjson.dumps(AZURE_CONTENT
 _AZURE_COMPLETION_EXTRA = b',"prompt_filter_results":' + orjson.dumps(AZURE_PROMPT_FILTER)
 _TEXT_MESSAGE = b'{"role":"assistant","content":%s,"refusal":null,"annotations":[]}'
 _CHOICE = b'{"index":%d,"message":%s,"logprobs":null,"finish_reason":"%s"%s}'
-_COMPLETION = (
-    b'{"id":"%s","object":"chat.completion","created":%d,"model":%s,"choices":[%s],'
-    b'"usage":%s,"service_tier":"default","system_fingerprint":"'
+_COMPLETION_HEAD = b'{"id":"%s","object":"chat.completion","created":%d%s'
+_COMPLETION_TAIL = (
+    b',"model":%s,"choices":[%s],"usage":%s,"service_tier":"default","system_fingerprint":"'
     + SYSTEM_FINGERPRINT.encode()
     + b'"%s}'
 )
@@ -166,26 +167,30 @@ def _tool_message(reply: Reply, call_id: str) -> bytes:
     )
 
 
-def chat_completion(
-    completion_id: str, created: int, model: str, reply: Reply, n: int, azure: bool
-) -> bytes:
-    """A non-streamed ``chat.completion`` with ``n`` identical choices (pre-encoded templates)."""
+def chat_completion(completion_id: str, created: int, tail: bytes) -> bytes:
+    """A non-streamed ``chat.completion``: the per-request id and time, then ``tail``."""
+    return _COMPLETION_HEAD % (completion_id.encode(), created, tail)
+
+
+def chat_completion_tail(model: str, reply: Reply, n: int, azure: bool, call_prefix: str) -> bytes:
+    """Everything after ``"created"``: ``n`` identical choices, usage, fingerprint.
+
+    Split from the head so the fake can reuse it for identical requests (tool calls
+    excepted: their ``call_prefix`` ids must differ per response).
+    """
     finish = reply.finish_reason.encode()
     extra = _AZURE_CHOICE_EXTRA if azure else b""
     if reply.tool_name is None:
         message = _TEXT_MESSAGE % orjson.dumps(reply.content)
         choices = b",".join([_CHOICE % (i, message, finish, extra) for i in range(n)])
     else:
-        suffix = completion_id[9:]
         choices = b",".join(
             [
-                _CHOICE % (i, _tool_message(reply, f"call_{suffix}{i}"), finish, extra)
+                _CHOICE % (i, _tool_message(reply, f"{call_prefix}{i}"), finish, extra)
                 for i in range(n)
             ]
         )
-    return _COMPLETION % (
-        completion_id.encode(),
-        created,
+    return _COMPLETION_TAIL % (
         orjson.dumps(model),
         choices,
         usage(reply.prompt_tokens, reply.completion_tokens * n),
@@ -224,12 +229,7 @@ class ChunkEncoder:
         return self._prefix + orjson.dumps(choice) + self._tail
 
     def usage_event(self, prompt_tokens: int, completion_tokens: int) -> bytes:
-        return (
-            self._prefix
-            + b'],"usage":'
-            + usage(prompt_tokens, completion_tokens)
-            + b"}\n\n"
-        )
+        return self._prefix + b'],"usage":' + usage(prompt_tokens, completion_tokens) + b"}\n\n"
 
     def events(self, reply: Reply, n: int, chunks: int, azure: bool) -> Iterator[bytes]:
         """Every event of the stream, ``[DONE]`` included, choice after choice."""

@@ -108,6 +108,9 @@ class ScenarioQueue:
         with self._lock:
             self._items.clear()
 
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
     def __len__(self) -> int:
         return sum(entry[1] for entry in list(self._items))
 
