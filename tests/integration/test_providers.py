@@ -48,6 +48,7 @@ def test_azure_deployments_style(
     assert "authorization" not in sent.headers
     chunks = list(client.chat.completions.create(model="chat", messages=HELLO, stream=True))  # type: ignore[arg-type]
     assert chunks and upstream.requests[-1].path.endswith("/dep-1/chat/completions")
+    assert all(c.choices for c in chunks)  # Azure's prompt-filter event is not passed on
     vectors = client.embeddings.create(model="embed", input="x")
     assert vectors.data[0].embedding
     assert upstream.requests[-1].path == "/openai/deployments/emb-dep/embeddings"

@@ -33,6 +33,9 @@ class OpenAIProvider:
     kind = "openai"
     #: Whether the upstream can answer embeddings as base64 itself.
     embeddings_base64 = True
+    #: Drop stream events with neither choices nor usage (Azure's prompt-filter event),
+    #: which OpenAI clients do not expect.
+    skip_empty_chunks = False
 
     def __init__(self, name: str, base_url: str, transport: HTTPTransport) -> None:
         self.name = name
@@ -89,7 +92,7 @@ class OpenAIProvider:
             raise UpstreamProtocolError(
                 "The upstream answered a streamed request without an event stream."
             )
-        return OpenAIChunkStream(self.transport, response, attempt)
+        return OpenAIChunkStream(self.transport, response, attempt, self.skip_empty_chunks)
 
     async def embed(
         self, request: EmbeddingRequest, model: str, ctx: RequestContext
@@ -115,10 +118,13 @@ class OpenAIProvider:
 class OpenAIChunkStream:
     """Canonical chunks from an OpenAI-format SSE stream (``data: {...}`` ... ``data: [DONE]``)."""
 
-    def __init__(self, transport: HTTPTransport, response: Response, attempt: Attempt) -> None:
+    def __init__(
+        self, transport: HTTPTransport, response: Response, attempt: Attempt, skip_empty: bool
+    ) -> None:
         self._transport = transport
         self._response = response
         self._attempt = attempt
+        self._skip_empty = skip_empty
 
     def __aiter__(self) -> AsyncIterator[list[ChatChunk]]:
         return self._batches()
@@ -139,7 +145,10 @@ class OpenAIChunkStream:
                         break
                     if payload.startswith(b'{"error"'):
                         raise self._stream_error(payload)
-                    batch.append(wire.decode_chat_chunk(payload))
+                    chunk = wire.decode_chat_chunk(payload)
+                    if self._skip_empty and not chunk.choices and chunk.usage is None:
+                        continue
+                    batch.append(chunk)
                 if batch:
                     yield batch
         finally:

@@ -9,8 +9,15 @@ Used by the integration tests, the benchmark and users' own CI::
         ...  # point the gateway (or an SDK) at fake.url / fake.base_url
         assert fake.requests[-1].headers["authorization"] == "Bearer sk-up"
 
-In another process (``gatewise mock-upstream``), put markers such as
-``[[fake:status=503]]`` or ``[[fake:reset_after=3]]`` in the last user message.
+Inside a running event loop use ``async with FakeOpenAIUpstream() as fake:`` instead.
+
+When the fake runs in another process (``gatewise mock-upstream``), put markers in
+the last user message (or an embeddings input) instead of scripting:
+``[[fake:status=429]]``, ``[[fake:retry_after=2]]``, ``[[fake:slow_first_byte=2.5]]``,
+``[[fake:reset_after=3]]``, ``[[fake:garbage]]``, ``[[fake:garbage_stream]]``,
+``[[fake:hang]]``, ``[[fake:chunks=50]]``, ``[[fake:chunk_delay=0.01]]``,
+``[[fake:ratelimit_headers]]``, ``[[fake:error_message=...]]``, ``[[fake:error_type=...]]``,
+``[[fake:error_code=...]]``, ``[[fake:content=...]]``. Markers combine, and are not echoed.
 """
 
 from gatewise.testing.openai_upstream import DEFAULT_MODELS, FakeOpenAIUpstream, RecordedRequest
