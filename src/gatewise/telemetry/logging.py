@@ -35,6 +35,9 @@ def configure_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The gateway writes its own access log (server.access_log) with the request's
+    # story; uvicorn's would cost CPU on every request and say less.
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,40 @@
+-- POST one fixed JSON body to the URL given to wrk, and print exact statistics when done.
+--
+-- Environment:
+--   BENCH_BODY_FILE   path of the JSON request body (required)
+--   BENCH_STOP_AFTER  optional: each wrk thread stops after this many responses (soak runs)
+--
+-- done() prints one line, "BENCH_RESULT {json}", with latencies in microseconds, which
+-- bench/wrk.py parses (wrk's own summary rounds to 2 decimals of a millisecond).
+
+local body_file = assert(os.getenv("BENCH_BODY_FILE"), "BENCH_BODY_FILE is not set")
+local file = assert(io.open(body_file, "rb"))
+wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = "application/json"
+
+local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "")
+if stop_after then
+  local seen = 0
+  function response(status, headers, body)
+    seen = seen + 1
+    if seen >= stop_after then
+      wrk.thread:stop()
+    end
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_RESULT {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
+    '"connect_errors": %d, "read_errors": %d, "write_errors": %d, "status_errors": %d, ' ..
+    '"timeouts": %d, "min_us": %d, "mean_us": %.1f, "max_us": %d, ' ..
+    '"p50_us": %d, "p90_us": %d, "p99_us": %d, "p999_us": %d}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency.mean, latency.max,
+    latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency:percentile(99.9)))
+end

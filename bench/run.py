@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Gatewise load benchmark: the gateway against a direct call to the same fake upstream.
+
+Run from the repository root:  .venv/bin/python bench/run.py  [--quick | --smoke] [options]
+See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+import procstat
+from measure import Endpoints
+from procs import BenchError, Service, Services, free_port, wait_until_serving
+from report import print_report
+from results import Results, evaluate, write_json
+from session import Plan, Session, progress
+from wrk import find_wrk, wrk_version
+
+CHAT_PATH = "/v1/chat/completions"
+MODEL = "bench-model"
+NATIVE_MODULES = ("granian", "uvloop", "httptools", "orjson", "msgspec", "aiohttp")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2, help="gateway workers (default 2)")
+    parser.add_argument("--duration", type=float, help="seconds per wrk run (default 10)")
+    parser.add_argument("--quick", action="store_true", help="about 2 s per run (CI smoke)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny run: 1 s per run, c=1 and c=10 only"
+    )
+    parser.add_argument(
+        "--connections", help="comma-separated wrk concurrencies (default 1,50,200)"
+    )
+    parser.add_argument("--stream-requests", type=int, help="sequential streams timed per side")
+    parser.add_argument("--soak", type=int, metavar="N", help="then ~N more gateway requests")
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
+    parser.add_argument("--gatewise", help="the gatewise executable (default: next to python)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="first wait up to S seconds for the machine to be under 10%% busy",
+    )
+    args = parser.parse_args(argv)
+    if (
+        args.workers < 1
+        or args.wrk_threads < 1
+        or (args.duration is not None and args.duration <= 0)
+    ):
+        parser.error("--workers, --wrk-threads and --duration must be positive")
+    if args.smoke:
+        args.duration = args.duration or 1.0
+        args.connections = args.connections or "1,10"
+        args.stream_requests = args.stream_requests or 30
+    elif args.quick:
+        args.duration = args.duration or 2.0
+        args.stream_requests = args.stream_requests or 100
+    args.duration = args.duration or 10.0
+    args.stream_requests = args.stream_requests or 500
+    try:
+        args.connections = sorted({int(c) for c in (args.connections or "1,50,200").split(",")})
+    except ValueError:
+        parser.error("--connections takes comma-separated integers, e.g. 1,50,200")
+    if min(args.connections) < 1:
+        parser.error("--connections must be positive")
+    return args
+
+
+def find_gatewise(explicit: str | None) -> str:
+    candidates = [explicit] if explicit else [str(Path(sys.executable).parent / "gatewise")]
+    if not explicit:
+        candidates.append(shutil.which("gatewise") or "")
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise BenchError("gatewise is not installed here; run `pip install -e .` in the repo first")
+
+
+def request_bodies(tmp: Path) -> tuple[Path, Path]:
+    """The same bodies go to the upstream and to the gateway: (non-streaming, streaming)."""
+    messages = [
+        {"role": "system", "content": "You are a concise assistant."},
+        {"role": "user", "content": "Write one sentence about load testing."},
+    ]
+    chat = {"model": MODEL, "messages": messages, "max_tokens": 64}
+    stream_messages = [
+        messages[0],
+        {"role": "user", "content": "Write one sentence about load testing. [[fake:chunks=20]]"},
+    ]
+    stream = {**chat, "messages": stream_messages, "stream": True}
+    paths = tmp / "chat.json", tmp / "stream.json"
+    paths[0].write_text(json.dumps(chat))
+    paths[1].write_text(json.dumps(stream))
+    return paths
+
+
+def gateway_config(tmp: Path, upstream_port: int, port: int, workers: int) -> Path:
+    path = tmp / "gatewise.yaml"
+    path.write_text(
+        "version: 1\n"
+        f"server: {{host: 127.0.0.1, port: {port}, workers: {workers}}}\n"
+        "providers:\n"
+        "  fake:\n"
+        "    type: openai-compatible\n"
+        f"    base_url: http://127.0.0.1:{upstream_port}/v1\n"
+        "models:\n"
+        f"  - name: {MODEL}\n"
+        f"    deployments: [{{provider: fake, model: {MODEL}}}]\n"
+    )
+    return path
+
+
+def start_services(
+    args: argparse.Namespace, gatewise: str, tmp: Path, services: Services, chat: bytes
+) -> tuple[Service, Service, float, Endpoints]:
+    """Start the fake upstream, then the gateway; return them, the start-up time, the URLs."""
+    upstream_port, gateway_port = free_port(), free_port()
+    upstream = services.start(
+        "upstream",
+        [
+            gatewise,
+            "mock-upstream",
+            "--format",
+            "openai",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(upstream_port),
+        ],
+    )
+    wait_until_serving(upstream, upstream_port, CHAT_PATH, chat)
+    config = gateway_config(tmp, upstream_port, gateway_port, args.workers)
+    gateway = services.start(
+        "gateway",
+        [
+            gatewise,
+            "serve",
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(gateway_port),
+            "--workers",
+            str(args.workers),
+        ],
+    )
+    startup_s = wait_until_serving(gateway, gateway_port, CHAT_PATH, chat)
+    endpoints = Endpoints(
+        gateway_pid=gateway.pid,
+        upstream_pid=upstream.pid,
+        direct_port=upstream_port,
+        gateway_port=gateway_port,
+        path=CHAT_PATH,
+    )
+    return upstream, gateway, startup_s, endpoints
+
+
+def interpreter_version(pid: int) -> str:
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+        out = subprocess.run([exe, "-V"], capture_output=True, text=True, timeout=5, check=False)
+        return out.stdout.strip() or out.stderr.strip()
+    except OSError:
+        return "unknown"
+
+
+def describe(args: argparse.Namespace, upstream: Service, gateway: Service) -> dict[str, str]:
+    tree = procstat.process_tree(gateway.pid)
+    workers = [pid for pid in tree if procstat.role(pid, gateway.pid) == "worker"]
+    native = procstat.native_modules(workers[0] if workers else gateway.pid, NATIVE_MODULES)
+    cores = os.cpu_count() or 0
+    usable = len(os.sched_getaffinity(0))
+    return {
+        "machine": f"{cores} cores ({usable} usable), {procstat.cpu_model()}, "
+        f"Linux {platform.release()}",
+        "python": f"{interpreter_version(gateway.pid)} (gateway), "
+        f"{platform.python_version()} (bench)",
+        "gateway": f"gatewise serve --workers {args.workers}: master + {len(workers)} worker "
+        f"process(es); native modules in a worker: {', '.join(native) or 'none found'}",
+        "says": gateway.first_log_line()[:110],
+        "upstream": f"gatewise mock-upstream --format openai "
+        f"({len(procstat.process_tree(upstream.pid))} process(es))",
+        "load": f"{wrk_version(find_wrk())} -t{args.wrk_threads}, {args.duration:g} s per run, "
+        f"c={','.join(map(str, args.connections))}; wrk, upstream and gateway share the cores",
+    }
+
+
+def background_load(seconds: float = 0.5) -> float:
+    """How busy the machine is before we start anything (other jobs skew every figure)."""
+    busy_before, total_before = procstat.machine_busy_ticks()
+    time.sleep(seconds)
+    busy_after, total_after = procstat.machine_busy_ticks()
+    total = total_after - total_before
+    return (busy_after - busy_before) / total if total else 0.0
+
+
+def wait_for_quiet(max_wait_s: float, threshold: float = 0.1) -> float:
+    """Measure background load; while it is above ``threshold``, wait (up to ``max_wait_s``)."""
+    deadline = time.monotonic() + max_wait_s
+    busy = background_load()
+    while busy > threshold and time.monotonic() < deadline:
+        progress(f"machine {busy:.0%} busy with other processes; waiting for it to quiet down")
+        time.sleep(5)
+        busy = background_load(1.0)
+    return busy
+
+
+def run_benchmark(
+    args: argparse.Namespace, gatewise: str, tmp: Path, services: Services
+) -> Results:
+    idle_busy = wait_for_quiet(args.wait_quiet)
+    chat_file, stream_file = request_bodies(tmp)
+    upstream, gateway, startup_s, endpoints = start_services(
+        args, gatewise, tmp, services, chat_file.read_bytes()
+    )
+    progress(f"gateway answered {startup_s:.2f} s after spawn; warming up")
+    plan = Plan(
+        connections=args.connections,
+        duration_s=args.duration,
+        wrk_threads=args.wrk_threads,
+        stream_requests=args.stream_requests,
+        soak_requests=args.soak,
+        chat_body=chat_file,
+        stream_body=stream_file,
+    )
+    load_c = 50 if 50 in args.connections else max(args.connections)
+    res = Results(context={}, workers=args.workers, load_connections=load_c, startup_s=startup_s)
+    session = Session(plan, endpoints, res)
+    session.warm_up()
+    res.context = describe(args, upstream, gateway)
+    res.background_busy = idle_busy
+    res.context["before"] = f"machine {idle_busy:.0%} busy before the benchmark started"
+    session.snapshot_memory("after warm-up")
+    session.throughput()
+    session.streaming()
+    session.snapshot_memory("after run")
+    res.gateway_log_lines = gateway.log_lines()
+    session.soak()
+    res.checks = evaluate(res)
+    return res
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # respect nohup
+            signal.signal(sig, _raise_interrupt)
+    try:
+        find_wrk()
+        gatewise = find_gatewise(args.gatewise)
+        with (
+            tempfile.TemporaryDirectory(prefix="gatewise-bench-") as tmp_name,
+            Services(Path(tmp_name)) as services,
+        ):
+            try:
+                res = run_benchmark(args, gatewise, Path(tmp_name), services)
+            except BenchError as error:
+                raise BenchError(f"{error}\n{services.diagnose()}") from error
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; child processes stopped", file=sys.stderr)
+        return 130
+    print_report(res)
+    if args.json:
+        write_json(res, args.json)
+    return 1 if args.check and not all(check.passed for check in res.checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
