@@ -47,7 +47,7 @@ def run(
         "host": host,
         "port": port,
         "loop": "uvloop" if _has_uvloop() else "asyncio",
-        "http": "httptools",
+        "http": _http_protocol(),
         "lifespan": "on",
         "access_log": False,
         "log_config": None,
@@ -102,3 +102,9 @@ def banner(
         "",
     ]
     return "\n".join(lines)
+
+
+def _http_protocol() -> type:
+    from gatewise.http.protocol import CoalescingHttpToolsProtocol
+
+    return CoalescingHttpToolsProtocol

@@ -195,15 +195,15 @@ def decode_chat_response(body: bytes) -> ChatResponse:
     return response
 
 
-def decode_chat_chunk(data: bytes) -> ChatChunk:
+def decode_chat_chunks(payloads: list[bytes]) -> list[ChatChunk]:
+    """Decode a batch of stream events (one call per batch: this runs per event)."""
+    decode = _chunk_decoder.decode
     try:
-        chunk = _chunk_decoder.decode(data)
+        return [decode(data) for data in payloads]
     except (msgspec.ValidationError, msgspec.DecodeError):
         raise UpstreamProtocolError(
             "The upstream sent a stream event that is not a valid chat completion chunk."
         ) from None
-    attach_raw(chunk, data)
-    return chunk
 
 
 def decode_embedding_response(body: bytes) -> EmbeddingResponse:
@@ -244,8 +244,7 @@ def encode_chat_response(response: ChatResponse) -> bytes:
 
 
 def encode_chunk(chunk: ChatChunk) -> bytes:
-    raw = raw_of(chunk)
-    return raw if raw is not None else _encoder.encode(chunk)
+    return _encoder.encode(chunk)
 
 
 def encode(value: object) -> bytes:

@@ -64,15 +64,17 @@ class OpenAIFrontDoor:
         try:
             await start_event_stream(send, ctx)
             async for batch in stream:
-                events = []
-                for chunk in batch:
+                parts: list[bytes] = []
+                raw = batch.raw
+                for index, chunk in enumerate(batch.chunks):
                     if chunk.usage is not None and not chunk.choices:
                         ctx.usage = chunk.usage
                         if not include_usage:
                             continue  # asked upstream for accounting only
-                    events.append(b"data: " + wire.encode_chunk(chunk) + b"\n\n")
-                if events:
-                    await send_event_data(send, b"".join(events))
+                    data = raw[index] if raw is not None else wire.encode_chunk(chunk)
+                    parts += (b"data: ", data, b"\n\n")
+                if parts:
+                    await send_event_data(send, b"".join(parts))
         except GatewayError as error:
             ctx.status = error.status
             ctx.error_type = error.type

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 from gatewise.core.context import RequestContext
 from gatewise.core.types import (
-    ChatChunk,
     ChatRequest,
     ChatResponse,
+    ChunkBatch,
     EmbeddingRequest,
     EmbeddingResponse,
 )
@@ -33,7 +33,7 @@ class ChunkStream(Protocol):
     ``GatewayError``. ``aclose`` releases the upstream connection early (client gone).
     """
 
-    def __aiter__(self) -> AsyncIterator[list[ChatChunk]]: ...
+    def __aiter__(self) -> AsyncIterator[ChunkBatch]: ...
 
     async def aclose(self) -> None: ...
 

@@ -25,6 +25,7 @@ from gatewise.core.types import (
     ChatRequest,
     ChatResponse,
     Choice,
+    ChunkBatch,
     ChunkChoice,
     Delta,
     Embedding,
@@ -163,23 +164,23 @@ class MockChunkStream:
         self._request = request
         self._model = model
 
-    def __aiter__(self) -> AsyncIterator[list[ChatChunk]]:
+    def __aiter__(self) -> AsyncIterator[ChunkBatch]:
         return self._batches()
 
-    async def _batches(self) -> AsyncIterator[list[ChatChunk]]:
+    async def _batches(self) -> AsyncIterator[ChunkBatch]:
         """Without a chunk delay everything after the first chunk goes out in one batch."""
         first = True
         pending: list[ChatChunk] = []
         async for chunk in self._chunks():
             if first:
-                yield [chunk]
+                yield ChunkBatch([chunk])
                 first = False
             elif self._provider.config.chunk_delay_ms:
-                yield [chunk]
+                yield ChunkBatch([chunk])
             else:
                 pending.append(chunk)
         if pending:
-            yield pending
+            yield ChunkBatch(pending)
 
     async def _chunks(self) -> AsyncIterator[ChatChunk]:
         provider, request = self._provider, self._request

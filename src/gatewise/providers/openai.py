@@ -15,9 +15,9 @@ from gatewise.config.secrets import interpolate, resolve
 from gatewise.core.context import Attempt, RequestContext
 from gatewise.core.errors import GatewayError, UpstreamProtocolError
 from gatewise.core.types import (
-    ChatChunk,
     ChatRequest,
     ChatResponse,
+    ChunkBatch,
     EmbeddingRequest,
     EmbeddingResponse,
 )
@@ -126,10 +126,10 @@ class OpenAIChunkStream:
         self._attempt = attempt
         self._skip_empty = skip_empty
 
-    def __aiter__(self) -> AsyncIterator[list[ChatChunk]]:
+    def __aiter__(self) -> AsyncIterator[ChunkBatch]:
         return self._batches()
 
-    async def _batches(self) -> AsyncIterator[list[ChatChunk]]:
+    async def _batches(self) -> AsyncIterator[ChunkBatch]:
         decoder = SSEDecoder()
         done = False
         try:
@@ -138,19 +138,23 @@ class OpenAIChunkStream:
             async for data in self._transport.iter_chunks(self._response, self._attempt):
                 if done:
                     continue
-                batch = []
+                payloads = []
                 for _event, payload in decoder.feed(data):
                     if payload.startswith(b"[DONE]"):
                         done = True
                         break
                     if payload.startswith(b'{"error"'):
                         raise self._stream_error(payload)
-                    chunk = wire.decode_chat_chunk(payload)
-                    if self._skip_empty and not chunk.choices and chunk.usage is None:
-                        continue
-                    batch.append(chunk)
-                if batch:
-                    yield batch
+                    payloads.append(payload)
+                if not payloads:
+                    continue
+                chunks = wire.decode_chat_chunks(payloads)
+                if self._skip_empty:
+                    kept = [i for i, c in enumerate(chunks) if c.choices or c.usage is not None]
+                    chunks = [chunks[i] for i in kept]
+                    payloads = [payloads[i] for i in kept]
+                if chunks:
+                    yield ChunkBatch(chunks, payloads)
         finally:
             self._response.close()  # a no-op when the body was read to its end
         if not done:

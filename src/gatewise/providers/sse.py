@@ -18,17 +18,16 @@ class SSEDecoder:
         buffer = self._buffer + data if self._buffer else data
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop()  # the unfinished tail (often empty)
         events: list[tuple[str | None, bytes]] = []
-        start = 0
-        while True:
-            end = buffer.find(b"\n\n", start)
-            if end < 0:
-                break
-            event = _parse_event(buffer[start:end])
+        for block in blocks:
+            if block.startswith(b"data: ") and b"\n" not in block:  # the common case
+                events.append((None, block[6:]))
+                continue
+            event = _parse_event(block)
             if event is not None:
                 events.append(event)
-            start = end + 2
-        self._buffer = buffer[start:]
         return events
 
     @property
@@ -38,8 +37,6 @@ class SSEDecoder:
 
 
 def _parse_event(block: bytes) -> tuple[str | None, bytes] | None:
-    if block.startswith(b"data: ") and b"\n" not in block:  # the common case
-        return None, block[6:]
     name: str | None = None
     data: list[bytes] = []
     for line in block.split(b"\n"):
