@@ -6,6 +6,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from gatewise import __version__
 from gatewise.app import CONFIG_ENV, GatewayApp
@@ -43,13 +44,26 @@ def run(
 
     import uvicorn
 
-    options: dict[str, object] = {
+    options = uvicorn_options(host, port)
+    if workers > 1:
+        os.environ[CONFIG_ENV] = str(config_path.resolve())
+        uvicorn.run("gatewise.app:create_app_from_env", factory=True, workers=workers, **options)
+    else:
+        uvicorn.run(GatewayApp(runtime), **options)
+    return 0
+
+
+def uvicorn_options(host: str, port: int, *, loop: str | None = None) -> dict[str, Any]:
+    """How the gateway runs on uvicorn (shared with the in-thread test gateway)."""
+    from gatewise.http.protocol import CoalescingHttpToolsProtocol
+
+    return {
         "host": host,
         "port": port,
-        "loop": "uvloop" if _has_uvloop() else "asyncio",
-        "http": _http_protocol(),
+        "loop": loop or ("uvloop" if _has_uvloop() else "asyncio"),
+        "http": CoalescingHttpToolsProtocol,
         "lifespan": "on",
-        "access_log": False,
+        "access_log": False,  # the gateway logs requests itself when server.access_log is on
         "log_config": None,
         "server_header": False,
         "proxy_headers": False,  # the gateway does not use the client address (yet)
@@ -57,12 +71,6 @@ def run(
         "timeout_keep_alive": 30,
         "backlog": 4096,
     }
-    if workers > 1:
-        os.environ[CONFIG_ENV] = str(config_path.resolve())
-        uvicorn.run("gatewise.app:create_app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
-    else:
-        uvicorn.run(GatewayApp(runtime), **options)  # type: ignore[arg-type]
-    return 0
 
 
 def _has_uvloop() -> bool:
@@ -102,9 +110,3 @@ def banner(
         "",
     ]
     return "\n".join(lines)
-
-
-def _http_protocol() -> type:
-    from gatewise.http.protocol import CoalescingHttpToolsProtocol
-
-    return CoalescingHttpToolsProtocol

@@ -41,10 +41,16 @@ def head_for(url: str, body: bytes) -> bytes:
     ).encode()
 
 
-async def call(client: HTTPClient, url: str, body: bytes = b"{}", timeout: float = 2.0) -> tuple[int, bytes]:
+async def call(
+    client: HTTPClient, url: str, body: bytes = b"{}", timeout: float = 2.0
+) -> tuple[int, bytes]:
     response = await client.request(
-        Origin(url), head_for(url, body), body,
-        first_byte_timeout=timeout, idle_timeout=timeout, total_timeout=timeout * 2,
+        Origin(url),
+        head_for(url, body),
+        body,
+        first_byte_timeout=timeout,
+        idle_timeout=timeout,
+        total_timeout=timeout * 2,
     )
     return response.status, await response.read()
 
@@ -120,7 +126,9 @@ async def test_a_stale_pooled_connection_is_retried_on_a_fresh_one(client: HTTPC
 async def test_chunked_body_streams_as_it_arrives(client: HTTPClient) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/event-stream\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/event-stream\r\n\r\n"
+        )
         for piece in (b"data: 1\n\n", b"data: 2\n\n"):
             writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             await writer.drain()
@@ -130,7 +138,12 @@ async def test_chunked_body_streams_as_it_arrives(client: HTTPClient) -> None:
     server, url = await serve(handler)
     async with server:
         response = await client.request(
-            Origin(url), head_for(url, b"{}"), b"{}", first_byte_timeout=2, idle_timeout=2, total_timeout=5
+            Origin(url),
+            head_for(url, b"{}"),
+            b"{}",
+            first_byte_timeout=2,
+            idle_timeout=2,
+            total_timeout=5,
         )
         assert response.headers["content-type"] == "text/event-stream"
         pieces = [p async for p in response.iter_chunks()]
@@ -149,7 +162,12 @@ async def test_large_body_with_back_pressure(client: HTTPClient) -> None:
     server, url = await serve(handler)
     async with server:
         response = await client.request(
-            Origin(url), head_for(url, b"{}"), b"{}", first_byte_timeout=2, idle_timeout=2, total_timeout=10
+            Origin(url),
+            head_for(url, b"{}"),
+            b"{}",
+            first_byte_timeout=2,
+            idle_timeout=2,
+            total_timeout=10,
         )
         received = 0
         async for piece in response.iter_chunks():

@@ -18,6 +18,7 @@ import uvicorn
 
 from gatewise.app import GatewayApp, create_app
 from gatewise.config.models import Config
+from gatewise.server import uvicorn_options
 
 
 @dataclass
@@ -38,19 +39,9 @@ def run_gateway_in_thread(
     if not isinstance(config, Config):
         config = Config.model_validate(config)
     app = create_app(config, config_dir)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=0,
-            loop="asyncio",
-            http="httptools",
-            lifespan="on",
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=5,
-        )
-    )
+    options = uvicorn_options("127.0.0.1", 0, loop="asyncio")
+    options["timeout_graceful_shutdown"] = 5
+    server = uvicorn.Server(uvicorn.Config(app, **options))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(
         target=lambda: loop.run_until_complete(server.serve()), daemon=True, name="gateway"
