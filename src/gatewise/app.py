@@ -33,7 +33,8 @@ class GatewayApp:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.ready = False
+        self.started = False
+        self.draining = False
         self._start_lock = asyncio.Lock()
         server = runtime.config.server
         self.access_log = server.access_log
@@ -59,7 +60,7 @@ class GatewayApp:
             if path.startswith("/v1/models/") and len(path) > len("/v1/models/"):
                 methods = {"GET": self.openai.retrieve_model}
             else:
-                raise NotFoundError(f"Invalid URL ({method} {path})", code=None)
+                raise NotFoundError(f"Invalid URL ({method} {path})")
         handler = methods.get(method)
         if handler is None:
             allowed = ", ".join(sorted(methods))
@@ -70,7 +71,7 @@ class GatewayApp:
         return handler
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.ready:
+        if not self.started:
             await self._start()  # servers without lifespan support start us lazily
         request = HTTPRequest(scope, receive)
         try:
@@ -116,17 +117,20 @@ class GatewayApp:
     async def healthz(self, request: HTTPRequest, send: Send) -> None:
         await send_json(send, 200, b'{"status":"ok"}', request.ctx)
 
+    @property
+    def ready(self) -> bool:
+        return self.started and not self.draining
+
     async def readyz(self, request: HTTPRequest, send: Send) -> None:
-        body = orjson.dumps(
-            {"status": "ready" if self.ready else "starting", "models": len(self.runtime.catalog)}
-        )
+        status = "ready" if self.ready else ("draining" if self.draining else "starting")
+        body = orjson.dumps({"status": status, "models": len(self.runtime.catalog)})
         await send_json(send, 200 if self.ready else 503, body, request.ctx)
 
     async def _start(self) -> None:
         async with self._start_lock:
-            if not self.ready:
+            if not self.started:
                 await self.runtime.start()
-                self.ready = True
+                self.started = True
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -139,7 +143,7 @@ class GatewayApp:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.ready = False
+                self.draining = True  # uvicorn has drained the connections by now
                 await self.runtime.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -60,9 +60,6 @@ class OpenAIProvider:
         """The URL of ``operation`` (``chat/completions``, ``embeddings``) for ``model``."""
         return f"{self.base_url}/{operation}"
 
-    def upstream_model(self, model: str) -> str:
-        return model
-
     # --- the Provider protocol --------------------------------------------------
 
     async def start(self) -> None:
@@ -72,14 +69,14 @@ class OpenAIProvider:
         await self.transport.close()
 
     async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
-        body = wire.chat_request_body(request, self.upstream_model(model), force_stream_usage=False)
+        body = wire.chat_request_body(request, model, force_stream_usage=False)
         data = await self._post("chat/completions", model, body, ctx)
         return wire.decode_chat_response(data)
 
     async def chat_stream(
         self, request: ChatRequest, model: str, ctx: RequestContext
     ) -> OpenAIChunkStream:
-        body = wire.chat_request_body(request, self.upstream_model(model), force_stream_usage=True)
+        body = wire.chat_request_body(request, model, force_stream_usage=True)
         attempt = Attempt(self.name, model)
         ctx.attempts.append(attempt)
         response = await self.transport.post(self.url("chat/completions", model), body, attempt)
@@ -99,7 +96,7 @@ class OpenAIProvider:
     ) -> EmbeddingResponse:
         wanted = request.encoding_format or "float"
         ask = wanted if self.embeddings_base64 else "float"
-        body = wire.embedding_request_body(request, self.upstream_model(model), encoding_format=ask)
+        body = wire.embedding_request_body(request, model, encoding_format=ask)
         data = await self._post("embeddings", model, body, ctx)
         response = wire.decode_embedding_response(data)
         return wire.embeddings_as(response, wanted) if ask != wanted else response
