@@ -6,7 +6,9 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import orjson
 
@@ -28,6 +30,20 @@ log = logging.getLogger("gatewise")
 Handler = Callable[[HTTPRequest, Send], Awaitable[None]]
 
 
+class FrontDoor(Protocol):
+    """What the app needs of a front door beyond its handlers: its error format."""
+
+    async def send_error(self, send: Send, request: HTTPRequest, error: GatewayError) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The handlers of one path by method, and the front door whose error format it speaks."""
+
+    methods: dict[str, Handler]
+    door: FrontDoor
+
+
 class GatewayApp:
     """One gateway: a ``Runtime`` behind the front doors."""
 
@@ -38,14 +54,18 @@ class GatewayApp:
         self._start_lock = asyncio.Lock()
         server = runtime.config.server
         self.access_log = server.access_log
-        self.openai = OpenAIFrontDoor(runtime.pipeline, server.max_request_body_bytes)
-        self.routes: dict[str, dict[str, Handler]] = {
-            "/v1/chat/completions": {"POST": self.openai.chat_completions},
-            "/v1/embeddings": {"POST": self.openai.embeddings},
-            "/v1/models": {"GET": self.openai.list_models},
-            "/healthz": {"GET": self.healthz},
-            "/readyz": {"GET": self.readyz},
+        openai = self.openai = OpenAIFrontDoor(runtime.pipeline, server.max_request_body_bytes)
+        self.routes: dict[str, Route] = {
+            "/v1/chat/completions": Route({"POST": openai.chat_completions}, openai),
+            "/v1/embeddings": Route({"POST": openai.embeddings}, openai),
+            "/v1/models": Route({"GET": openai.list_models}, openai),
+            "/healthz": Route({"GET": self.healthz}, openai),
+            "/readyz": Route({"GET": self.readyz}, openai),
         }
+        # Paths with a variable tail, matched by prefix: (prefix, route).
+        self.prefix_routes: list[tuple[str, Route]] = [
+            ("/v1/models/", Route({"GET": openai.retrieve_model}, openai)),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -54,31 +74,34 @@ class GatewayApp:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
-    def _handler(self, method: str, path: str) -> Handler:
-        methods = self.routes.get(path)
-        if methods is None:
-            if path.startswith("/v1/models/") and len(path) > len("/v1/models/"):
-                methods = {"GET": self.openai.retrieve_model}
-            else:
-                raise NotFoundError(f"Invalid URL ({method} {path})")
-        handler = methods.get(method)
-        if handler is None:
-            allowed = ", ".join(sorted(methods))
-            raise MethodNotAllowedError(
-                f"Method {method} is not allowed on {path}; use {allowed}.",
-                headers={"allow": allowed},
-            )
-        return handler
+    def _route(self, path: str) -> Route | None:
+        route = self.routes.get(path)
+        if route is None:
+            for prefix, candidate in self.prefix_routes:
+                if path.startswith(prefix) and len(path) > len(prefix):
+                    return candidate
+        return route
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.started:
             await self._start()  # servers without lifespan support start us lazily
         request = HTTPRequest(scope, receive)
+        route = self._route(request.path)
+        door: FrontDoor = route.door if route is not None else self.openai
         try:
-            await self._handler(request.method, request.path)(request, send)
+            if route is None:
+                raise NotFoundError(f"Invalid URL ({request.method} {request.path})")
+            handler = route.methods.get(request.method)
+            if handler is None:
+                allowed = ", ".join(sorted(route.methods))
+                raise MethodNotAllowedError(
+                    f"Method {request.method} is not allowed on {request.path}; use {allowed}.",
+                    headers={"allow": allowed},
+                )
+            await handler(request, send)
         except GatewayError as error:
             request.ctx.status = error.status
-            await self.openai.send_error(send, request, error)
+            await door.send_error(send, request, error)
         except ClientDisconnected:
             request.ctx.status = 499
         except asyncio.CancelledError:
@@ -92,7 +115,7 @@ class GatewayApp:
             log.exception("unhandled error", extra={"request_id": request.ctx.request_id})
             request.ctx.status = 500
             internal = GatewayError("The gateway hit an internal error.", code="internal_error")
-            await self.openai.send_error(send, request, internal)
+            await door.send_error(send, request, internal)
         finally:
             request.stop_watch()
             if self.access_log:

@@ -60,7 +60,7 @@ def config_schema() -> None:
 @app.command("mock-upstream")
 def mock_upstream(
     format: Annotated[
-        str, typer.Option("--format", help="Wire format: openai or azure.")
+        str, typer.Option("--format", help="Wire format: openai, azure, anthropic or gemini.")
     ] = "openai",
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 9000,

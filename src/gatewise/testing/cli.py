@@ -8,15 +8,33 @@ long-running process must not grow, and nobody can read it anyway.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import signal
 import sys
 from collections.abc import Callable
-
-from gatewise.testing.openai_upstream import FakeOpenAIUpstream
+from typing import Any, Protocol
 
 __all__ = ["FORMATS", "run_mock_upstream"]
 
-FORMATS = ("openai", "azure")
+
+class Fake(Protocol):
+    async def start(self, host: str = ..., port: int = ...) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+# Wire format -> "module:Class" of its fake; each class takes (api_key=..., record=...).
+FORMATS: dict[str, str] = {
+    "openai": "gatewise.testing.openai_upstream:FakeOpenAIUpstream",
+    "azure": "gatewise.testing.openai_upstream:FakeOpenAIUpstream",
+}
+
+
+def _fake_for(format: str, api_key: str | None) -> Fake:
+    module_name, _, class_name = FORMATS[format].partition(":")
+    fake_class: Any = getattr(importlib.import_module(module_name), class_name)
+    fake: Fake = fake_class(api_key=api_key, record=False)
+    return fake
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -28,7 +46,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-async def _serve(fake: FakeOpenAIUpstream, format: str, host: str, port: int) -> None:
+async def _serve(fake: Fake, format: str, host: str, port: int) -> None:
     url = await fake.start(host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -49,7 +67,7 @@ def run_mock_upstream(format: str, host: str, port: int, api_key: str | None) ->
             file=sys.stderr,
         )
         return 2
-    fake = FakeOpenAIUpstream(api_key=api_key, record=False)
+    fake = _fake_for(format, api_key)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(_serve(fake, format, host, port))
