@@ -14,6 +14,7 @@ import orjson
 
 from gatewise.config.models import Config
 from gatewise.core.errors import GatewayError, MethodNotAllowedError, NotFoundError
+from gatewise.http.anthropic import AnthropicFrontDoor
 from gatewise.http.asgi import (
     ClientDisconnected,
     HTTPRequest,
@@ -23,6 +24,7 @@ from gatewise.http.asgi import (
     send_json,
 )
 from gatewise.http.openai import OpenAIFrontDoor
+from gatewise.http.responses import ResponsesFrontDoor
 from gatewise.runtime import Runtime, build_runtime
 
 log = logging.getLogger("gatewise")
@@ -55,16 +57,27 @@ class GatewayApp:
         server = runtime.config.server
         self.access_log = server.access_log
         openai = self.openai = OpenAIFrontDoor(runtime.pipeline, server.max_request_body_bytes)
+        anthropic = AnthropicFrontDoor(runtime.pipeline, server.max_request_body_bytes)
+        responses = ResponsesFrontDoor(
+            runtime.pipeline, runtime.responses, server.max_request_body_bytes, openai
+        )
         self.routes: dict[str, Route] = {
             "/v1/chat/completions": Route({"POST": openai.chat_completions}, openai),
             "/v1/embeddings": Route({"POST": openai.embeddings}, openai),
             "/v1/models": Route({"GET": openai.list_models}, openai),
+            "/v1/responses": Route({"POST": responses.create}, responses),
+            "/v1/messages": Route({"POST": anthropic.messages}, anthropic),
+            "/v1/messages/count_tokens": Route({"POST": anthropic.count_tokens}, anthropic),
             "/healthz": Route({"GET": self.healthz}, openai),
             "/readyz": Route({"GET": self.readyz}, openai),
         }
         # Paths with a variable tail, matched by prefix: (prefix, route).
         self.prefix_routes: list[tuple[str, Route]] = [
             ("/v1/models/", Route({"GET": openai.retrieve_model}, openai)),
+            (
+                "/v1/responses/",
+                Route({"GET": responses.retrieve, "DELETE": responses.delete}, responses),
+            ),
         ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

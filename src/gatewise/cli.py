@@ -20,6 +20,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Validate and inspect configuration files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+db_app = typer.Typer(help="Manage the records database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The gateway's YAML configuration file.")
@@ -55,6 +57,14 @@ def config_schema() -> None:
     from gatewise.config.commands import schema_command
 
     raise typer.Exit(schema_command())
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = Path("examples/quickstart.yaml")) -> None:
+    """Apply the records database's migrations (the gateway also does this when it starts)."""
+    from gatewise.store.commands import upgrade_command
+
+    raise typer.Exit(upgrade_command(config))
 
 
 @app.command("mock-upstream")

@@ -18,6 +18,9 @@ from gatewise.core.catalog import ModelCatalog, Route, Target
 from gatewise.core.pipeline import Pipeline
 from gatewise.core.types import ModelCard
 from gatewise.providers.base import Provider, provider_factory
+from gatewise.store.engine import Database
+from gatewise.store.responses import ResponseRepository
+from gatewise.store.urls import resolve_store_url
 
 log = logging.getLogger("gatewise")
 
@@ -35,15 +38,19 @@ class Runtime:
     providers: dict[str, Provider]
     catalog: ModelCatalog
     pipeline: Pipeline
+    database: Database
+    responses: ResponseRepository
     skipped: list[str] = field(default_factory=list)
 
     async def start(self) -> None:
+        await self.database.start()  # opens the records database and applies migrations
         for provider in self.providers.values():
             await provider.start()
 
     async def close(self) -> None:
         for provider in self.providers.values():
             await provider.close()
+        await self.database.close()
 
 
 def build_runtime(config: Config, config_dir: Path | None = None) -> Runtime:
@@ -78,4 +85,16 @@ def build_runtime(config: Config, config_dir: Path | None = None) -> Runtime:
     for line in skipped:
         log.info(line)
     catalog = ModelCatalog(routes)
-    return Runtime(config, providers, catalog, Pipeline(catalog), skipped)
+    try:
+        database = Database(resolve_store_url(config.store.url, config_dir))
+    except SecretResolutionError as exc:
+        raise StartupError(f"store.url: {exc}") from None
+    return Runtime(
+        config,
+        providers,
+        catalog,
+        Pipeline(catalog),
+        database=database,
+        responses=ResponseRepository(database),
+        skipped=skipped,
+    )

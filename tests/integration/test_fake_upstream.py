@@ -463,7 +463,7 @@ async def test_keep_alive_and_chunked_request_body() -> None:
 
 # -- the CLI -----------------------------------------------------------------------------
 def test_cli_rejects_unknown_format(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_mock_upstream("gemini", host="127.0.0.1", port=0, api_key=None) == 2
+    assert run_mock_upstream("no-such-format", host="127.0.0.1", port=0, api_key=None) == 2
     assert "unknown format" in capsys.readouterr().err
 
 

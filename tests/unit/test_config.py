@@ -87,7 +87,7 @@ ERROR_CASES = [
         "providers:\n  p:\n    type: nope\n",
         3,
         "providers.p.type",
-        "unknown type 'nope'; expected one of 'openai', 'openai-compatible', 'azure', 'mock'",
+        "unknown type 'nope'; expected one of 'openai', 'openai-compatible', 'azure', 'anthropic', 'gemini', 'mock'",
     ),
     (
         "provider without a type",

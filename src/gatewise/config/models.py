@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from gatewise.config.secrets import WHOLE_REFERENCE, looks_like_literal_secret
+from gatewise.store.urls import DEFAULT_URL, check_store_url
 
 
 def _check_secret_reference(value: str) -> str:
@@ -137,6 +138,34 @@ class AzureProviderConfig(ProviderBase):
         return self
 
 
+class AnthropicProviderConfig(ProviderBase):
+    """api.anthropic.com: the Messages API with ``x-api-key`` auth."""
+
+    type: Literal["anthropic"]
+    api_key: SecretRef
+    base_url: str = Field("https://api.anthropic.com", description="The API root, without /v1.")
+    anthropic_version: str = Field("2023-06-01", description="The anthropic-version header.")
+    default_max_tokens: int = Field(
+        4096,
+        ge=1,
+        description=(
+            "max_tokens sent upstream when a request sets neither max_tokens nor "
+            "max_completion_tokens (Anthropic requires one)."
+        ),
+    )
+
+
+class GeminiProviderConfig(ProviderBase):
+    """Google's Gemini Developer API (generativelanguage.googleapis.com) with ``x-goog-api-key``."""
+
+    type: Literal["gemini"]
+    api_key: SecretRef
+    base_url: str = Field(
+        "https://generativelanguage.googleapis.com/v1beta",
+        description="The API root including the version, e.g. .../v1beta.",
+    )
+
+
 class MockFailure(Strict):
     status: int = Field(503, ge=400, le=599)
     message: str = "Mock provider failure"
@@ -161,6 +190,8 @@ ProviderConfig = Annotated[
     OpenAIProviderConfig
     | OpenAICompatibleProviderConfig
     | AzureProviderConfig
+    | AnthropicProviderConfig
+    | GeminiProviderConfig
     | MockProviderConfig,
     Field(discriminator="type"),
 ]
@@ -185,6 +216,19 @@ class ModelConfig(Strict):
     description: str | None = None
 
 
+class StoreConfig(Strict):
+    """The records database (stored responses; later keys, usage and logs)."""
+
+    url: Annotated[str, AfterValidator(check_store_url)] = Field(
+        DEFAULT_URL,
+        description=(
+            "sqlite+aiosqlite:///path.db (a relative path starts at this file's folder) or "
+            "postgresql+asyncpg://user:${env:DB_PASSWORD}@host:5432/db. A password must be a "
+            "${env:X} / ${file:Y} reference (or the whole URL one)."
+        ),
+    )
+
+
 class Config(Strict):
     """The whole gateway configuration."""
 
@@ -192,6 +236,7 @@ class Config(Strict):
     server: ServerConfig = ServerConfig()
     providers: dict[Name, ProviderConfig] = Field(default_factory=dict)
     models: list[ModelConfig] = Field(default_factory=list)
+    store: StoreConfig = StoreConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:

@@ -32,6 +32,8 @@ class RequestContext:
     attempts: list[Attempt] = field(default_factory=list)
     decisions: list[str] = field(default_factory=list)
     usage: Usage | None = None
+    #: True when ``usage`` was counted by the gateway because the upstream reported none.
+    usage_estimated: bool = False
     status: int = 200
     error_type: str | None = None
 

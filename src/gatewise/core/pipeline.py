@@ -10,15 +10,17 @@ happened on the request context.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from gatewise.core.catalog import ModelCatalog, Route, Target
 from gatewise.core.context import RequestContext
 from gatewise.core.errors import GatewayError
+from gatewise.core.tokens import estimate_usage
 from gatewise.core.types import (
     ChatRequest,
     ChatResponse,
+    ChunkBatch,
     EmbeddingRequest,
     EmbeddingResponse,
     ModelCard,
@@ -45,12 +47,19 @@ class Pipeline:
         route = self._route(ctx, request.model)
         response = await self._call(ctx, route, lambda t: t.provider.chat(request, t.model, ctx))
         ctx.usage = response.usage
+        if response.usage is None:
+            text = "".join(c.message.content or "" for c in response.choices)
+            ctx.usage = estimate_usage(request, text, request.model)
+            ctx.usage_estimated = True
         return response
 
     async def chat_stream(self, ctx: RequestContext, request: ChatRequest) -> ChunkStream:
         """Open the upstream stream; chunks flow to the front door as they arrive."""
         route = self._route(ctx, request.model)
-        return await self._call(ctx, route, lambda t: t.provider.chat_stream(request, t.model, ctx))
+        stream = await self._call(
+            ctx, route, lambda t: t.provider.chat_stream(request, t.model, ctx)
+        )
+        return AccountedStream(stream, ctx, request)
 
     async def embeddings(self, ctx: RequestContext, request: EmbeddingRequest) -> EmbeddingResponse:
         route = self._route(ctx, request.model)
@@ -75,3 +84,48 @@ class Pipeline:
                     f"failover:{target.provider.name}/{target.model}:{error.status}"
                 )
         raise AssertionError("a route has at least one target")
+
+
+class AccountedStream:
+    """Passes a stream through and records its usage on the context.
+
+    The upstream's final usage chunk wins; a stream that ends without one (some
+    OpenAI-compatible servers, an interrupted stream) gets usage counted from
+    the request and the text that went through, marked as estimated.
+    """
+
+    def __init__(self, inner: ChunkStream, ctx: RequestContext, request: ChatRequest) -> None:
+        self._inner = inner
+        self._ctx = ctx
+        self._request = request
+
+    def __aiter__(self) -> AsyncIterator[ChunkBatch]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[ChunkBatch]:
+        ctx = self._ctx
+        pieces: list[str] = []
+        try:
+            async for batch in self._inner:
+                for chunk in batch.chunks:
+                    if chunk.usage is not None:
+                        ctx.usage = chunk.usage
+                    for choice in chunk.choices:
+                        delta = choice.delta
+                        if delta.content:
+                            pieces.append(delta.content)
+                        if delta.tool_calls:
+                            pieces.extend(
+                                (call.function.name or "") + (call.function.arguments or "")
+                                for call in delta.tool_calls
+                                if call.function is not None
+                            )
+                yield batch
+        finally:
+            if ctx.usage is None:
+                request = self._request
+                ctx.usage = estimate_usage(request, "".join(pieces), request.model)
+                ctx.usage_estimated = True
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

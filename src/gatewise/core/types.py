@@ -27,8 +27,11 @@ class FunctionCall(msgspec.Struct, omit_defaults=True, gc=False):
     arguments: str | None = None
 
 
-class ToolCall(msgspec.Struct, omit_defaults=True):
-    """A complete tool call in a message (arguments are a JSON string)."""
+class ToolCall(msgspec.Struct):
+    """A complete tool call in a message (arguments are a JSON string).
+
+    Defaults are encoded too: OpenAI requires ``type`` on every tool call.
+    """
 
     id: str
     function: FunctionCall

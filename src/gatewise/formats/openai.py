@@ -140,14 +140,24 @@ def parse_embedding_request(data: JSONObject) -> EmbeddingRequest:
 # --- canonical -> upstream requests ----------------------------------------------
 
 
-def chat_request_body(request: ChatRequest, model: str, *, force_stream_usage: bool) -> bytes:
+def chat_request_body(
+    request: ChatRequest,
+    model: str,
+    *,
+    force_stream_usage: bool,
+    modern_max_tokens: bool = False,
+) -> bytes:
     """The OpenAI JSON for ``request``, addressed to the upstream ``model``.
 
     With ``force_stream_usage`` a streamed request always asks for the final
     usage chunk, so the gateway can account exact usage even when the client
-    did not ask for it (the front door then drops that chunk).
+    did not ask for it (the front door then drops that chunk). With
+    ``modern_max_tokens`` a deprecated ``max_tokens`` is sent as
+    ``max_completion_tokens``, which OpenAI's reasoning models require.
     """
     body: dict[str, Any] = msgspec.to_builtins(request)
+    if modern_max_tokens and "max_tokens" in body and "max_completion_tokens" not in body:
+        body["max_completion_tokens"] = body.pop("max_tokens")
     extra = body.pop("extra", None)
     body["model"] = model
     messages = body["messages"]

@@ -67,10 +67,8 @@ class OpenAIFrontDoor:
                 parts: list[bytes] = []
                 raw = batch.raw
                 for index, chunk in enumerate(batch.chunks):
-                    if chunk.usage is not None and not chunk.choices:
-                        ctx.usage = chunk.usage
-                        if not include_usage:
-                            continue  # asked upstream for accounting only
+                    if chunk.usage is not None and not chunk.choices and not include_usage:
+                        continue  # asked upstream for accounting only (the pipeline records it)
                     data = raw[index] if raw is not None else wire.encode_chunk(chunk)
                     parts += (b"data: ", data, b"\n\n")
                 if parts:

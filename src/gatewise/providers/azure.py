@@ -19,6 +19,7 @@ from gatewise.providers.openai import OpenAIProvider, build_transport
 
 class AzureProvider(OpenAIProvider):
     kind = "azure"
+    modern_max_tokens = False
     skip_empty_chunks = True
 
     def __init__(self, *args: Any, api_style: str, api_version: str | None, **kwargs: Any) -> None:

@@ -90,6 +90,18 @@ def _azure(name: str, config: Any, base_dir: Path | None) -> Provider:
     return AzureProvider.from_config(name, config, base_dir)
 
 
+def _anthropic(name: str, config: Any, base_dir: Path | None) -> Provider:
+    from gatewise.providers.anthropic import AnthropicProvider
+
+    return AnthropicProvider.from_config(name, config, base_dir)
+
+
+def _gemini(name: str, config: Any, base_dir: Path | None) -> Provider:
+    from gatewise.providers.gemini import GeminiProvider
+
+    return GeminiProvider.from_config(name, config, base_dir)
+
+
 def _mock(name: str, config: Any, base_dir: Path | None) -> Provider:
     from gatewise.providers.mock import MockProvider
 
@@ -100,6 +112,8 @@ PROVIDER_TYPES: dict[str, ProviderFactory] = {
     "openai": _openai,
     "openai-compatible": _openai_compatible,
     "azure": _azure,
+    "anthropic": _anthropic,
+    "gemini": _gemini,
     "mock": _mock,
 }
 

@@ -33,6 +33,9 @@ class OpenAIProvider:
     kind = "openai"
     #: Whether the upstream can answer embeddings as base64 itself.
     embeddings_base64 = True
+    #: Send ``max_tokens`` as ``max_completion_tokens`` (api.openai.com deprecated the
+    #: former and rejects it for reasoning models; other servers may only know it).
+    modern_max_tokens = True
     #: Drop stream events with neither choices nor usage (Azure's prompt-filter event),
     #: which OpenAI clients do not expect.
     skip_empty_chunks = False
@@ -69,14 +72,18 @@ class OpenAIProvider:
         await self.transport.close()
 
     async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
-        body = wire.chat_request_body(request, model, force_stream_usage=False)
+        body = wire.chat_request_body(
+            request, model, force_stream_usage=False, modern_max_tokens=self.modern_max_tokens
+        )
         data = await self._post("chat/completions", model, body, ctx)
         return wire.decode_chat_response(data)
 
     async def chat_stream(
         self, request: ChatRequest, model: str, ctx: RequestContext
     ) -> OpenAIChunkStream:
-        body = wire.chat_request_body(request, model, force_stream_usage=True)
+        body = wire.chat_request_body(
+            request, model, force_stream_usage=True, modern_max_tokens=self.modern_max_tokens
+        )
         attempt = Attempt(self.name, model)
         ctx.attempts.append(attempt)
         response = await self.transport.post(self.url("chat/completions", model), body, attempt)

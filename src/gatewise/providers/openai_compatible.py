@@ -16,6 +16,7 @@ from gatewise.providers.openai import OpenAIProvider, build_transport
 
 class OpenAICompatibleProvider(OpenAIProvider):
     kind = "openai-compatible"
+    modern_max_tokens = False
 
     @classmethod
     def from_config(cls, name: str, config: Any, base_dir: Path | None) -> OpenAICompatibleProvider:

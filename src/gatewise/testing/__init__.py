@@ -18,14 +18,20 @@ the last user message (or an embeddings input) instead of scripting:
 ``[[fake:hang]]``, ``[[fake:chunks=50]]``, ``[[fake:chunk_delay=0.01]]``,
 ``[[fake:ratelimit_headers]]``, ``[[fake:error_message=...]]``, ``[[fake:error_type=...]]``,
 ``[[fake:error_code=...]]``, ``[[fake:content=...]]``. Markers combine, and are not echoed.
+
+``FakeAnthropicUpstream`` speaks Anthropic's Messages API the same way (its root URL is
+what ``anthropic.Anthropic(base_url=...)`` takes) and adds ``[[fake:error_event_after=N]]``:
+a mid-stream ``error`` event after N events.
 """
 
+from gatewise.testing.anthropic_upstream import FakeAnthropicUpstream
 from gatewise.testing.openai_upstream import DEFAULT_MODELS, FakeOpenAIUpstream, RecordedRequest
 from gatewise.testing.runner import run_in_thread
 from gatewise.testing.scenario import Scenario
 
 __all__ = [
     "DEFAULT_MODELS",
+    "FakeAnthropicUpstream",
     "FakeOpenAIUpstream",
     "RecordedRequest",
     "Scenario",

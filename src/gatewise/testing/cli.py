@@ -27,6 +27,8 @@ class Fake(Protocol):
 FORMATS: dict[str, str] = {
     "openai": "gatewise.testing.openai_upstream:FakeOpenAIUpstream",
     "azure": "gatewise.testing.openai_upstream:FakeOpenAIUpstream",
+    "anthropic": "gatewise.testing.anthropic_upstream:FakeAnthropicUpstream",
+    "gemini": "gatewise.testing.gemini_upstream:FakeGeminiUpstream",
 }
 
 

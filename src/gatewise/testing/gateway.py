@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ from typing import Any
 import uvicorn
 
 from gatewise.app import GatewayApp, create_app
-from gatewise.config.models import Config
+from gatewise.config.models import Config, StoreConfig
 from gatewise.server import uvicorn_options
+from gatewise.store.urls import DEFAULT_URL
 
 
 @dataclass
@@ -35,9 +37,23 @@ class RunningGateway:
 def run_gateway_in_thread(
     config: Config | dict[str, Any], config_dir: Path | None = None
 ) -> Iterator[RunningGateway]:
-    """Start a gateway for ``config`` on 127.0.0.1 (any free port); stop it on exit."""
+    """Start a gateway for ``config`` on 127.0.0.1 (any free port); stop it on exit.
+
+    Without a config folder and a ``store`` section, the records database is a
+    fresh SQLite file in a temporary folder (not ``./gatewise.db``).
+    """
     if not isinstance(config, Config):
         config = Config.model_validate(config)
+    with tempfile.TemporaryDirectory(prefix="gatewise-records-") as records:
+        if config_dir is None and config.store.url == DEFAULT_URL:
+            store = StoreConfig(url=f"sqlite+aiosqlite:///{records}/gatewise.db")
+            config = config.model_copy(update={"store": store})
+        with _serve(config, config_dir) as gateway:
+            yield gateway
+
+
+@contextlib.contextmanager
+def _serve(config: Config, config_dir: Path | None) -> Iterator[RunningGateway]:
     app = create_app(config, config_dir)
     options = uvicorn_options("127.0.0.1", 0, loop="asyncio")
     options["timeout_graceful_shutdown"] = 5

@@ -45,6 +45,8 @@ class Scenario:
     - ``chunks`` / ``chunk_delay``: number of content deltas / seconds between SSE events.
     - ``ratelimit_headers``: add ``x-ratelimit-*`` headers to the response.
     - ``content``: reply text instead of the echo.
+    - ``error_event_after``: streamed: send the wire format's mid-stream ``error`` event
+      after this many events and end the stream (fakes whose format has one: anthropic).
     - ``headers``: extra response headers (e.g. ``{"x-should-retry": "false"}``).
     - ``times``: how many consecutive requests this scenario applies to.
     """
@@ -63,6 +65,7 @@ class Scenario:
     chunk_delay: float | None = None
     ratelimit_headers: bool = False
     content: str | None = None
+    error_event_after: int | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     times: int = 1
 
@@ -120,7 +123,7 @@ class MarkerError(ValueError):
 
 
 _FLAGS = frozenset({"garbage", "garbage_stream", "hang", "ratelimit_headers"})
-_INTS = frozenset({"status", "reset_after", "chunks"})
+_INTS = frozenset({"status", "reset_after", "chunks", "error_event_after"})
 _FLOATS = frozenset({"retry_after", "slow_first_byte", "chunk_delay"})
 _STRINGS = frozenset({"error_message", "error_type", "error_code", "content"})
 _FALSE = frozenset({"0", "false", "no", "off"})
