@@ -22,9 +22,14 @@ the last user message (or an embeddings input) instead of scripting:
 ``FakeAnthropicUpstream`` speaks Anthropic's Messages API the same way (its root URL is
 what ``anthropic.Anthropic(base_url=...)`` takes) and adds ``[[fake:error_event_after=N]]``:
 a mid-stream ``error`` event after N events.
+
+``FakeGeminiUpstream`` speaks Gemini's ``generateContent`` / ``streamGenerateContent``
+and ``batchEmbedContents``; ``GeminiScenario`` (and ``[[fake:finish_reason=SAFETY]]``,
+``[[fake:block_reason=SAFETY]]``) script safety blocks.
 """
 
 from gatewise.testing.anthropic_upstream import FakeAnthropicUpstream
+from gatewise.testing.gemini_upstream import FakeGeminiUpstream, GeminiScenario
 from gatewise.testing.openai_upstream import DEFAULT_MODELS, FakeOpenAIUpstream, RecordedRequest
 from gatewise.testing.runner import run_in_thread
 from gatewise.testing.scenario import Scenario
@@ -32,7 +37,9 @@ from gatewise.testing.scenario import Scenario
 __all__ = [
     "DEFAULT_MODELS",
     "FakeAnthropicUpstream",
+    "FakeGeminiUpstream",
     "FakeOpenAIUpstream",
+    "GeminiScenario",
     "RecordedRequest",
     "Scenario",
     "run_in_thread",
