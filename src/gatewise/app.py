@@ -189,12 +189,10 @@ def create_app(config: Config, config_dir: Path | None = None) -> GatewayApp:
     return GatewayApp(build_runtime(config, config_dir))
 
 
-CONFIG_ENV = "GATEWISE_CONFIG"
-
-
 def create_app_from_env() -> GatewayApp:
     """The factory each server worker calls: the config path comes from ``GATEWISE_CONFIG``."""
     from gatewise.config.loader import load_config
+    from gatewise.server import CONFIG_ENV
     from gatewise.telemetry.logging import configure_logging
 
     path = Path(os.environ[CONFIG_ENV])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gatewise.config.models import Config
 from gatewise.config.secrets import SecretResolutionError
@@ -18,9 +19,11 @@ from gatewise.core.catalog import ModelCatalog, Route, Target
 from gatewise.core.pipeline import Pipeline
 from gatewise.core.types import ModelCard
 from gatewise.providers.base import Provider, provider_factory
-from gatewise.store.engine import Database
-from gatewise.store.responses import ResponseRepository
 from gatewise.store.urls import resolve_store_url
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only where a runtime is really built
+    from gatewise.store.engine import Database
+    from gatewise.store.responses import ResponseRepository
 
 log = logging.getLogger("gatewise")
 
@@ -53,7 +56,19 @@ class Runtime:
         await self.database.close()
 
 
-def build_runtime(config: Config, config_dir: Path | None = None) -> Runtime:
+@dataclass
+class Prepared:
+    """What a config turns into before anything heavy is imported: providers with their
+    secrets resolved, the catalog, the store URL. ``gatewise serve`` prepares once in the
+    supervising process to fail early on a missing secret; each worker builds a runtime."""
+
+    providers: dict[str, Provider]
+    catalog: ModelCatalog
+    store_url: str
+    skipped: list[str]
+
+
+def prepare(config: Config, config_dir: Path | None = None) -> Prepared:
     providers: dict[str, Provider] = {}
     skipped: list[str] = []
     for name, section in config.providers.items():
@@ -81,20 +96,27 @@ def build_runtime(config: Config, config_dir: Path | None = None) -> Runtime:
             continue
         card = ModelCard(id=model.name, created=MODEL_CREATED, owned_by=model.owned_by)
         routes.append(Route(model.name, targets, card))
-
-    for line in skipped:
-        log.info(line)
-    catalog = ModelCatalog(routes)
     try:
-        database = Database(resolve_store_url(config.store.url, config_dir))
+        store_url = resolve_store_url(config.store.url, config_dir)
     except SecretResolutionError as exc:
         raise StartupError(f"store.url: {exc}") from None
+    return Prepared(providers, ModelCatalog(routes), store_url, skipped)
+
+
+def build_runtime(config: Config, config_dir: Path | None = None) -> Runtime:
+    from gatewise.store.engine import Database
+    from gatewise.store.responses import ResponseRepository
+
+    prepared = prepare(config, config_dir)
+    for line in prepared.skipped:
+        log.info(line)
+    database = Database(prepared.store_url)
     return Runtime(
         config,
-        providers,
-        catalog,
-        Pipeline(catalog),
+        prepared.providers,
+        prepared.catalog,
+        Pipeline(prepared.catalog),
         database=database,
         responses=ResponseRepository(database),
-        skipped=skipped,
+        skipped=prepared.skipped,
     )

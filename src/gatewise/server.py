@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from gatewise import __version__
-from gatewise.app import CONFIG_ENV, GatewayApp
 from gatewise.config.models import Config
-from gatewise.runtime import StartupError, build_runtime
+from gatewise.runtime import StartupError, prepare
+
+# Where worker processes find the config (they import the app factory by name).
+CONFIG_ENV = "GATEWISE_CONFIG"
 
 
 def run(
@@ -31,7 +33,7 @@ def run(
         print(exc, file=sys.stderr)
         return 1
     try:
-        runtime = build_runtime(config, config_path.parent)  # resolves secrets: fail early
+        prepared = prepare(config, config_path.parent)  # resolves secrets: fail early
     except StartupError as exc:
         print(f"{config_path}: {exc}", file=sys.stderr)
         return 1
@@ -40,7 +42,7 @@ def run(
     port = server.port if port is None else port
     workers = workers or server.workers
     configure_logging(server.log_level)
-    print(banner(config, runtime.skipped, config_path, host, port, workers), flush=True)
+    print(banner(config, prepared.skipped, config_path, host, port, workers), flush=True)
 
     import uvicorn
 
@@ -49,7 +51,9 @@ def run(
         os.environ[CONFIG_ENV] = str(config_path.resolve())
         uvicorn.run("gatewise.app:create_app_from_env", factory=True, workers=workers, **options)
     else:
-        uvicorn.run(GatewayApp(runtime), **options)
+        from gatewise.app import create_app
+
+        uvicorn.run(create_app(config, config_path.parent), **options)
     return 0
 
 
