@@ -147,6 +147,11 @@ class GatewayApp:
                 "model": ctx.model or None,
                 "provider": ctx.provider,
                 "status": ctx.status,
+                "stream": ctx.stream,
+                "prompt_tokens": ctx.usage.prompt_tokens if ctx.usage else None,
+                "completion_tokens": ctx.usage.completion_tokens if ctx.usage else None,
+                "usage_estimated": ctx.usage_estimated or None,
+                "decisions": ctx.decisions or None,
             },
         )
 

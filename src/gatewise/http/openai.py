@@ -25,6 +25,8 @@ from gatewise.http.errors import (
 )
 
 DONE = b"data: [DONE]\n\n"
+# Says that the upstream reported no usage and the gateway counted it itself.
+ESTIMATED_USAGE_HEADER = {"x-gatewise-usage-estimated": "true"}
 
 
 class OpenAIFrontDoor:
@@ -53,7 +55,8 @@ class OpenAIFrontDoor:
                 return
             response = await self.pipeline.chat(ctx, chat)
             watch.stop()
-            await send_json(send, 200, wire.encode_chat_response(response), ctx)
+            headers = ESTIMATED_USAGE_HEADER if ctx.usage_estimated else None
+            await send_json(send, 200, wire.encode_chat_response(response), ctx, headers)
         finally:
             watch.stop()
 
