@@ -23,6 +23,7 @@ from gatewise.http.asgi import (
     Send,
     send_json,
 )
+from gatewise.http.models import ModelsEndpoint
 from gatewise.http.openai import OpenAIFrontDoor
 from gatewise.http.responses import ResponsesFrontDoor
 from gatewise.runtime import Runtime, build_runtime
@@ -58,13 +59,14 @@ class GatewayApp:
         self.access_log = server.access_log
         openai = self.openai = OpenAIFrontDoor(runtime.pipeline, server.max_request_body_bytes)
         anthropic = AnthropicFrontDoor(runtime.pipeline, server.max_request_body_bytes)
+        models = ModelsEndpoint(openai, anthropic)
         responses = ResponsesFrontDoor(
             runtime.pipeline, runtime.responses, server.max_request_body_bytes, openai
         )
         self.routes: dict[str, Route] = {
             "/v1/chat/completions": Route({"POST": openai.chat_completions}, openai),
             "/v1/embeddings": Route({"POST": openai.embeddings}, openai),
-            "/v1/models": Route({"GET": openai.list_models}, openai),
+            "/v1/models": Route({"GET": models.list}, models),
             "/v1/responses": Route({"POST": responses.create}, responses),
             "/v1/messages": Route({"POST": anthropic.messages}, anthropic),
             "/v1/messages/count_tokens": Route({"POST": anthropic.count_tokens}, anthropic),
@@ -73,7 +75,7 @@ class GatewayApp:
         }
         # Paths with a variable tail, matched by prefix: (prefix, route).
         self.prefix_routes: list[tuple[str, Route]] = [
-            ("/v1/models/", Route({"GET": openai.retrieve_model}, openai)),
+            ("/v1/models/", Route({"GET": models.retrieve}, models)),
             (
                 "/v1/responses/",
                 Route({"GET": responses.retrieve, "DELETE": responses.delete}, responses),

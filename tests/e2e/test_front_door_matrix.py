@@ -153,3 +153,18 @@ def test_tool_calls_through_every_door(
     assert any(
         block.type == "tool_use" and block.name == "get_weather" for block in message.content
     )
+
+
+def test_models_in_each_sdks_shape(
+    chat_client: openai.OpenAI, messages_client: anthropic.Anthropic
+) -> None:
+    assert [m.id for m in chat_client.models.list()] == MODELS
+    listed = messages_client.models.list()
+    assert [m.id for m in listed.data] == MODELS
+    assert listed.data[0].type == "model" and listed.data[0].created_at.year >= 2023
+    assert messages_client.models.retrieve("on-gemini").id == "on-gemini"
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        messages_client.models.retrieve("nope")
+    assert caught.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    with pytest.raises(openai.NotFoundError):
+        chat_client.models.retrieve("nope")
