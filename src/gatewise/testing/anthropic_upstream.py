@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from types import TracebackType
-from typing import Any
+from collections.abc import Iterator, Sequence
 
 import orjson
 
@@ -35,16 +32,10 @@ from gatewise.testing.anthropic_reply import (
     count_input_tokens,
     last_user_text,
 )
-from gatewise.testing.httpserver import HttpServer, Request, Response
-from gatewise.testing.openai_upstream import RecordedRequest
-from gatewise.testing.scenario import (
-    MARKER_PREFIX,
-    MARKER_PREFIX_BYTES,
-    MarkerError,
-    Scenario,
-    ScenarioQueue,
-    parse_markers,
-)
+from gatewise.testing.fake_base import FakeUpstream, RecordedRequest
+from gatewise.testing.httpserver import Request, Response
+from gatewise.testing.openai_exchange import Exchange
+from gatewise.testing.scenario import MarkerError, Scenario
 
 __all__ = ["DEFAULT_ANTHROPIC_MODELS", "FakeAnthropicUpstream"]
 
@@ -63,11 +54,12 @@ _ROUTES = {
 }
 
 
-class FakeAnthropicUpstream:
+class FakeAnthropicUpstream(FakeUpstream):
     """A fake Anthropic upstream (see the module docstring for routes and scenarios).
 
     ``api_key`` makes it demand that key; ``stream_chunks`` is the default number of
     text deltas per streamed message; ``record=False`` turns request recording off.
+    ``url`` is the root URL: what ``anthropic.Anthropic(base_url=...)`` takes (no ``/v1``).
     """
 
     def __init__(
@@ -81,92 +73,20 @@ class FakeAnthropicUpstream:
         record: bool = True,
         max_recorded: int = 1000,
     ) -> None:
-        self.api_key = api_key
-        self.models = tuple(models)
-        self.stream_chunks = stream_chunks
-        self.chunk_delay = chunk_delay
+        super().__init__(api_key, models, stream_chunks, chunk_delay, record, max_recorded)
         self.ratelimit_headers = ratelimit_headers
-        self.record = record
-        self.request_count = 0
         self.prompt_cache = PromptCache()
-        self._recorded: deque[RecordedRequest] = deque(maxlen=max_recorded)
-        self._scenarios = ScenarioQueue()
         self._models_body = wire.models_list(self.models)
         self._prefix = secrets.token_hex(4)
         self._request_prefix = b"req_011C" + self._prefix.encode()
-        self._ids = itertools.count(1)
-        self._server: HttpServer | None = None
-        self._url: str | None = None
-
-    # -- lifecycle ------------------------------------------------------------
-    async def start(
-        self, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False
-    ) -> str:
-        """Listen (port 0 picks a free port); return the root URL ``http://HOST:PORT``."""
-        server = HttpServer(self.handle)
-        bound_host, bound_port = await server.start(host, port, reuse_port=reuse_port)
-        self._server = server
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self._url = f"http://{shown}:{bound_port}"
-        return self._url
-
-    async def close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            await server.close()
-
-    async def __aenter__(self) -> FakeAnthropicUpstream:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def url(self) -> str:
-        """The root URL: what ``anthropic.Anthropic(base_url=...)`` takes (no ``/v1``)."""
-        if self._url is None:
-            raise RuntimeError("the fake upstream is not started")
-        return self._url
-
-    # -- test helpers ---------------------------------------------------------
-    def script(self, *scenarios: Scenario) -> None:
-        """Queue scenarios for the next requests, in order (thread-safe)."""
-        self._scenarios.push(*scenarios)
-
-    @property
-    def open_connections(self) -> int:
-        return len(self._server.connections) if self._server is not None else 0
-
-    @property
-    def pending_scenarios(self) -> int:
-        return len(self._scenarios)
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """A snapshot of the recorded requests, oldest first (the last ``max_recorded``)."""
-        return list(self._recorded.copy())
-
-    @property
-    def last_request(self) -> RecordedRequest | None:
-        recorded = self._recorded.copy()
-        return recorded[-1] if recorded else None
 
     def reset(self) -> None:
         """Forget recorded requests, queued scenarios and cached prompt prefixes."""
-        self._recorded.clear()
-        self._scenarios.clear()
+        super().reset()
         self.prompt_cache.clear()
-        self.request_count = 0
 
     # -- request handling -------------------------------------------------------
     async def handle(self, request: Request, response: Response) -> None:
-        """The HTTP handler: record, route, authenticate, then answer."""
         self.request_count += 1
         if self.record:
             self._recorded.append(RecordedRequest(request))
@@ -191,16 +111,8 @@ class FakeAnthropicUpstream:
         if kind in (MESSAGES, COUNT_TOKENS):
             await self._messages(exchange, count_only=kind == COUNT_TOKENS)
         else:
-            await self._models(exchange)
-
-    def _scenario(self, request: Request, marker_texts: Callable[[], list[Any]]) -> Scenario | None:
-        """The next queued scenario, else the one markers in the texts spell (MarkerError)."""
-        scenario = self._scenarios.take()
-        if scenario is None and MARKER_PREFIX_BYTES in request.body:
-            texts = [t for t in marker_texts() if isinstance(t, str) and MARKER_PREFIX in t]
-            if texts:
-                scenario = parse_markers(" ".join(texts))
-        return scenario
+            model = exchange.target or (self.models[0] if self.models else "claude-sonnet-4-6")
+            await self._models(exchange, model, listing=kind == MODELS)
 
     async def _messages(self, exchange: AnthropicExchange, *, count_only: bool) -> None:
         body = exchange.json_body()
@@ -238,16 +150,11 @@ class FakeAnthropicUpstream:
             events = _failing(events, scenario, exchange.rid)
         await exchange.stream(events, scenario, self.chunk_delay)
 
-    async def _models(self, exchange: AnthropicExchange) -> None:
-        scenario = self._scenarios.take()
-        model = exchange.target or (self.models[0] if self.models else "claude-sonnet-4-6")
-        if scenario is not None and await exchange.misbehave(scenario, model):
-            return
-        if exchange.kind == MODELS:
-            return await exchange.send_ok(self._models_body, scenario)
-        if model not in self.models:
-            return exchange.error(404, "not_found_error", f"model: {model}")
-        await exchange.send_ok(orjson.dumps(wire.model_object(model)), scenario)
+    def _model_body(self, model: str) -> bytes:
+        return orjson.dumps(wire.model_object(model))
+
+    def _unknown_model(self, exchange: Exchange, model: str) -> bytes:
+        return wire.error_body("not_found_error", f"model: {model}", exchange.request_id.decode())
 
 
 def _failing(events: Iterator[bytes], scenario: Scenario, request_id: str) -> Iterator[bytes]:

@@ -10,13 +10,10 @@ the generic ``Scenario`` cannot express.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from dataclasses import dataclass, fields
 from typing import Any
-
-import orjson
 
 from gatewise.testing import gemini_wire as wire
 from gatewise.testing.httpserver import encode_headers
@@ -69,6 +66,9 @@ class GeminiExchange(Exchange):
     """A request at the fake Gemini upstream: ``kind`` is the API method, ``target`` the model."""
 
     __slots__ = ("sse",)
+    invalid_json_message = "Invalid JSON payload received. Expected an object."
+    garbage_body = wire.GARBAGE_BODY
+    garbage_events = wire.GARBAGE_EVENTS
 
     def __init__(self, *args: Any, sse: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -104,39 +104,13 @@ class GeminiExchange(Exchange):
     def bad_request(self, message: str, param: str | None = None, code: str | None = None) -> None:
         self.error(400, message)
 
-    def json_body(self) -> dict[str, Any] | None:
-        """The request's JSON object, or None after answering Google's 400 for bad JSON."""
-        try:
-            body = orjson.loads(self.request.body)
-        except orjson.JSONDecodeError:
-            body = None
-        if not isinstance(body, dict):
-            self.error(400, "Invalid JSON payload received. Expected an object.")
-            return None
-        return body
-
-    async def misbehave(self, scenario: Scenario, model: str) -> bool:
-        """Apply a scenario's hang, delay and failures; True when the answer is already sent."""
-        if scenario.hang:
-            await asyncio.get_running_loop().create_future()  # cancelled when the peer leaves
-        if scenario.slow_first_byte > 0:
-            await asyncio.sleep(scenario.slow_first_byte)
-        extra = encode_headers(scenario.headers.items()) if scenario.headers else b""
-        status = scenario.error_status
-        if status is not None:
-            body = wire.status_error(
-                status,
-                model=model,
-                retry_after=scenario.retry_after or 1.0,
-                message=scenario.error_message,
-                status_name=scenario.error_type,
-            )
-            self.send(status, body, extra=extra)
-            return True
-        if scenario.garbage:
-            self.send(200, wire.GARBAGE_BODY, extra=extra)
-            return True
-        if scenario.garbage_stream:
-            await self.stream(wire.GARBAGE_EVENTS, scenario)
-            return True
-        return False
+    def send_status(self, status: int, scenario: Scenario, model: str, extra: bytes) -> None:
+        """Google's error body (a 429 carries RetryInfo in it, no ``retry-after`` header)."""
+        body = wire.status_error(
+            status,
+            model=model,
+            retry_after=scenario.retry_after or 1.0,
+            message=scenario.error_message,
+            status_name=scenario.error_type,
+        )
+        self.send(status, body, extra=extra)

@@ -17,27 +17,18 @@ in the last user text (or an embedding input) work as with the OpenAI fake.
 
 from __future__ import annotations
 
-import itertools
 import secrets
-from collections import deque
-from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Any
+from collections.abc import Sequence
 
 from gatewise.testing import gemini_wire as wire
+from gatewise.testing.fake_base import FakeUpstream, RecordedRequest
 from gatewise.testing.gemini_checks import embed_problem, request_problem
 from gatewise.testing.gemini_exchange import GeminiExchange, GeminiScenario, parse_gemini_markers
 from gatewise.testing.gemini_reply import GeminiReply, compose_reply, last_user_text, parts_text
-from gatewise.testing.httpserver import HttpServer, Request, Response
+from gatewise.testing.httpserver import Request, Response
+from gatewise.testing.openai_exchange import Exchange
 from gatewise.testing.openai_reply import MAX_DIMENSIONS, embedding_value
-from gatewise.testing.openai_upstream import RecordedRequest
-from gatewise.testing.scenario import (
-    MARKER_PREFIX,
-    MARKER_PREFIX_BYTES,
-    MarkerError,
-    Scenario,
-    ScenarioQueue,
-)
+from gatewise.testing.scenario import MARKER_PREFIX_BYTES, MarkerError, Scenario
 
 __all__ = ["DEFAULT_MODELS", "FakeGeminiUpstream", "GeminiScenario"]
 
@@ -47,7 +38,6 @@ _GENERATE, _STREAM = "generateContent", "streamGenerateContent"
 _BATCH_EMBED, _EMBED = "batchEmbedContents", "embedContent"
 _ACTIONS = frozenset({_GENERATE, _STREAM, _BATCH_EMBED, _EMBED})
 _LIST, _GET = "list", "get"
-_MEMO_SIZE = 512
 
 
 def route(path: str, method: str) -> tuple[str, str] | None:
@@ -70,9 +60,12 @@ def route(path: str, method: str) -> tuple[str, str] | None:
     return None
 
 
-class FakeGeminiUpstream:
+class FakeGeminiUpstream(FakeUpstream):
     """A fake Gemini upstream. ``api_key`` makes it demand that key; ``stream_chunks`` is
-    the number of text pieces per streamed answer; ``record=False`` turns recording off."""
+    the number of text pieces per streamed answer; ``record=False`` turns recording off.
+    ``script()`` takes ``Scenario`` or ``GeminiScenario``."""
+
+    _memo: dict[tuple[str, bytes], tuple[GeminiReply, int]]
 
     def __init__(
         self,
@@ -84,92 +77,17 @@ class FakeGeminiUpstream:
         record: bool = True,
         max_recorded: int = 1000,
     ) -> None:
-        self.api_key = api_key
-        self.models = tuple(models)
-        self.stream_chunks = stream_chunks
-        self.chunk_delay = chunk_delay
-        self.record = record
-        self.request_count = 0
-        self._recorded: deque[RecordedRequest] = deque(maxlen=max_recorded)
-        self._scenarios = ScenarioQueue()
-        self._memo: dict[tuple[str, bytes], tuple[GeminiReply, int]] = {}
+        super().__init__(api_key, models, stream_chunks, chunk_delay, record, max_recorded)
         self._models_body = wire.models_list(self.models)
         self._prefix = secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
-        self._ids = itertools.count(1)
-        self._server: HttpServer | None = None
-        self._url: str | None = None
-
-    # -- lifecycle ------------------------------------------------------------
-    async def start(
-        self, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False
-    ) -> str:
-        """Listen (port 0 picks a free port); return the root URL ``http://HOST:PORT``."""
-        server = HttpServer(self.handle)
-        bound_host, bound_port = await server.start(host, port, reuse_port=reuse_port)
-        self._server = server
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self._url = f"http://{shown}:{bound_port}"
-        return self._url
-
-    async def close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            await server.close()
-
-    async def __aenter__(self) -> FakeGeminiUpstream:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("the fake upstream is not started")
-        return self._url
 
     @property
     def base_url(self) -> str:
         """``url + "/v1beta"``: what a gateway's ``gemini`` provider takes as ``base_url``."""
         return self.url + "/v1beta"
 
-    # -- test helpers -----------------------------------------------------------
-    def script(self, *scenarios: Scenario) -> None:
-        """Queue scenarios (``Scenario`` or ``GeminiScenario``) for the next requests."""
-        self._scenarios.push(*scenarios)
-
-    @property
-    def open_connections(self) -> int:
-        return len(self._server.connections) if self._server is not None else 0
-
-    @property
-    def pending_scenarios(self) -> int:
-        return len(self._scenarios)
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        return list(self._recorded.copy())
-
-    @property
-    def last_request(self) -> RecordedRequest | None:
-        recorded = self._recorded.copy()
-        return recorded[-1] if recorded else None
-
-    def reset(self) -> None:
-        self._recorded.clear()
-        self._scenarios.clear()
-        self._memo.clear()
-        self.request_count = 0
-
     # -- request handling ---------------------------------------------------------
     async def handle(self, request: Request, response: Response) -> None:
-        """The HTTP handler: record, route, authenticate, then answer."""
         self.request_count += 1
         if self.record:
             self._recorded.append(RecordedRequest(request))
@@ -193,16 +111,10 @@ class FakeGeminiUpstream:
         elif action in (_BATCH_EMBED, _EMBED):
             await self._embed(exchange, model, batch=action == _BATCH_EMBED)
         else:
-            await self._models(exchange, action, model)
+            await self._models(exchange, model or "gemini", listing=action == _LIST)
 
-    def _scenario(self, request: Request, texts: Callable[[], list[Any]]) -> Scenario | None:
-        """The next queued scenario, else the one markers in the texts spell (MarkerError)."""
-        scenario = self._scenarios.take()
-        if scenario is None and MARKER_PREFIX_BYTES in request.body:
-            found = [t for t in texts() if isinstance(t, str) and MARKER_PREFIX in t]
-            if found:
-                scenario = parse_gemini_markers(" ".join(found))
-        return scenario
+    def _parse_markers(self, text: str) -> Scenario | None:
+        return parse_gemini_markers(text)
 
     def _response_id(self) -> str:
         return f"{self._prefix}{next(self._ids):012x}"
@@ -233,9 +145,7 @@ class FakeGeminiUpstream:
             n = (body.get("generationConfig") or {}).get("candidateCount") or 1
             planned = (compose_reply(body, content, finish), n)
             if memo_key is not None and scenario is None:
-                if len(self._memo) >= _MEMO_SIZE:
-                    self._memo.clear()
-                self._memo[memo_key] = planned
+                self._remember(memo_key, planned)
         reply, n = planned
         block = scenario.block_reason if isinstance(scenario, GeminiScenario) else None
         if not stream:
@@ -280,12 +190,8 @@ class FakeGeminiUpstream:
         data = wire.batch_embeddings(vectors) if batch else wire.single_embedding(vectors[0])
         await exchange.send_ok(data, scenario)
 
-    async def _models(self, exchange: GeminiExchange, action: str, model: str) -> None:
-        scenario = self._scenarios.take()
-        if scenario is not None and await exchange.misbehave(scenario, model or "gemini"):
-            return
-        if action == _LIST:
-            return await exchange.send_ok(self._models_body, scenario)
-        if model not in self.models:
-            return exchange.error(404, f"models/{model} is not found for API version v1beta.")
-        await exchange.send_ok(wire.model_json(model), scenario)
+    def _model_body(self, model: str) -> bytes:
+        return wire.model_json(model)
+
+    def _unknown_model(self, exchange: Exchange, model: str) -> bytes:
+        return wire.error_body(404, f"models/{model} is not found for API version v1beta.")

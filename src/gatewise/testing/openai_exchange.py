@@ -80,7 +80,16 @@ def route(path: str, method: str) -> tuple[str, str, str] | None:
 
 
 class Exchange:
-    """A routed request and its response writer, with OpenAI's answering conventions."""
+    """A routed request and its response writer, with OpenAI's answering conventions.
+
+    Other wire formats subclass it and override ``received_key``, ``headers``,
+    ``bad_request``, ``send_status`` and the class-level bodies below; pacing,
+    resets, streaming and the rest of ``misbehave`` are the same for all.
+    """
+
+    invalid_json_message: str = wire.INVALID_JSON_MESSAGE
+    garbage_body: bytes = wire.GARBAGE_BODY
+    garbage_events: tuple[bytes, ...] = wire.GARBAGE_EVENTS
 
     __slots__ = (
         "family",
@@ -162,13 +171,13 @@ class Exchange:
         self.send(400, wire.error_body(message, "invalid_request_error", param, code))
 
     def json_body(self) -> dict[str, Any] | None:
-        """The request's JSON object, or None after answering OpenAI's 400 for bad JSON."""
+        """The request's JSON object, or None after answering the format's 400 for bad JSON."""
         try:
             body = orjson.loads(self.request.body)
         except orjson.JSONDecodeError:
             body = None
         if not isinstance(body, dict):
-            self.bad_request(wire.INVALID_JSON_MESSAGE)
+            self.bad_request(self.invalid_json_message)
             return None
         return body
 
@@ -182,39 +191,39 @@ class Exchange:
         extra = _extra_headers(scenario)
         status = scenario.error_status
         if status is not None:
-            retry = scenario.retry_after
-            if retry is None and status == 429:
-                retry = 1.0
-            if retry is not None:
-                extra += b"retry-after: %d\r\nretry-after-ms: %d\r\n" % (
-                    math.ceil(retry),
-                    round(retry * 1000),
-                )
-            block = ratelimit_exhausted(retry or 1.0) if status == 429 else None
-            body = wire.status_error(
-                status,
-                model=model,
-                retry_after=retry or 1.0,
-                key=self.received_key() or "",
-                message=scenario.error_message,
-                type_=scenario.error_type,
-                code=scenario.error_code,
-            )
-            self.send(
-                status,
-                body,
-                ratelimit=scenario.ratelimit_headers,
-                extra=extra,
-                ratelimit_block=block,
-            )
+            self.send_status(status, scenario, model, extra)
             return True
         if scenario.garbage:
-            self.send(200, wire.GARBAGE_BODY, ratelimit=scenario.ratelimit_headers, extra=extra)
+            self.send(200, self.garbage_body, ratelimit=scenario.ratelimit_headers, extra=extra)
             return True
         if scenario.garbage_stream:
-            await self.stream(wire.GARBAGE_EVENTS, scenario)
+            await self.stream(self.garbage_events, scenario)
             return True
         return False
+
+    def send_status(self, status: int, scenario: Scenario, model: str, extra: bytes) -> None:
+        """Answer the scenario's error status with this format's error body and headers."""
+        retry = scenario.retry_after
+        if retry is None and status == 429:
+            retry = 1.0
+        if retry is not None:
+            extra += b"retry-after: %d\r\nretry-after-ms: %d\r\n" % (
+                math.ceil(retry),
+                round(retry * 1000),
+            )
+        block = ratelimit_exhausted(retry or 1.0) if status == 429 else None
+        body = wire.status_error(
+            status,
+            model=model,
+            retry_after=retry or 1.0,
+            key=self.received_key() or "",
+            message=scenario.error_message,
+            type_=scenario.error_type,
+            code=scenario.error_code,
+        )
+        self.send(
+            status, body, ratelimit=scenario.ratelimit_headers, extra=extra, ratelimit_block=block
+        )
 
     async def send_ok(self, body: bytes, scenario: Scenario | None) -> None:
         """Send a 200 JSON body (or headers, half the body and a reset, if the scenario says so)."""

@@ -10,18 +10,16 @@ fake's state (key, models, recorded requests, scripted scenarios) and the route 
 
 from __future__ import annotations
 
-import itertools
 import secrets
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from types import TracebackType
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from gatewise.testing import openai_wire as wire
-from gatewise.testing.httpserver import HttpServer, Request, Response
+from gatewise.testing.fake_base import FakeUpstream, RecordedRequest
+from gatewise.testing.httpserver import Request, Response
 from gatewise.testing.openai_exchange import AZURE, CHAT, EMBEDDINGS, MODELS, Exchange, route
 from gatewise.testing.openai_reply import (
     MAX_DIMENSIONS,
@@ -31,14 +29,7 @@ from gatewise.testing.openai_reply import (
     embedding_value,
     last_user_text,
 )
-from gatewise.testing.scenario import (
-    MARKER_PREFIX,
-    MARKER_PREFIX_BYTES,
-    MarkerError,
-    Scenario,
-    ScenarioQueue,
-    parse_markers,
-)
+from gatewise.testing.scenario import MARKER_PREFIX_BYTES, MarkerError, Scenario
 
 __all__ = ["DEFAULT_MODELS", "FakeOpenAIUpstream", "RecordedRequest"]
 
@@ -56,37 +47,10 @@ _EMBEDDING_INPUT_ERROR = (
     "'$.input' is invalid. Please check the API reference: "
     "https://platform.openai.com/docs/api-reference."
 )
-_MEMO_SIZE = 512
 _EMPTY_MESSAGES = (
     "Invalid 'messages': empty array. Expected an array with minimum length 1, "
     "but got an empty array instead."
 )
-
-
-class RecordedRequest:
-    """A request as the fake received it; ``json`` is the parsed body (None if not JSON)."""
-
-    __slots__ = ("_json", "body", "headers", "method", "path", "query")
-
-    def __init__(self, request: Request) -> None:
-        self.method = request.method
-        self.path = request.path
-        self.query = request.query
-        self.headers = request.headers
-        self.body = request.body
-        self._json: Any = ...
-
-    @property
-    def json(self) -> Any:
-        if self._json is ...:
-            try:
-                self._json = orjson.loads(self.body) if self.body else None
-            except orjson.JSONDecodeError:
-                self._json = None
-        return self._json
-
-    def __repr__(self) -> str:
-        return f"<RecordedRequest {self.method} {self.path}>"
 
 
 class _ChatPlan:
@@ -103,13 +67,16 @@ class _ChatPlan:
         self.tail: bytes | None = None
 
 
-class FakeOpenAIUpstream:
+class FakeOpenAIUpstream(FakeUpstream):
     """A fake OpenAI / Azure OpenAI upstream (see ``gatewise.testing`` for scenarios and markers).
 
     ``api_key`` makes it demand that key; ``stream_chunks`` is the default number of
     content deltas per streamed choice; ``record=False`` (or ``fake.record = False``)
-    turns request recording off for benchmarks.
+    turns request recording off for benchmarks. ``url`` is the root URL (what Azure
+    clients take as ``azure_endpoint``), ``base_url`` adds ``/v1``.
     """
+
+    _memo: dict[tuple[str, str, bytes], _ChatPlan]
 
     def __init__(
         self,
@@ -122,100 +89,19 @@ class FakeOpenAIUpstream:
         record: bool = True,
         max_recorded: int = 1000,
     ) -> None:
-        self.api_key = api_key
-        self.models = tuple(models)
-        self.stream_chunks = stream_chunks
-        self.chunk_delay = chunk_delay
+        super().__init__(api_key, models, stream_chunks, chunk_delay, record, max_recorded)
         self.ratelimit_headers = ratelimit_headers
-        self.record = record
-        self.request_count = 0
-        self._recorded: deque[RecordedRequest] = deque(maxlen=max_recorded)
-        self._scenarios = ScenarioQueue()
-        self._memo: dict[tuple[str, str, bytes], _ChatPlan] = {}
         self._models_body = wire.models_list(self.models)
         self._prefix = secrets.token_hex(4)
         self._request_prefix = b"req_" + self._prefix.encode()
-        self._ids = itertools.count(1)
-        self._server: HttpServer | None = None
-        self._url: str | None = None
-
-    # -- lifecycle ------------------------------------------------------------
-    async def start(
-        self, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False
-    ) -> str:
-        """Listen (port 0 picks a free port); return the root URL ``http://HOST:PORT``."""
-        server = HttpServer(self.handle)
-        bound_host, bound_port = await server.start(host, port, reuse_port=reuse_port)
-        self._server = server
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self._url = f"http://{shown}:{bound_port}"
-        return self._url
-
-    async def close(self) -> None:
-        """Stop listening and reset open connections (hanging requests end too)."""
-        server, self._server = self._server, None
-        if server is not None:
-            await server.close()
-
-    async def __aenter__(self) -> FakeOpenAIUpstream:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    @property
-    def url(self) -> str:
-        """The root URL (what Azure clients take as ``azure_endpoint``)."""
-        if self._url is None:
-            raise RuntimeError("the fake upstream is not started")
-        return self._url
 
     @property
     def base_url(self) -> str:
         """``url + "/v1"``: what ``openai.OpenAI(base_url=...)`` takes."""
         return self.url + "/v1"
 
-    # -- test helpers ---------------------------------------------------------
-    def script(self, *scenarios: Scenario) -> None:
-        """Queue scenarios for the next requests, in order (thread-safe)."""
-        self._scenarios.push(*scenarios)
-
-    @property
-    def open_connections(self) -> int:
-        """Client connections open right now (to check a gateway closed its upstream call)."""
-        return len(self._server.connections) if self._server is not None else 0
-
-    @property
-    def pending_scenarios(self) -> int:
-        """How many requests the queued scenarios will still apply to."""
-        return len(self._scenarios)
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """A snapshot of the recorded requests, oldest first (the last ``max_recorded``)."""
-        return list(self._recorded.copy())
-
-    @property
-    def last_request(self) -> RecordedRequest | None:
-        recorded = self._recorded.copy()
-        return recorded[-1] if recorded else None
-
-    def reset(self) -> None:
-        """Forget recorded requests and queued scenarios."""
-        self._recorded.clear()
-        self._scenarios.clear()
-        self._memo.clear()
-        self.request_count = 0
-
     # -- request handling -------------------------------------------------------
     async def handle(self, request: Request, response: Response) -> None:
-        """The HTTP handler: record, route, authenticate, then answer."""
         self.request_count += 1
         if self.record:
             self._recorded.append(RecordedRequest(request))
@@ -237,16 +123,8 @@ class FakeOpenAIUpstream:
         elif exchange.kind == EMBEDDINGS:
             await self._embeddings(exchange)
         else:
-            await self._models(exchange)
-
-    def _scenario(self, request: Request, marker_texts: Callable[[], list[Any]]) -> Scenario | None:
-        """The next queued scenario, else the one markers in the texts spell (MarkerError)."""
-        scenario = self._scenarios.take()
-        if scenario is None and MARKER_PREFIX_BYTES in request.body:
-            texts = [t for t in marker_texts() if isinstance(t, str) and MARKER_PREFIX in t]
-            if texts:
-                scenario = parse_markers(" ".join(texts))
-        return scenario
+            model = exchange.target or (self.models[0] if self.models else "gpt-4o-mini")
+            await self._models(exchange, model, listing=exchange.kind == MODELS)
 
     async def _chat(self, exchange: Exchange) -> None:
         # Identical requests get identical answers: reuse the parsed-and-composed plan
@@ -293,9 +171,7 @@ class FakeOpenAIUpstream:
             isinstance(options, dict) and options.get("include_usage") is True,
         )
         if memo_key is not None and scenario is None and plan.reply.tool_name is None:
-            if len(self._memo) >= _MEMO_SIZE:
-                self._memo.clear()
-            self._memo[memo_key] = plan
+            self._remember(memo_key, plan)
         await self._answer_chat(exchange, plan, scenario)
 
     async def _answer_chat(
@@ -361,18 +237,12 @@ class FakeOpenAIUpstream:
         tokens = sum(count for _, count in inputs)
         await exchange.send_ok(wire.embeddings_list(vectors, model, tokens), scenario)
 
-    async def _models(self, exchange: Exchange) -> None:
-        scenario = self._scenarios.take()
-        model = exchange.target or (self.models[0] if self.models else "gpt-4o-mini")
-        if scenario is not None and await exchange.misbehave(scenario, model):
-            return
-        if exchange.kind == MODELS:
-            return await exchange.send_ok(self._models_body, scenario)
-        if model not in self.models:
-            message = f"The model '{model}' does not exist"
-            body = wire.error_body(message, "invalid_request_error", "model", "model_not_found")
-            return exchange.send(404, body)
-        await exchange.send_ok(orjson.dumps(wire.model_object(model)), scenario)
+    def _model_body(self, model: str) -> bytes:
+        return orjson.dumps(wire.model_object(model))
+
+    def _unknown_model(self, exchange: Exchange, model: str) -> bytes:
+        message = f"The model '{model}' does not exist"
+        return wire.error_body(message, "invalid_request_error", "model", "model_not_found")
 
 
 def _model(body: dict[str, Any], exchange: Exchange) -> str | None:
