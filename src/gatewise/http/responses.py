@@ -83,7 +83,7 @@ class ResponsesFrontDoor:
                 return
             result = await self.pipeline.chat(ctx, chat)
             reason = result.choices[0].finish_reason if result.choices else None
-            finish(response, output_items(result, ids), reason, result.usage)
+            finish(response, output_items(result, ids), reason, result.usage or ctx.usage)
             if parsed.store:
                 await self._save(owner, parsed, response, items)
             watch.stop()
@@ -111,7 +111,8 @@ class ResponsesFrontDoor:
                 data = encoder.feed(batch.chunks)
                 if data:
                     await send_event_data(send, data)
-            ctx.usage = encoder.usage
+            if encoder.usage is None:  # the upstream reported none: the pipeline's estimate
+                encoder.usage = ctx.usage
             tail = encoder.finish()
             if parsed.store:
                 await self._save(owner, parsed, response, items)
