@@ -8,7 +8,11 @@ import time
 
 import orjson
 
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+# Record attributes that are not extra fields (uvicorn adds an ANSI-coloured copy of its message).
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "color_message",
+}
 
 
 class JSONFormatter(logging.Formatter):
