@@ -368,3 +368,24 @@ def test_cli_schema_is_json_with_providers() -> None:
     assert schema["title"] == "Gatewise configuration"
     assert "providers" in schema["properties"]
     assert '"providers"' in result.stdout
+
+
+def test_provider_proxy_needs_http_and_a_referenced_password() -> None:
+    base = "providers:\n  p:\n    type: openai-compatible\n    base_url: http://x/v1\n    proxy: {proxy}\n"
+    assert parse_config_text(base.format(proxy="http://proxy:3128"), "c.yaml").providers["p"].proxy
+    assert (
+        parse_config_text(
+            base.format(proxy="'http://me:${env:PROXY_PASSWORD}@proxy:3128'"), "c.yaml"
+        )
+        .providers["p"]
+        .proxy
+    )
+    for bad, fragment in (
+        ("'http://me:hunter2@proxy:3128'", "proxy password must be a reference"),
+        ("https://proxy:443", "http:// URL"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            parse_config_text(base.format(proxy=bad), "c.yaml")
+        text = str(caught.value)
+        assert "c.yaml:5" in text and "providers.p.proxy" in text and fragment in text
+        assert "hunter2" not in text

@@ -10,10 +10,11 @@ builds a new one.
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from gatewise.config.secrets import WHOLE_REFERENCE, looks_like_literal_secret
+from gatewise.config.secrets import REFERENCE, WHOLE_REFERENCE, looks_like_literal_secret
 from gatewise.store.urls import DEFAULT_URL, check_store_url
 
 
@@ -43,6 +44,21 @@ Name = Annotated[
     str,
     Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+\-]*$"),
 ]
+
+
+def _check_proxy_url(value: str) -> str:
+    parts = urlsplit(value if "://" in value else f"http://{value}")
+    if parts.scheme != "http":
+        raise ValueError("the proxy must be an http:// URL (TLS to the upstream runs inside it)")
+    if not parts.hostname and "${" not in value:
+        raise ValueError("the proxy URL has no host")
+    password = parts.password
+    if password and not REFERENCE.fullmatch(password):
+        raise ValueError(
+            "the proxy password must be a reference such as ${env:PROXY_PASSWORD}, "
+            "never a literal value"
+        )
+    return value
 
 
 class Strict(BaseModel):
@@ -86,6 +102,17 @@ class ProviderBase(Strict):
     headers: dict[str, str] = Field(
         default_factory=dict,
         description="Extra headers sent upstream; values may contain ${env:X} references.",
+    )
+    proxy: Annotated[str, AfterValidator(_check_proxy_url)] | None = Field(
+        None,
+        description=(
+            "An http:// proxy for this provider's connections (CONNECT tunnels), e.g. "
+            "http://proxy:3128 or http://user:${env:PROXY_PASSWORD}@proxy:3128."
+        ),
+    )
+    trust_env: bool = Field(
+        False,
+        description="Without `proxy`: take HTTPS_PROXY, HTTP_PROXY, NO_PROXY from the environment.",
     )
 
 

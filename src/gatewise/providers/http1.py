@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from gatewise.providers.proxy import Proxy, ProxyResolver
+
 # Pause reading from the upstream when this much body is buffered and unread.
 _HIGH_WATER = 1 << 20
 
@@ -186,6 +188,12 @@ class _Connection(asyncio.Protocol):
 
     # --- lifecycle ------------------------------------------------------------
 
+    def restart(self, transport: asyncio.BaseTransport) -> None:
+        """Continue on ``transport`` with a fresh parser (after a proxy's CONNECT answer)."""
+        self.transport = cast(asyncio.Transport, transport)
+        self._parser = httptools.HttpResponseParser(self)
+        self._reset_response()
+
     def send(self, data: bytes) -> None:
         self._reset_response()
         assert self.transport is not None
@@ -284,8 +292,10 @@ class HTTPClient:
         connect_timeout: float = 5.0,
         keepalive_seconds: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: ProxyResolver | None = None,
     ) -> None:
         self.limit = limit
+        self._proxy = proxy
         self.connect_timeout = connect_timeout
         self.keepalive_seconds = keepalive_seconds
         self._ssl = ssl_context
@@ -378,20 +388,51 @@ class HTTPClient:
         if origin.ssl:
             ssl_context = self._ssl or ssl.create_default_context()
             self._ssl = ssl_context
+        proxy = self._proxy(origin.key[0], origin.host) if self._proxy else None
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _transport, conn = await loop.create_connection(
-                    lambda: _Connection(loop),
-                    origin.host,
-                    origin.port,
-                    ssl=ssl_context,
-                    server_hostname=origin.host if ssl_context else None,
-                )
+                if proxy is not None:
+                    conn = await self._tunnel(proxy, origin, ssl_context)
+                else:
+                    _transport, conn = await loop.create_connection(
+                        lambda: _Connection(loop),
+                        origin.host,
+                        origin.port,
+                        ssl=ssl_context,
+                        server_hostname=origin.host if ssl_context else None,
+                    )
         except TimeoutError:
             raise ConnectTimeout(f"timed out connecting to {origin.host_header}") from None
-        except (OSError, ssl.SSLError) as exc:
+        except (OSError, ssl.SSLError, ClientError) as exc:
             raise ConnectError(f"cannot connect to {origin.host_header}: {exc}") from None
         self._all.add(conn)
+        return conn
+
+    async def _tunnel(
+        self, proxy: Proxy, origin: Origin, ssl_context: ssl.SSLContext | None
+    ) -> _Connection:
+        """A connection through ``proxy``'s CONNECT tunnel, with TLS inside it if needed."""
+        loop = self.loop
+        transport, conn = await loop.create_connection(
+            lambda: _Connection(loop), proxy.host, proxy.port
+        )
+        try:
+            conn.send(proxy.connect_head(origin.host, origin.port))
+            while not conn.headers_done:
+                await conn.wait(self.connect_timeout, "waiting for the proxy")
+            if conn.status != 200:
+                raise ConnectError(f"the proxy answered HTTP {conn.status} to CONNECT")
+            if ssl_context is not None:
+                tls = await loop.start_tls(
+                    transport, conn, ssl_context, server_hostname=origin.host
+                )
+                if tls is None:
+                    raise ConnectError("TLS through the proxy tunnel failed")
+                transport = tls
+            conn.restart(transport)
+        except BaseException:
+            transport.abort()
+            raise
         return conn
 
     async def close(self) -> None:

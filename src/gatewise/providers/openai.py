@@ -23,6 +23,7 @@ from gatewise.core.types import (
 )
 from gatewise.formats import openai as wire
 from gatewise.providers.http1 import Response
+from gatewise.providers.proxy import resolver as proxy_resolver
 from gatewise.providers.sse import SSEDecoder
 from gatewise.providers.transport import HTTPTransport, Redactor
 
@@ -191,10 +192,14 @@ def build_transport(
     headers = {k: interpolate(v, base_dir) for k, v in config.headers.items()}
     secrets = [v.split(" ", 1)[-1] for v in auth_headers.values()]
     secrets += [v for k, v in headers.items() if v != config.headers[k]]
+    proxy_url = interpolate(config.proxy, base_dir) if config.proxy else None
+    if proxy_url and proxy_url != config.proxy:
+        secrets.append(proxy_url)
     return HTTPTransport(
         name,
         config.timeouts,
         config.max_connections,
         {**headers, **(plain_headers or {}), **auth_headers},
         Redactor(secrets),
+        proxy=proxy_resolver(proxy_url, config.trust_env),
     )

@@ -33,6 +33,7 @@ from gatewise.providers.http1 import (
     ProtocolError,
     Response,
 )
+from gatewise.providers.proxy import ProxyResolver
 
 # Headers worth relaying from an upstream error: they drive the SDKs' retry logic.
 RELAYED_ERROR_HEADERS = (
@@ -76,8 +77,10 @@ class HTTPTransport:
         max_connections: int,
         headers: Mapping[str, str],
         redact: Redactor,
+        proxy: ProxyResolver | None = None,
     ) -> None:
         self.provider = provider
+        self._proxy = proxy
         self.timeouts = timeouts
         self.max_connections = max_connections
         self.redact = redact
@@ -88,7 +91,9 @@ class HTTPTransport:
         self._targets: dict[str, tuple[Origin, bytes]] = {}
 
     async def start(self) -> None:
-        self._client = HTTPClient(limit=self.max_connections, connect_timeout=self.timeouts.connect)
+        self._client = HTTPClient(
+            limit=self.max_connections, connect_timeout=self.timeouts.connect, proxy=self._proxy
+        )
 
     async def close(self) -> None:
         if self._client is not None:
