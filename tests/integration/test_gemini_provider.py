@@ -465,6 +465,7 @@ def test_embeddings_base64_by_default(
         model="embed", input=["alpha", "beta"], dimensions=8
     )  # the SDK asks for base64
     assert [len(d.embedding) for d in result.data] == [8, 8]
+    assert result.usage.prompt_tokens >= 2  # counted by the gateway: Gemini reports none
     sent = fake.requests[-1]
     assert sent.path == "/v1beta/models/text-embedding-004:batchEmbedContents"
     assert sent.json == {

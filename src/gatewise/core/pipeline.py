@@ -24,6 +24,7 @@ from gatewise.core.types import (
     EmbeddingRequest,
     EmbeddingResponse,
     ModelCard,
+    Usage,
 )
 from gatewise.providers.base import ChunkStream
 
@@ -63,7 +64,11 @@ class Pipeline:
 
     async def embeddings(self, ctx: RequestContext, request: EmbeddingRequest) -> EmbeddingResponse:
         route = self._route(ctx, request.model)
-        return await self._call(ctx, route, lambda t: t.provider.embed(request, t.model, ctx))
+        response = await self._call(ctx, route, lambda t: t.provider.embed(request, t.model, ctx))
+        if response.usage is not None:
+            tokens = response.usage.prompt_tokens
+            ctx.usage = Usage(prompt_tokens=tokens, total_tokens=response.usage.total_tokens)
+        return response
 
     def _route(self, ctx: RequestContext, model: str) -> Route:
         ctx.model = model

@@ -29,6 +29,7 @@ from gatewise.core.errors import (
     UpstreamError,
     UpstreamProtocolError,
 )
+from gatewise.core.tokens import quick_count_text
 from gatewise.core.types import (
     ChatChunk,
     ChatRequest,
@@ -139,8 +140,12 @@ class GeminiProvider:
             Embedding(index=i, embedding=floats_to_base64(v.values) if as_base64 else v.values)
             for i, v in enumerate(vectors)
         ]
-        # Gemini reports no token counts for embeddings.
-        return EmbeddingResponse(data=items, model=model, usage=EmbeddingUsage())
+        # Gemini reports no token counts for embeddings: count them, marked as estimated.
+        tokens = sum(quick_count_text(text, model) for text in texts)
+        ctx.usage_estimated = True
+        return EmbeddingResponse(
+            data=items, model=model, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
+        )
 
     async def _post(self, url: str, model: str, body: bytes, ctx: RequestContext) -> bytes:
         """POST and return the body of a 200; any other status raises the upstream's error."""
