@@ -19,18 +19,18 @@ translation choices are documented there. In short:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from gatewise.config.models import AnthropicProviderConfig
 from gatewise.config.secrets import resolve
-from gatewise.core.context import Attempt, RequestContext
-from gatewise.core.errors import InvalidRequestError, UpstreamProtocolError
+from gatewise.core.context import RequestContext
+from gatewise.core.errors import InvalidRequestError, UpstreamError
 from gatewise.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
 from gatewise.providers.anthropic_request import messages_request_body
 from gatewise.providers.anthropic_response import decode_message, error_from_response
 from gatewise.providers.anthropic_stream import AnthropicChunkStream
-from gatewise.providers.http1 import Response
 from gatewise.providers.openai import build_transport
 from gatewise.providers.transport import HTTPTransport
 
@@ -69,26 +69,16 @@ class AnthropicProvider:
 
     async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
         body = self._body(request, model, stream=False)
-        attempt = self._attempt(ctx, model)
-        response = await self.transport.post(self.messages_url, body, attempt)
-        data = await self.transport.read_body(response, attempt)
-        if response.status != 200:
-            raise self._error(response, data)
+        data = await self.transport.call(self.messages_url, body, ctx, model, self._error)
         return decode_message(data)
 
     async def chat_stream(
         self, request: ChatRequest, model: str, ctx: RequestContext
     ) -> AnthropicChunkStream:
         body = self._body(request, model, stream=True)
-        attempt = self._attempt(ctx, model)
-        response = await self.transport.post(self.messages_url, body, attempt)
-        if response.status != 200:
-            raise self._error(response, await self.transport.read_body(response, attempt))
-        if "text/event-stream" not in response.headers.get("content-type", ""):
-            response.close()
-            raise UpstreamProtocolError(
-                "The upstream answered a streamed request without an event stream."
-            )
+        response, attempt = await self.transport.open_stream(
+            self.messages_url, body, ctx, model, self._error
+        )
         return AnthropicChunkStream(self.transport, response, attempt)
 
     async def embed(
@@ -105,12 +95,5 @@ class AnthropicProvider:
             request, model, default_max_tokens=self.default_max_tokens, stream=stream
         )
 
-    def _attempt(self, ctx: RequestContext, model: str) -> Attempt:
-        attempt = Attempt(self.name, model)
-        ctx.attempts.append(attempt)
-        return attempt
-
-    def _error(self, response: Response, data: bytes) -> Exception:
-        return error_from_response(
-            self.name, response.status, response.headers, data, self.transport.redact
-        )
+    def _error(self, status: int, headers: Mapping[str, str], data: bytes) -> UpstreamError:
+        return error_from_response(self.name, status, headers, data, self.transport.redact)

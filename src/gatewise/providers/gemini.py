@@ -47,7 +47,7 @@ from gatewise.providers.gemini_response import StreamTranslator, chat_response, 
 from gatewise.providers.http1 import Response
 from gatewise.providers.openai import build_transport
 from gatewise.providers.sse import SSEDecoder
-from gatewise.providers.transport import RELAYED_ERROR_HEADERS, HTTPTransport
+from gatewise.providers.transport import RELAYED_ERROR_HEADERS, HTTPTransport, openai_error_type
 
 _embeddings_decoder = msgspec.json.Decoder(BatchEmbedContentsResponse)
 _RETRY_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
@@ -91,25 +91,17 @@ class GeminiProvider:
 
     async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
         body = chat_body(request)
-        data = await self._post(self.url(model, "generateContent"), model, body, ctx)
+        data = await self.transport.call(
+            self.url(model, "generateContent"), body, ctx, model, self.error
+        )
         return chat_response(data, model, request.n or 1)
 
     async def chat_stream(
         self, request: ChatRequest, model: str, ctx: RequestContext
     ) -> GeminiChunkStream:
         body = chat_body(request)
-        attempt = Attempt(self.name, model)
-        ctx.attempts.append(attempt)
         url = self.url(model, "streamGenerateContent?alt=sse")
-        response = await self.transport.post(url, body, attempt)
-        if response.status != 200:
-            data = await self.transport.read_body(response, attempt)
-            raise self.error(response.status, response.headers, data)
-        if "text/event-stream" not in response.headers.get("content-type", ""):
-            response.close()
-            raise UpstreamProtocolError(
-                "The upstream answered a streamed request without an event stream."
-            )
+        response, attempt = await self.transport.open_stream(url, body, ctx, model, self.error)
         translator = StreamTranslator(model, request.n or 1)
         return GeminiChunkStream(self, response, attempt, translator)
 
@@ -126,7 +118,9 @@ class GeminiProvider:
         body = orjson.dumps(
             {"requests": [{**item, "content": {"parts": [{"text": text}]}} for text in texts]}
         )
-        data = await self._post(self.url(model, "batchEmbedContents"), model, body, ctx)
+        data = await self.transport.call(
+            self.url(model, "batchEmbedContents"), body, ctx, model, self.error
+        )
         try:
             vectors = _embeddings_decoder.decode(data).embeddings
         except (msgspec.ValidationError, msgspec.DecodeError):
@@ -147,16 +141,6 @@ class GeminiProvider:
             data=items, model=model, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
         )
 
-    async def _post(self, url: str, model: str, body: bytes, ctx: RequestContext) -> bytes:
-        """POST and return the body of a 200; any other status raises the upstream's error."""
-        attempt = Attempt(self.name, model)
-        ctx.attempts.append(attempt)
-        response = await self.transport.post(url, body, attempt)
-        data = await self.transport.read_body(response, attempt)
-        if response.status != 200:
-            raise self.error(response.status, response.headers, data)
-        return data
-
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         """Google's error relayed with its status and message (credentials redacted).
 
@@ -174,7 +158,7 @@ class GeminiProvider:
         return UpstreamError(
             self.transport.redact(message)[:2000],
             status=status,
-            type=_error_type(status),
+            type=openai_error_type(status),
             code=code.lower() if code else None,
             headers=relayed,
         )
@@ -273,14 +257,6 @@ def error_fields(body: bytes) -> tuple[str | None, str | None, str | None, float
         reason,
         delay,
     )
-
-
-def _error_type(status: int) -> str:
-    if status == 429:
-        return "rate_limit_error"
-    if status >= 500:
-        return "server_error"
-    return "invalid_request_error"
 
 
 def _embedding_texts(value: str | list[Any]) -> list[str]:

@@ -85,18 +85,10 @@ class OpenAIProvider:
         body = wire.chat_request_body(
             request, model, force_stream_usage=True, modern_max_tokens=self.modern_max_tokens
         )
-        attempt = Attempt(self.name, model)
-        ctx.attempts.append(attempt)
-        response = await self.transport.post(self.url("chat/completions", model), body, attempt)
-        if response.status != 200:
-            data = await self.transport.read_body(response, attempt)
-            raise self.transport.error_from_response(response.status, response.headers, data)
-        content_type = response.headers.get("content-type", "")
-        if "text/event-stream" not in content_type:
-            response.close()
-            raise UpstreamProtocolError(
-                "The upstream answered a streamed request without an event stream."
-            )
+        transport = self.transport
+        response, attempt = await transport.open_stream(
+            self.url("chat/completions", model), body, ctx, model, transport.error_from_response
+        )
         return OpenAIChunkStream(self.transport, response, attempt, self.skip_empty_chunks)
 
     async def embed(
@@ -110,14 +102,9 @@ class OpenAIProvider:
         return wire.embeddings_as(response, wanted) if ask != wanted else response
 
     async def _post(self, operation: str, model: str, body: bytes, ctx: RequestContext) -> bytes:
-        """POST and return the body of a 200; any other status raises the upstream's error."""
-        attempt = Attempt(self.name, model)
-        ctx.attempts.append(attempt)
-        response = await self.transport.post(self.url(operation, model), body, attempt)
-        data = await self.transport.read_body(response, attempt)
-        if response.status != 200:
-            raise self.transport.error_from_response(response.status, response.headers, data)
-        return data
+        transport = self.transport
+        url = self.url(operation, model)
+        return await transport.call(url, body, ctx, model, transport.error_from_response)
 
 
 class OpenAIChunkStream:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from gatewise import __version__
 from gatewise.config.models import Timeouts
-from gatewise.core.context import Attempt
+from gatewise.core.context import Attempt, RequestContext
 from gatewise.core.errors import (
     GatewayError,
     UpstreamError,
@@ -52,6 +52,10 @@ _CREDENTIAL_SHAPES = re.compile(
     r"(sk-[A-Za-z0-9_\-*]{6,}|sk-ant-[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{20,}"
     r"|gw-[A-Za-z0-9_\-]{8,}|Bearer\s+\S+)"
 )
+
+
+# Builds the error for an upstream's non-200 answer: (status, headers, body) -> error.
+ErrorMapper = Callable[[int, Mapping[str, str], bytes], GatewayError]
 
 
 class Redactor:
@@ -133,6 +137,36 @@ class HTTPTransport:
         attempt.status = response.status
         return response
 
+    async def call(
+        self, url: str, body: bytes, ctx: RequestContext, model: str, error: ErrorMapper
+    ) -> bytes:
+        """POST as a new attempt of ``ctx``: the body of a 200, else ``error(...)`` raised."""
+        attempt = Attempt(self.provider, model)
+        ctx.attempts.append(attempt)
+        response = await self.post(url, body, attempt)
+        data = await self.read_body(response, attempt)
+        if response.status != 200:
+            raise error(response.status, response.headers, data)
+        return data
+
+    async def open_stream(
+        self, url: str, body: bytes, ctx: RequestContext, model: str, error: ErrorMapper
+    ) -> tuple[Response, Attempt]:
+        """POST a streamed request as a new attempt of ``ctx``; returns once the upstream
+        answered 200 with an event stream (another status raises ``error(...)``)."""
+        attempt = Attempt(self.provider, model)
+        ctx.attempts.append(attempt)
+        response = await self.post(url, body, attempt)
+        if response.status != 200:
+            data = await self.read_body(response, attempt)
+            raise error(response.status, response.headers, data)
+        if "text/event-stream" not in response.headers.get("content-type", ""):
+            response.close()
+            raise UpstreamProtocolError(
+                "The upstream answered a streamed request without an event stream."
+            )
+        return response, attempt
+
     async def read_body(self, response: Response, attempt: Attempt) -> bytes:
         try:
             return await response.read()
@@ -189,7 +223,7 @@ class HTTPTransport:
         return UpstreamError(
             self.redact(message)[:2000],
             status=status,
-            type=type_ or _type_for_status(status),
+            type=type_ or openai_error_type(status),
             code=code,
             param=param,
             headers=relayed,
@@ -211,7 +245,8 @@ def _with_defaults(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     return list(merged.items())
 
 
-def _type_for_status(status: int) -> str:
+def openai_error_type(status: int) -> str:
+    """The OpenAI error ``type`` for an upstream status that came without one."""
     if status == 429:
         return "rate_limit_error"
     if status >= 500:
