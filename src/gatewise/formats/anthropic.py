@@ -48,27 +48,16 @@ STATUS_FROM_ERROR_TYPE = {
 }
 
 
+# HTTP status -> Anthropic error type: the table above, read backwards.
+_ERROR_TYPE_FROM_STATUS = {status: kind for kind, status in STATUS_FROM_ERROR_TYPE.items()}
+
+
 def error_type_for_status(status: int) -> str:
     """The Anthropic ``error.type`` a client expects for an HTTP status."""
-    if status == 401:
-        return "authentication_error"
-    if status == 402:
-        return "billing_error"
-    if status == 403:
-        return "permission_error"
-    if status == 404:
-        return "not_found_error"
-    if status == 413:
-        return "request_too_large"
-    if status == 429:
-        return "rate_limit_error"
-    if status == 504:
-        return "timeout_error"
-    if status == 529:
-        return "overloaded_error"
-    if status >= 500:
-        return "api_error"
-    return "invalid_request_error"
+    kind = _ERROR_TYPE_FROM_STATUS.get(status)
+    if kind is not None:
+        return kind
+    return "api_error" if status >= 500 else "invalid_request_error"
 
 
 def usage_from_anthropic(
