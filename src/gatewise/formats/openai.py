@@ -61,20 +61,23 @@ def parse_json_object(body: bytes) -> JSONObject:
             f"(line {exc.lineno}, column {exc.colno})."
         ) from None
     if not isinstance(data, dict):
-        raise InvalidRequestError(
-            f"The request body must be a JSON object, not {_json_kind(data)}."
-        )
+        raise InvalidRequestError(f"The request body must be a JSON object, not {json_kind(data)}.")
     return data
 
 
-def _json_kind(value: object) -> str:
-    if isinstance(value, list):
-        return "an array"
+def json_kind(value: object) -> str:
+    """How a JSON value is named in an error message ("a string", "an array" ...)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
     if isinstance(value, str):
         return "a string"
+    if isinstance(value, list):
+        return "an array"
     if value is None:
         return "null"
-    return "a number" if isinstance(value, int | float) else "a boolean"
+    return "an object"
 
 
 def _validation_error(exc: msgspec.ValidationError, prefix: str = "") -> InvalidRequestError:

@@ -13,6 +13,7 @@ from typing import Any
 
 from gatewise.core.errors import InvalidRequestError
 from gatewise.core.types import FunctionCall, JSONObject, Message, ToolCall
+from gatewise.formats.openai import json_kind
 
 MESSAGE_ROLES = frozenset({"user", "assistant", "system", "developer"})
 # Items the gateway understands; ``reasoning`` is accepted and left out of the chat context.
@@ -23,20 +24,6 @@ _TEXT_PARTS = frozenset({"input_text", "output_text"})
 _ASSISTANT_PARTS = frozenset({"input_text", "output_text", "refusal"})
 
 
-def kind_of(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if value is None:
-        return "null"
-    return "an object"
-
-
 def _require_str(item: JSONObject, key: str, where: str) -> str:
     value = item.get(key)
     if not isinstance(value, str):
@@ -45,7 +32,7 @@ def _require_str(item: JSONObject, key: str, where: str) -> str:
                 f"Missing required parameter: '{where}.{key}'.", param=f"{where}.{key}"
             )
         raise InvalidRequestError(
-            f"Invalid type for '{where}.{key}': expected a string, but got {kind_of(value)} "
+            f"Invalid type for '{where}.{key}': expected a string, but got {json_kind(value)} "
             "instead.",
             param=f"{where}.{key}",
         )
@@ -62,7 +49,7 @@ def normalize_input(value: object) -> list[JSONObject]:
     if not isinstance(value, list):
         raise InvalidRequestError(
             f"Invalid type for 'input': expected a string or an array of input items, but got "
-            f"{kind_of(value)} instead.",
+            f"{json_kind(value)} instead.",
             param="input",
         )
     return [normalize_item(item, f"input[{index}]") for index, item in enumerate(value)]
@@ -72,7 +59,7 @@ def normalize_item(item: object, where: str) -> JSONObject:
     if not isinstance(item, dict):
         raise InvalidRequestError(
             f"Invalid type for '{where}': expected an input item object, but got "
-            f"{kind_of(item)} instead.",
+            f"{json_kind(item)} instead.",
             param=where,
         )
     item_type = item.get("type", "message" if "role" in item else None)
@@ -108,7 +95,7 @@ def normalize_item(item: object, where: str) -> JSONObject:
         elif not isinstance(output, str):
             raise InvalidRequestError(
                 f"Invalid type for '{where}.output': expected a string or an array of content "
-                f"parts, but got {kind_of(output)} instead.",
+                f"parts, but got {json_kind(output)} instead.",
                 param=f"{where}.output",
             )
     elif item_type == "item_reference":
@@ -126,7 +113,7 @@ def _normalize_content(role: str, content: object, where: str) -> list[JSONObjec
     if not isinstance(content, list):
         raise InvalidRequestError(
             f"Invalid type for '{where}.content': expected a string or an array of content "
-            f"parts, but got {kind_of(content)} instead.",
+            f"parts, but got {json_kind(content)} instead.",
             param=f"{where}.content",
         )
     _check_parts(content, f"{where}.content", assistant=role == "assistant")

@@ -27,7 +27,8 @@ from typing import Any
 
 from gatewise.core.errors import InvalidRequestError
 from gatewise.core.types import ChatRequest, JSONObject, StreamOptions
-from gatewise.http.responses_items import kind_of, normalize_input
+from gatewise.formats.openai import json_kind
+from gatewise.http.responses_items import normalize_input
 
 # Fields this module consumes; every other field goes upstream as it is.
 _HANDLED = frozenset(
@@ -64,7 +65,7 @@ def _get(data: JSONObject, key: str, kind: type | tuple[type, ...], what: str) -
         return None
     if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _types(kind)):
         raise InvalidRequestError(
-            f"Invalid type for '{key}': expected {what}, but got {kind_of(value)} instead.",
+            f"Invalid type for '{key}': expected {what}, but got {json_kind(value)} instead.",
             param=key,
         )
     return value
