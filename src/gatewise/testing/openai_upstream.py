@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -140,17 +140,14 @@ class FakeOpenAIUpstream(FakeUpstream):
         if body is None:
             return
         messages = body.get("messages")
-        try:
-            scenario = self._scenario(
-                request, lambda: [last_user_text(messages)] if isinstance(messages, list) else []
-            )
-        except MarkerError as exc:
-            return exchange.bad_request(str(exc))
-        model = _model(body, exchange)
-        if model is None:
-            return exchange.bad_request("you must provide a model parameter")
-        if scenario is not None and await exchange.misbehave(scenario, model):
+        admitted = await self._admit(
+            exchange,
+            body,
+            lambda: [last_user_text(messages)] if isinstance(messages, list) else [],
+        )
+        if admitted is None:
             return
+        scenario, model = admitted
         if messages is None:
             return exchange.bad_request(
                 "Missing required parameter: 'messages'.", "messages", "missing_required_parameter"
@@ -199,23 +196,37 @@ class FakeOpenAIUpstream(FakeUpstream):
         events = encoder.events(plan.reply, plan.n, chunks, exchange.azure)
         await exchange.stream(events, scenario, self.chunk_delay)
 
+    async def _admit(
+        self, exchange: Exchange, body: dict[str, Any], marker_texts: Callable[[], list[Any]]
+    ) -> tuple[Scenario | None, str] | None:
+        """What every POST route checks first: markers, the model, scripted misbehaviour.
+
+        None means the exchange has been answered (a 400, or the scenario's misbehaviour).
+        """
+        try:
+            scenario = self._scenario(exchange.request, marker_texts)
+        except MarkerError as exc:
+            exchange.bad_request(str(exc))
+            return None
+        model = _model(body, exchange)
+        if model is None:
+            exchange.bad_request("you must provide a model parameter")
+            return None
+        if scenario is not None and await exchange.misbehave(scenario, model):
+            return None
+        return scenario, model
+
     async def _embeddings(self, exchange: Exchange) -> None:
         body = exchange.json_body()
         if body is None:
             return
         raw_input = body.get("input")
-        try:
-            scenario = self._scenario(
-                exchange.request,
-                lambda: raw_input if isinstance(raw_input, list) else [raw_input],
-            )
-        except MarkerError as exc:
-            return exchange.bad_request(str(exc))
-        model = _model(body, exchange)
-        if model is None:
-            return exchange.bad_request("you must provide a model parameter")
-        if scenario is not None and await exchange.misbehave(scenario, model):
+        admitted = await self._admit(
+            exchange, body, lambda: raw_input if isinstance(raw_input, list) else [raw_input]
+        )
+        if admitted is None:
             return
+        scenario, model = admitted
         inputs = _embedding_inputs(raw_input)
         if inputs is None:
             return exchange.bad_request(_EMBEDDING_INPUT_ERROR)
