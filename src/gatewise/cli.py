@@ -11,6 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gatewise.identity import cli as identity_cli
+
 app = typer.Typer(
     name="gatewise",
     help="Gatewise: an AI gateway managed as code.",
@@ -22,6 +24,13 @@ config_app = typer.Typer(help="Validate and inspect configuration files.", no_ar
 app.add_typer(config_app, name="config")
 db_app = typer.Typer(help="Manage the records database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+
+app.add_typer(identity_cli.admin_app, name="admin")
+app.add_typer(identity_cli.tenants_app, name="tenants")
+app.add_typer(identity_cli.teams_app, name="teams")
+app.add_typer(identity_cli.apps_app, name="apps")
+app.add_typer(identity_cli.users_app, name="users")
+app.add_typer(identity_cli.keys_app, name="keys")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The gateway's YAML configuration file.")

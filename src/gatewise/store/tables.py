@@ -34,3 +34,145 @@ responses = sa.Table(
     sa.Column("output_items", JSONDocument, nullable=False),
     sa.Index("ix_responses_owner_id", "owner", "id"),
 )
+
+# --- identity: tenants, teams, apps, users, keys, subscriptions, audit -------------------------
+#
+# Times are UTC epoch seconds (DOUBLE). Foreign keys point up the tree (team -> tenant, ...);
+# a key's owner (app or user) is not a foreign key: a deleted owner's keys stay, revoked, so
+# the gateway can still tell "revoked" from "unknown" for a while and the audit trail holds.
+# ``identity_version`` is one row whose counter every identity mutation bumps (caches reload).
+
+Epoch: sa.Double[float] = sa.Double()
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("display_name", sa.String(256), nullable=True),
+    sa.Column("allowed_models", JSONDocument, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("updated_at", Epoch, nullable=False),
+    sa.UniqueConstraint("name", name="uq_tenants_name"),
+)
+
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("allowed_models", JSONDocument, nullable=True),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("updated_at", Epoch, nullable=False),
+    sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name="fk_teams_tenant"),
+    sa.UniqueConstraint("tenant_id", "name", name="uq_teams_tenant_name"),
+)
+
+apps = sa.Table(
+    "apps",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("team_id", sa.String(32), nullable=True),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("allowed_models", JSONDocument, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("updated_at", Epoch, nullable=False),
+    sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name="fk_apps_tenant"),
+    sa.ForeignKeyConstraint(["team_id"], ["teams.id"], name="fk_apps_team"),
+    sa.UniqueConstraint("tenant_id", "name", name="uq_apps_tenant_name"),
+    sa.Index("ix_apps_team_id", "team_id"),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=True),
+    sa.Column("team_id", sa.String(32), nullable=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("updated_at", Epoch, nullable=False),
+    sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name="fk_users_tenant"),
+    sa.ForeignKeyConstraint(["team_id"], ["teams.id"], name="fk_users_team"),
+    sa.UniqueConstraint("email", name="uq_users_email"),
+    sa.Index("ix_users_tenant_id", "tenant_id"),
+    sa.Index("ix_users_team_id", "team_id"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kid", sa.String(32), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(32), nullable=True),
+    sa.Column("app_id", sa.String(32), nullable=True),
+    sa.Column("user_id", sa.String(32), nullable=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("role", sa.String(32), nullable=True),
+    sa.Column("allowed_models", JSONDocument, nullable=True),
+    sa.Column("tags", JSONDocument, nullable=False),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("expires_at", Epoch, nullable=True),
+    sa.Column("revoked_at", Epoch, nullable=True),
+    sa.Column("replaced_by", sa.String(32), nullable=True),
+    sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name="fk_api_keys_tenant"),
+    sa.UniqueConstraint("kid", name="uq_api_keys_kid"),
+    sa.Index("ix_api_keys_tenant_id", "tenant_id"),
+    sa.Index("ix_api_keys_app_id", "app_id"),
+    sa.Index("ix_api_keys_user_id", "user_id"),
+)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("tenant_id", sa.String(32), nullable=False),
+    sa.Column("app_id", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("requested_by", sa.String(512), nullable=False),
+    sa.Column("requested_at", Epoch, nullable=False),
+    sa.Column("note", sa.String(2000), nullable=True),
+    sa.Column("decided_by", sa.String(512), nullable=True),
+    sa.Column("decided_at", Epoch, nullable=True),
+    sa.Column("reason", sa.String(2000), nullable=True),
+    sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name="fk_subscriptions_tenant"),
+    sa.ForeignKeyConstraint(["app_id"], ["apps.id"], name="fk_subscriptions_app"),
+    sa.Index("ix_subscriptions_app_model", "app_id", "model"),
+    sa.Index("ix_subscriptions_tenant_status", "tenant_id", "status"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    # BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is an auto-incrementing rowid.
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("at", Epoch, nullable=False),
+    sa.Column("actor", sa.String(512), nullable=False),
+    sa.Column("actor_tenant_id", sa.String(32), nullable=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("object_type", sa.String(32), nullable=False),
+    sa.Column("object_id", sa.String(64), nullable=False),
+    sa.Column("tenant_id", sa.String(32), nullable=True),
+    sa.Column("before", JSONDocument, nullable=True),
+    sa.Column("after", JSONDocument, nullable=True),
+    sa.Column("request_id", sa.String(128), nullable=True),
+    sa.Index("ix_audit_log_tenant_id", "tenant_id", "id"),
+    sa.Index("ix_audit_log_object", "object_type", "object_id"),
+    sa.Index("ix_audit_log_at", "at"),
+)
+
+identity_version = sa.Table(
+    "identity_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)

@@ -1,0 +1,82 @@
+"""Roles and the one permission table that says what each role may do.
+
+Every authorization decision in the gateway and the admin API reads this
+table; nothing else grants a permission. Scope is separate from permission:
+a platform admin acts on every tenant, every other role only inside its own
+tenant (and a developer writes only inside its own team).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    PLATFORM_ADMIN = "platform_admin"
+    TENANT_ADMIN = "tenant_admin"
+    DEVELOPER = "developer"
+    VIEWER = "viewer"
+    CONSUMER = "consumer"
+
+
+class Permission(StrEnum):
+    MODELS_CALL = "models:call"
+    TENANTS_READ = "tenants:read"
+    TENANTS_WRITE = "tenants:write"
+    TEAMS_READ = "teams:read"
+    TEAMS_WRITE = "teams:write"
+    APPS_READ = "apps:read"
+    APPS_WRITE = "apps:write"
+    USERS_READ = "users:read"
+    USERS_WRITE = "users:write"
+    KEYS_READ = "keys:read"
+    KEYS_WRITE = "keys:write"
+    SUBSCRIPTIONS_READ = "subscriptions:read"
+    SUBSCRIPTIONS_REQUEST = "subscriptions:request"
+    SUBSCRIPTIONS_DECIDE = "subscriptions:decide"
+    AUDIT_READ = "audit:read"
+
+
+P = Permission
+_READ_TENANT = frozenset(
+    {
+        P.TENANTS_READ,
+        P.TEAMS_READ,
+        P.APPS_READ,
+        P.USERS_READ,
+        P.KEYS_READ,
+        P.SUBSCRIPTIONS_READ,
+    }
+)
+
+#: The permission table. ``TENANTS_WRITE`` (create/delete tenants) is the platform admin's alone.
+PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.PLATFORM_ADMIN: frozenset(Permission),
+    Role.TENANT_ADMIN: frozenset(Permission) - {P.TENANTS_WRITE},
+    Role.DEVELOPER: _READ_TENANT
+    | {P.MODELS_CALL, P.APPS_WRITE, P.KEYS_WRITE, P.SUBSCRIPTIONS_REQUEST},
+    Role.VIEWER: _READ_TENANT | {P.AUDIT_READ},
+    Role.CONSUMER: frozenset({P.MODELS_CALL, P.SUBSCRIPTIONS_REQUEST, P.SUBSCRIPTIONS_READ}),
+}
+
+#: Roles ordered from most to least powerful: a key may narrow its owner's role, never widen it.
+ROLE_RANK: dict[Role, int] = {
+    Role.PLATFORM_ADMIN: 4,
+    Role.TENANT_ADMIN: 3,
+    Role.DEVELOPER: 2,
+    Role.VIEWER: 1,
+    Role.CONSUMER: 1,
+}
+
+
+def allows(role: Role, permission: Permission) -> bool:
+    return permission in PERMISSIONS[role]
+
+
+def may_grant(granter: Role, granted: Role) -> bool:
+    """Whether ``granter`` may give ``granted`` to a user, app or key (never above itself)."""
+    if granter is Role.PLATFORM_ADMIN:
+        return True
+    if granted is Role.PLATFORM_ADMIN:
+        return False
+    return ROLE_RANK[granted] <= ROLE_RANK[granter]
