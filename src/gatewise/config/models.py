@@ -12,8 +12,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from gatewise.config.auth import AuthConfig
+from gatewise.config.base import Name, Strict
 from gatewise.config.secrets import REFERENCE, WHOLE_REFERENCE, looks_like_literal_secret
 from gatewise.store.urls import DEFAULT_URL, check_store_url
 
@@ -40,11 +42,6 @@ SecretRef = Annotated[
     ),
 ]
 
-Name = Annotated[
-    str,
-    Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+\-]*$"),
-]
-
 
 def _check_proxy_url(value: str) -> str:
     parts = urlsplit(value if "://" in value else f"http://{value}")
@@ -59,10 +56,6 @@ def _check_proxy_url(value: str) -> str:
             "never a literal value"
         )
     return value
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Timeouts(Strict):
@@ -241,6 +234,13 @@ class ModelConfig(Strict):
     deployments: list[DeploymentConfig] = Field(min_length=1)
     owned_by: str = "gatewise"
     description: str | None = None
+    approval: Literal["none", "required"] = Field(
+        "none",
+        description=(
+            "required: an app may call this model only once an admin of its tenant approved "
+            "its subscription request (POST /admin/v1/subscriptions)."
+        ),
+    )
 
 
 class StoreConfig(Strict):
@@ -264,6 +264,7 @@ class Config(Strict):
     providers: dict[Name, ProviderConfig] = Field(default_factory=dict)
     models: list[ModelConfig] = Field(default_factory=list)
     store: StoreConfig = StoreConfig()
+    auth: AuthConfig = AuthConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
