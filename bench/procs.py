@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from auth import auth_headers
+
 
 class BenchError(RuntimeError):
     """A failure that stops the benchmark; its message is printed to the user."""
@@ -135,7 +137,8 @@ def post(port: int, path: str, body: bytes, timeout: float = 5.0) -> tuple[int, 
     """One POST to 127.0.0.1:port; returns (status, body)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json", **auth_headers()}
+        conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()
         return response.status, response.read()
     finally:

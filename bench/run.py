@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 import procstat
+from auth import AUTH_ENV, create_bench_key
 from measure import Endpoints
 from procs import BenchError, Service, Services, free_port, wait_until_serving
 from report import print_report
@@ -48,6 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak", type=int, metavar="N", help="then ~N more gateway requests")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
+    parser.add_argument(
+        "--auth",
+        choices=("keys", "open"),
+        default="keys",
+        help="keys: every request carries a gateway key (default); open: no authentication",
+    )
     parser.add_argument("--gatewise", help="the gatewise executable (default: next to python)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument(
@@ -110,11 +117,13 @@ def request_bodies(tmp: Path) -> tuple[Path, Path]:
     return paths
 
 
-def gateway_config(tmp: Path, upstream_port: int, port: int, workers: int) -> Path:
+def gateway_config(tmp: Path, upstream_port: int, port: int, workers: int, auth: str) -> Path:
     path = tmp / "gatewise.yaml"
     path.write_text(
         "version: 1\n"
         f"server: {{host: 127.0.0.1, port: {port}, workers: {workers}}}\n"
+        f"auth: {{mode: {auth}}}\n"
+        f"store: {{url: 'sqlite+aiosqlite:///{tmp}/gatewise.db'}}\n"
         "providers:\n"
         "  fake:\n"
         "    type: openai-compatible\n"
@@ -145,7 +154,10 @@ def start_services(
         ],
     )
     wait_until_serving(upstream, upstream_port, CHAT_PATH, chat)
-    config = gateway_config(tmp, upstream_port, gateway_port, args.workers)
+    config = gateway_config(tmp, upstream_port, gateway_port, args.workers, args.auth)
+    if args.auth == "keys":
+        key = create_bench_key(f"sqlite+aiosqlite:///{tmp}/gatewise.db")
+        os.environ[AUTH_ENV] = f"Bearer {key}"  # wrk and the clients below send it
     gateway = services.start(
         "gateway",
         [
@@ -193,7 +205,8 @@ def describe(args: argparse.Namespace, upstream: Service, gateway: Service) -> d
         "python": f"{interpreter_version(gateway.pid)} (gateway), "
         f"{platform.python_version()} (bench)",
         "gateway": f"gatewise serve --workers {args.workers}: master + {len(workers)} worker "
-        f"process(es); native modules in a worker: {', '.join(native) or 'none found'}",
+        f"process(es); native modules in a worker: {', '.join(native) or 'none found'}; "
+        + ("every request carries a gateway key" if args.auth == "keys" else "auth.mode open"),
         "says": gateway.first_log_line()[:110],
         "upstream": f"gatewise mock-upstream --format openai "
         f"({len(procstat.process_tree(upstream.pid))} process(es))",

@@ -13,6 +13,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from auth import auth_header_lines
 from procs import BenchError
 
 
@@ -82,7 +83,7 @@ class StreamClient:
         self.request = (
             f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"{auth_header_lines()}Content-Length: {len(body)}\r\n\r\n"
         ).encode() + body
         self.sock: socket.socket | None = None
         self.reader: _Reader | None = None

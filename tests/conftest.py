@@ -47,6 +47,7 @@ def one_model_config(
 ) -> dict[str, Any]:
     return {
         "server": server,
+        "auth": {"mode": "open"},
         "providers": {"up": provider},
         "models": [
             {"name": model, "deployments": [{"provider": "up", "model": model}]},

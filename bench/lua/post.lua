@@ -3,6 +3,7 @@
 -- Environment:
 --   BENCH_BODY_FILE   path of the JSON request body (required)
 --   BENCH_STOP_AFTER  optional: each wrk thread stops after this many responses (soak runs)
+--   BENCH_AUTHORIZATION  optional: the Authorization header to send (e.g. "Bearer gw-...")
 --
 -- done() prints one line, "BENCH_RESULT {json}", with latencies in microseconds, which
 -- bench/wrk.py parses (wrk's own summary rounds to 2 decimals of a millisecond).
@@ -13,6 +14,10 @@ wrk.method = "POST"
 wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization and authorization ~= "" then
+  wrk.headers["Authorization"] = authorization
+end
 
 local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "")
 if stop_after then

@@ -31,6 +31,10 @@ from gatewise.runtime import Runtime, build_runtime
 log = logging.getLogger("gatewise")
 
 Handler = Callable[[HTTPRequest, Send], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Paths served by the admin API (FastAPI, with its own authentication and docs).
+ADMIN_PREFIX = "/admin/"
 
 
 class FrontDoor(Protocol):
@@ -41,10 +45,14 @@ class FrontDoor(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """The handlers of one path by method, and the front door whose error format it speaks."""
+    """The handlers of one path by method, and the front door whose error format it speaks.
+
+    Every route authenticates its caller before the handler runs, unless ``public``.
+    """
 
     methods: dict[str, Handler]
     door: FrontDoor
+    public: bool = False
 
 
 class GatewayApp:
@@ -70,8 +78,8 @@ class GatewayApp:
             "/v1/responses": Route({"POST": responses.create}, responses),
             "/v1/messages": Route({"POST": anthropic.messages}, anthropic),
             "/v1/messages/count_tokens": Route({"POST": anthropic.count_tokens}, anthropic),
-            "/healthz": Route({"GET": self.healthz}, openai),
-            "/readyz": Route({"GET": self.readyz}, openai),
+            "/healthz": Route({"GET": self.healthz}, openai, public=True),
+            "/readyz": Route({"GET": self.readyz}, openai, public=True),
         }
         # Paths with a variable tail, matched by prefix: (prefix, route).
         self.prefix_routes: list[tuple[str, Route]] = [
@@ -81,13 +89,24 @@ class GatewayApp:
                 Route({"GET": responses.retrieve, "DELETE": responses.delete}, responses),
             ),
         ]
+        self.authenticator = runtime.authenticator
+        self.admin: ASGIApp | None = None  # the admin API, built at start (FastAPI is heavy)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
+            if scope["path"].startswith(ADMIN_PREFIX):
+                await self._admin(scope, receive, send)
+                return
             await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.started:
+            await self._start()
+        assert self.admin is not None
+        await self.admin(scope, receive, send)
 
     def _route(self, path: str) -> Route | None:
         route = self.routes.get(path)
@@ -113,6 +132,8 @@ class GatewayApp:
                     f"Method {request.method} is not allowed on {request.path}; use {allowed}.",
                     headers={"allow": allowed},
                 )
+            if not route.public:
+                request.ctx.principal = await self.authenticator.authenticate(request.headers)
             await handler(request, send)
         except GatewayError as error:
             request.ctx.status = error.status
@@ -154,6 +175,8 @@ class GatewayApp:
                 "completion_tokens": ctx.usage.completion_tokens if ctx.usage else None,
                 "usage_estimated": ctx.usage_estimated or None,
                 "decisions": ctx.decisions or None,
+                "caller": ctx.principal.name if ctx.principal else None,
+                "tenant_id": ctx.principal.tenant_id if ctx.principal else None,
             },
         )
 
@@ -173,7 +196,18 @@ class GatewayApp:
         async with self._start_lock:
             if not self.started:
                 await self.runtime.start()
+                self.admin = self._build_admin()
                 self.started = True
+
+    def _build_admin(self) -> ASGIApp:
+        from gatewise.admin.app import create_admin_app
+
+        runtime = self.runtime
+        return create_admin_app(
+            runtime.identity,
+            runtime.authenticator.authenticate,
+            lambda: [card.id for card in runtime.catalog.cards()],
+        )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -18,11 +18,16 @@ from gatewise.config.secrets import SecretResolutionError
 from gatewise.core.catalog import ModelCatalog, Route, Target
 from gatewise.core.pipeline import Pipeline
 from gatewise.core.types import ModelCard
+from gatewise.identity.cache import IdentityCache
+from gatewise.policies.access import ModelAccessPolicy
+from gatewise.policies.auth import Authenticator
 from gatewise.providers.base import Provider, provider_factory
 from gatewise.store.urls import resolve_store_url
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only where a runtime is really built
+    from gatewise.identity.oidc import OIDCVerifier
     from gatewise.store.engine import Database
+    from gatewise.store.identity import IdentityStore
     from gatewise.store.responses import ResponseRepository
 
 log = logging.getLogger("gatewise")
@@ -43,16 +48,26 @@ class Runtime:
     pipeline: Pipeline
     database: Database
     responses: ResponseRepository
+    identity: IdentityStore
+    identity_cache: IdentityCache
+    authenticator: Authenticator
+    verifier: OIDCVerifier | None = None
     skipped: list[str] = field(default_factory=list)
 
     async def start(self) -> None:
         await self.database.start()  # opens the records database and applies migrations
+        await self.identity_cache.start()  # loads every caller into memory
+        if self.verifier is not None:
+            await self.verifier.start()
         for provider in self.providers.values():
             await provider.start()
 
     async def close(self) -> None:
         for provider in self.providers.values():
             await provider.close()
+        if self.verifier is not None:
+            await self.verifier.close()
+        await self.identity_cache.close()
         await self.database.close()
 
 
@@ -105,18 +120,37 @@ def prepare(config: Config, config_dir: Path | None = None) -> Prepared:
 
 def build_runtime(config: Config, config_dir: Path | None = None) -> Runtime:
     from gatewise.store.engine import Database
+    from gatewise.store.identity import IdentityStore
     from gatewise.store.responses import ResponseRepository
 
     prepared = prepare(config, config_dir)
     for line in prepared.skipped:
         log.info(line)
     database = Database(prepared.store_url)
+    identity = IdentityStore(database)
+    cache = IdentityCache(identity, poll_seconds=config.auth.refresh_seconds)
+    verifier = None
+    if config.auth.oidc:
+        from gatewise.identity.oidc import OIDCVerifier
+
+        verifier = OIDCVerifier(config.auth.oidc)
+    open_mode = config.auth.mode == "open"
+    if open_mode:
+        log.warning(
+            "auth.mode is open: callers without a gateway key are served anonymously; "
+            "use auth.mode: keys outside local trials"
+        )
+    approval = frozenset(m.name for m in config.models if m.approval == "required")
     return Runtime(
         config,
         prepared.providers,
         prepared.catalog,
-        Pipeline(prepared.catalog),
+        Pipeline(prepared.catalog, ModelAccessPolicy(cache, approval)),
         database=database,
         responses=ResponseRepository(database),
+        identity=identity,
+        identity_cache=cache,
+        authenticator=Authenticator(cache, verifier, open_mode=open_mode),
+        verifier=verifier,
         skipped=prepared.skipped,
     )

@@ -301,6 +301,7 @@ def claude_gateway() -> Iterator[tuple[RunningGateway, FakeAnthropicUpstream]]:
     mp = pytest.MonkeyPatch()
     mp.setenv("GW_TEST_ANTHROPIC_KEY", UPSTREAM_KEY)
     config = {
+        "auth": {"mode": "open"},
         "providers": {
             "claude": {
                 "type": "anthropic",

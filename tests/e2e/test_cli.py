@@ -75,6 +75,7 @@ def test_serve_with_two_workers_in_front_of_mock_upstream(
     config = tmp_path / "gateway.yaml"
     config.write_text(
         f"""
+auth: {{mode: open}}
 providers:
   fake: {{type: openai-compatible, base_url: "{mock_upstream}/v1"}}
 models:

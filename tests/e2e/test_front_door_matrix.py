@@ -37,6 +37,7 @@ def gateway() -> Iterator[RunningGateway]:
         )
         ge = stack.enter_context(run_in_thread(FakeGeminiUpstream(api_key="matrix-upstream-key")))
         config = {
+            "auth": {"mode": "open"},
             "providers": {
                 "oa": {"type": "openai", "base_url": oa.url + "/v1", "api_key": key},
                 "an": {"type": "anthropic", "base_url": an.url, "api_key": key},

@@ -59,6 +59,7 @@ def gateway(fake: FakeAnthropicUpstream) -> Iterator[RunningGateway]:
     patch = pytest.MonkeyPatch()
     patch.setenv("GW_TEST_ANTHROPIC_KEY", KEY)
     config = {
+        "auth": {"mode": "open"},
         "providers": {"a": anthropic_provider(fake.url), "b": anthropic_provider(fake.url)},
         "models": [
             {"name": "claude", "deployments": [{"provider": "a", "model": UPSTREAM_MODEL}]},
@@ -376,6 +377,7 @@ def test_wrong_upstream_key_is_not_leaked(
     provider = anthropic_provider(fake.url, "GW_TEST_WRONG_ANTHROPIC_KEY")
     gateway = start_gateway(
         {
+            "auth": {"mode": "open"},
             "providers": {"a": provider},
             "models": [
                 {"name": "claude", "deployments": [{"provider": "a", "model": UPSTREAM_MODEL}]}

@@ -232,6 +232,7 @@ def test_client_disconnect_cancels_the_upstream_call(start_gateway) -> None:  # 
 
 def test_failover_to_the_next_deployment(start_gateway, upstream: FakeOpenAIUpstream) -> None:  # type: ignore[no-untyped-def]
     config = {
+        "auth": {"mode": "open"},
         "providers": {"a": openai_provider(upstream.url), "b": openai_provider(upstream.url)},
         "models": [
             {

@@ -47,6 +47,7 @@ CLOCK = {
 
 def gateway_config(base_url: str, key_ref: str = "${env:GW_TEST_GEMINI_KEY}") -> dict[str, Any]:
     return {
+        "auth": {"mode": "open"},
         "providers": {
             "gem": {
                 "type": "gemini",

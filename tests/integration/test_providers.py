@@ -17,6 +17,7 @@ HELLO = [{"role": "user", "content": "hello"}]
 
 def config_for(provider: dict[str, object], model: str = "dep-1") -> dict[str, object]:
     return {
+        "auth": {"mode": "open"},
         "providers": {"p": provider},
         "models": [
             {"name": "chat", "deployments": [{"provider": "p", "model": model}]},

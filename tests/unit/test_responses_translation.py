@@ -27,6 +27,9 @@ from gatewise.http.responses_items import items_to_messages, normalize_input
 from gatewise.http.responses_output import finish, new_response, output_items, responses_usage
 from gatewise.http.responses_request import parse_responses_request
 from gatewise.http.responses_stream import ResponseStreamEncoder
+from gatewise.identity.principal import Principal
+from gatewise.identity.roles import Role
+from gatewise.policies.auth import anonymous, presented_credential
 
 
 def parse(**fields: Any) -> Any:
@@ -262,14 +265,22 @@ def make_request(headers: list[tuple[bytes, bytes]]) -> HTTPRequest:
     return HTTPRequest(scope, receive)
 
 
-def test_owner_key_hashes_the_credential() -> None:
+def test_owner_key_is_the_callers_owner() -> None:
+    def owner_for(headers: list[tuple[bytes, bytes]]) -> str:
+        request = make_request(headers)
+        request.ctx.principal = anonymous(presented_credential(request.headers))
+        return owner_key(request)
+
     digest = hashlib.sha256(b"sk-client").hexdigest()
-    assert owner_key(make_request([(b"authorization", b"Bearer sk-client")])) == digest
-    assert owner_key(make_request([(b"x-api-key", b"sk-client")])) == digest
-    assert owner_key(make_request([(b"api-key", b"sk-client")])) == digest
-    assert owner_key(make_request([(b"authorization", b"Bearer other")])) != digest
-    assert owner_key(make_request([])) == "anonymous"
-    assert owner_key(make_request([(b"authorization", b"Bearer ")])) == "anonymous"
+    assert owner_for([(b"authorization", b"Bearer sk-client")]) == digest
+    assert owner_for([(b"x-api-key", b"sk-client")]) == digest
+    assert owner_for([(b"api-key", b"sk-client")]) == digest
+    assert owner_for([(b"authorization", b"Bearer other")]) != digest
+    assert owner_for([]) == "anonymous"
+    assert owner_for([(b"authorization", b"Bearer ")]) == "anonymous"
+    keyed = make_request([])
+    keyed.ctx.principal = Principal(kind="key", name="key:k", role=Role.CONSUMER, owner="app_1")
+    assert owner_key(keyed) == "app_1"
 
 
 # --- output ---------------------------------------------------------------------------------------

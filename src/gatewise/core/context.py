@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from gatewise.core.types import Usage
+from gatewise.identity.principal import Principal
 
 
 @dataclass(slots=True)
@@ -36,6 +37,8 @@ class RequestContext:
     usage_estimated: bool = False
     status: int = 200
     error_type: str | None = None
+    #: The authenticated caller (None only where no authentication runs, e.g. unit tests).
+    principal: Principal | None = None
 
     @property
     def provider(self) -> str | None:

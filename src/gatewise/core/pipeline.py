@@ -1,11 +1,12 @@
 """The request corridor, written as one story per operation.
 
 authenticate -> authorize -> admit -> inspect input -> cache -> route -> call
--> inspect output -> account. Identity, limits, guardrails, caching and
-accounting plug in here as explicit steps as they are built; today the
-corridor resolves the model, routes it to its deployments (in order, failing
-over on retryable errors before any byte reached the client) and records what
-happened on the request context.
+-> inspect output -> account. Authentication happens before the body is read
+(``GatewayApp`` puts the caller on ``ctx.principal``); here the corridor
+resolves the model, checks the caller may use it, routes it to its
+deployments (in order, failing over on retryable errors before any byte
+reached the client) and records what happened on the request context.
+Limits, guardrails and caching plug in as explicit steps as they are built.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TypeVar
 
 from gatewise.core.catalog import ModelCatalog, Route, Target
 from gatewise.core.context import RequestContext
-from gatewise.core.errors import GatewayError
+from gatewise.core.errors import GatewayError, ModelNotFoundError
 from gatewise.core.tokens import estimate_usage
 from gatewise.core.types import (
     ChatRequest,
@@ -26,6 +27,7 @@ from gatewise.core.types import (
     ModelCard,
     Usage,
 )
+from gatewise.policies.access import ModelAccessPolicy
 from gatewise.providers.base import ChunkStream
 
 T = TypeVar("T")
@@ -35,14 +37,31 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
 class Pipeline:
-    def __init__(self, catalog: ModelCatalog) -> None:
+    def __init__(self, catalog: ModelCatalog, access: ModelAccessPolicy | None = None) -> None:
         self.catalog = catalog
+        self.access = access
 
     def models(self, ctx: RequestContext) -> list[ModelCard]:
-        return self.catalog.cards()
+        """The models the caller may use (all of them when no caller is known)."""
+        cards = self.catalog.cards()
+        principal, access = ctx.principal, self.access
+        if principal is None or access is None:
+            return cards
+        return [card for card in cards if access.may_use(principal, card.id)]
 
     def model(self, ctx: RequestContext, model: str) -> ModelCard:
-        return self.catalog.resolve(model).card
+        card = self.catalog.resolve(model).card
+        principal, access = ctx.principal, self.access
+        if principal is not None and access is not None and not access.may_use(principal, model):
+            raise ModelNotFoundError(model)  # a model you may not use is not listed either
+        return card
+
+    def resolve(self, ctx: RequestContext, model: str) -> Route:
+        """The route of ``model`` once the caller is known to be allowed to use it."""
+        route = self.catalog.resolve(model)
+        if ctx.principal is not None and self.access is not None:
+            self.access.check(ctx.principal, model)
+        return route
 
     async def chat(self, ctx: RequestContext, request: ChatRequest) -> ChatResponse:
         route = self._route(ctx, request.model)
@@ -72,7 +91,7 @@ class Pipeline:
 
     def _route(self, ctx: RequestContext, model: str) -> Route:
         ctx.model = model
-        return self.catalog.resolve(model)
+        return self.resolve(ctx, model)
 
     async def _call(
         self, ctx: RequestContext, route: Route, call: Callable[[Target], Awaitable[T]]

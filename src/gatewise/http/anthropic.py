@@ -19,6 +19,7 @@ import asyncio
 import logging
 
 from gatewise.core import tokens
+from gatewise.core.context import RequestContext
 from gatewise.core.errors import GatewayError, UpstreamUnavailableError
 from gatewise.core.pipeline import Pipeline
 from gatewise.core.types import ChatRequest, JSONObject
@@ -60,7 +61,9 @@ class AnthropicFrontDoor:
         headers["request-id"] = ctx.request_id
         await send_json(send, error.status, error_body(error, ctx.request_id), ctx, headers)
 
-    def _translate(self, data: JSONObject, *, count_only: bool) -> tuple[Translation, str]:
+    def _translate(
+        self, ctx: RequestContext, data: JSONObject, *, count_only: bool
+    ) -> tuple[Translation, str]:
         """The canonical request and the upstream model name used for token counts.
 
         Anthropic-only parameters are kept only when every deployment of the model
@@ -71,7 +74,7 @@ class AnthropicFrontDoor:
         native = False
         upstream_model = model if isinstance(model, str) else ""
         if isinstance(model, str):
-            targets = self.pipeline.catalog.resolve(model).targets
+            targets = self.pipeline.resolve(ctx, model).targets
             native = all(target.provider.kind == "anthropic" for target in targets)
             upstream_model = targets[0].model
         return parse_request(data, native=native, count_only=count_only), upstream_model
@@ -82,7 +85,7 @@ class AnthropicFrontDoor:
         ctx = request.ctx
         ctx.operation = "chat"
         data = parse_json_object(await request.body(self.max_body_bytes))
-        translation, upstream_model = self._translate(data, count_only=False)
+        translation, upstream_model = self._translate(ctx, data, count_only=False)
         if translation.dropped:
             ctx.decisions.append("anthropic:dropped:" + ",".join(translation.dropped))
         chat = translation.chat
@@ -151,7 +154,7 @@ class AnthropicFrontDoor:
         ctx = request.ctx
         ctx.operation = "count_tokens"
         body = await request.body(self.max_body_bytes)
-        translation, upstream_model = self._translate(parse_json_object(body), count_only=True)
+        translation, upstream_model = self._translate(ctx, parse_json_object(body), count_only=True)
         chat = translation.chat
         ctx.model = chat.model
         if len(body) > _COUNT_IN_THREAD_BYTES or not tokens.is_loaded(upstream_model):

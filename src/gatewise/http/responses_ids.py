@@ -8,7 +8,6 @@ Clients treat ids as opaque; only this module knows their shape.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from gatewise.http.asgi import HTTPRequest
@@ -56,19 +55,14 @@ def response_id_of_item(item_id: str) -> str | None:
 
 
 def owner_key(request: HTTPRequest) -> str:
-    """Whose stored responses a request may see: a SHA-256 of the presented credential.
+    """Whose stored responses a request may see: the authenticated caller's owner.
 
-    The raw credential is never stored or logged. Issue 4 (identity) replaces this
-    with the authenticated key's or tenant's id; everything else stays as it is.
+    That is the app or user behind a gateway key (a rotated key keeps its
+    conversations), an OIDC subject, or for an anonymous caller of an open
+    gateway the SHA-256 of whatever credential it presented. Owners of
+    different tenants never collide: app, user and OIDC owners carry ids.
     """
-    headers = request.headers
-    for name in (b"authorization", b"x-api-key", b"api-key"):
-        value = headers.get(name)
-        if not value:
-            continue
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            value = value[7:]
-        value = value.strip()
-        if value:
-            return hashlib.sha256(value).hexdigest()
+    principal = request.ctx.principal
+    if principal is not None:
+        return principal.owner
     return ANONYMOUS

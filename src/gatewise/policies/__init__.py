@@ -1,0 +1,1 @@
+"""The policies every request passes: authentication, access; later limits, guardrails, cache."""

@@ -1,0 +1,180 @@
+"""Authentication and model access from the in-memory directory (no database, no sockets)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pytest
+
+from gatewise.core.errors import AuthenticationError, PermissionDeniedError
+from gatewise.identity.cache import IdentityCache
+from gatewise.identity.keys import KEY_LENGTH, display_prefix, generate_key, hash_key, kid_of
+from gatewise.identity.model_access import ModelAccess
+from gatewise.identity.records import ApiKey, App, Snapshot, Status, Tenant, User
+from gatewise.identity.roles import PERMISSIONS, Permission, Role, may_grant
+from gatewise.policies.access import ModelAccessPolicy
+from gatewise.policies.auth import Authenticator, presented_credential
+
+TENANT = Tenant("ten_a", "acme", None, ["gpt-*", "claude-*"], Status.ACTIVE, 0.0, 0.0)
+APP = App("app_a", "ten_a", None, "svc", Role.CONSUMER, ["gpt-*"], Status.ACTIVE, 0.0, 0.0)
+VIEWER = User("usr_v", "ten_a", None, "v@a.test", Role.VIEWER, Status.ACTIVE, 0.0, 0.0)
+
+
+def key_record(plaintext: str, kid: str, **fields: object) -> ApiKey:
+    record = ApiKey(
+        id=f"key_{kid}",
+        kid=kid,
+        prefix=display_prefix(kid),
+        key_hash=hash_key(plaintext).hex(),
+        tenant_id="ten_a",
+        app_id="app_a",
+        user_id=None,
+        name="k",
+        role=None,
+        allowed_models=None,
+    )
+    return replace(record, **fields)  # type: ignore[arg-type]
+
+
+class Source:
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.current = snapshot
+
+    async def version(self) -> int:
+        return self.current.version
+
+    async def snapshot(self) -> Snapshot:
+        return self.current
+
+
+def bearer(key: str) -> dict[bytes, bytes]:
+    return {b"authorization": b"Bearer " + key.encode()}
+
+
+@pytest.fixture
+async def setup() -> tuple[Authenticator, Source, dict[str, str]]:
+    keys = {name: generate_key() for name in ("good", "expired", "revoked", "narrow", "viewer")}
+    records = [
+        key_record(keys["good"][1], keys["good"][0]),
+        key_record(keys["expired"][1], keys["expired"][0], expires_at=time.time() - 1),
+        key_record(keys["revoked"][1], keys["revoked"][0], revoked_at=time.time() - 1),
+        key_record(keys["narrow"][1], keys["narrow"][0], allowed_models=["gpt-4o-mini"]),
+        key_record(keys["viewer"][1], keys["viewer"][0], app_id=None, user_id="usr_v"),
+    ]
+    source = Source(Snapshot(1, [TENANT], [], [APP], [VIEWER], records, []))
+    cache = IdentityCache(source, poll_seconds=3600)
+    await cache.start()
+    return Authenticator(cache, None), source, {name: key for name, (_, key) in keys.items()}
+
+
+def test_generated_keys_have_the_documented_shape() -> None:
+    kid, key = generate_key()
+    assert key.startswith("gw-" + kid + "_") and len(key) == KEY_LENGTH
+    assert kid_of(key.encode()) == kid
+    assert kid_of(b"gw-" + b"x" * 10) is None
+    assert generate_key()[1] != key
+
+
+def test_credentials_are_read_from_the_three_headers_in_order() -> None:
+    assert presented_credential({b"authorization": b"Bearer  abc "}) == b"abc"
+    assert presented_credential({b"x-api-key": b"k1", b"api-key": b"k2"}) == b"k1"
+    assert presented_credential({b"api-key": b"k2"}) == b"k2"
+    assert presented_credential({b"authorization": b"Basic xyz"}) is None
+    assert presented_credential({}) is None
+
+
+async def test_a_good_key_gives_its_principal(
+    setup: tuple[Authenticator, Source, dict[str, str]],
+) -> None:
+    auth, _, keys = setup
+    principal = await auth.authenticate(bearer(keys["good"]))
+    assert (principal.tenant_id, principal.app_id, principal.role) == (
+        "ten_a",
+        "app_a",
+        Role.CONSUMER,
+    )
+    assert principal.owner == "app_a"
+    assert principal.access.allows("gpt-4o") and not principal.access.allows("claude-3")
+
+
+@pytest.mark.parametrize("name", ["expired", "revoked"])
+async def test_expired_and_revoked_keys_are_401(
+    setup: tuple[Authenticator, Source, dict[str, str]], name: str
+) -> None:
+    auth, _, keys = setup
+    with pytest.raises(AuthenticationError):
+        await auth.authenticate(bearer(keys[name]))
+
+
+async def test_a_wrong_secret_for_a_known_kid_is_401(
+    setup: tuple[Authenticator, Source, dict[str, str]],
+) -> None:
+    auth, _, keys = setup
+    good = keys["good"]
+    with pytest.raises(AuthenticationError):
+        await auth.authenticate(bearer(good[:-2] + ("zz" if not good.endswith("zz") else "yy")))
+
+
+async def test_missing_credential_is_401_unless_open(
+    setup: tuple[Authenticator, Source, dict[str, str]],
+) -> None:
+    auth, _, _ = setup
+    with pytest.raises(AuthenticationError):
+        await auth.authenticate({})
+    auth.open_mode = True
+    anonymous = await auth.authenticate({b"authorization": b"Bearer sk-whatever"})
+    assert anonymous.kind == "anonymous" and anonymous.tenant_id is None
+    with pytest.raises(AuthenticationError):  # a gw- key is still checked in open mode
+        await auth.authenticate(bearer("gw-" + "a" * 12 + "_" + "b" * 43))
+
+
+async def test_a_disabled_tenant_is_403_after_a_refresh(
+    setup: tuple[Authenticator, Source, dict[str, str]],
+) -> None:
+    auth, source, keys = setup
+    snapshot = source.current
+    source.current = replace(snapshot, version=2, tenants=[replace(TENANT, status=Status.DISABLED)])
+    assert await auth._cache.refresh()
+    with pytest.raises(PermissionDeniedError, match="tenant is disabled"):
+        await auth.authenticate(bearer(keys["good"]))
+    assert not await auth._cache.refresh()  # same version: nothing reloaded
+
+
+async def test_model_access_intersects_every_level(
+    setup: tuple[Authenticator, Source, dict[str, str]],
+) -> None:
+    auth, _, keys = setup
+    policy = ModelAccessPolicy(auth._cache, frozenset({"gpt-prod"}))
+    narrow = await auth.authenticate(bearer(keys["narrow"]))
+    policy.check(narrow, "gpt-4o-mini")
+    with pytest.raises(PermissionDeniedError) as denied:
+        policy.check(narrow, "gpt-4o")
+    assert denied.value.code == "model_not_allowed"
+    good = await auth.authenticate(bearer(keys["good"]))
+    with pytest.raises(PermissionDeniedError) as needs:
+        policy.check(good, "gpt-prod")
+    assert needs.value.code == "subscription_required"
+    viewer = await auth.authenticate(bearer(keys["viewer"]))
+    with pytest.raises(PermissionDeniedError, match="may not call models"):
+        policy.check(viewer, "gpt-4o")
+
+
+def test_globs_and_unrestricted_levels() -> None:
+    access = ModelAccess([None, ["gpt-4o*", "claude-3-haiku"], ["gpt-4o-mini", "claude-*"]])
+    assert access.allows("gpt-4o-mini")
+    assert not access.allows("gpt-4o")  # second list excludes it
+    assert access.allows("claude-3-haiku")
+    assert ModelAccess([None, None]).unrestricted
+
+
+def test_the_permission_table_keeps_its_promises() -> None:
+    assert PERMISSIONS[Role.PLATFORM_ADMIN] == frozenset(Permission)
+    assert Permission.TENANTS_WRITE not in PERMISSIONS[Role.TENANT_ADMIN]
+    assert Permission.MODELS_CALL not in PERMISSIONS[Role.VIEWER]
+    assert Permission.SUBSCRIPTIONS_DECIDE not in PERMISSIONS[Role.DEVELOPER]
+    for role in set(Role) - {Role.PLATFORM_ADMIN}:
+        assert Permission.TENANTS_WRITE not in PERMISSIONS[role]
+    assert may_grant(Role.TENANT_ADMIN, Role.DEVELOPER)
+    assert not may_grant(Role.DEVELOPER, Role.TENANT_ADMIN)
+    assert not may_grant(Role.TENANT_ADMIN, Role.PLATFORM_ADMIN)
