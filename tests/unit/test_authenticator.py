@@ -178,3 +178,27 @@ def test_the_permission_table_keeps_its_promises() -> None:
     assert may_grant(Role.TENANT_ADMIN, Role.DEVELOPER)
     assert not may_grant(Role.DEVELOPER, Role.TENANT_ADMIN)
     assert not may_grant(Role.TENANT_ADMIN, Role.PLATFORM_ADMIN)
+    assert not may_grant(Role.CONSUMER, Role.VIEWER)  # same rank, but audit access is new
+    assert not may_grant(Role.DEVELOPER, Role.VIEWER)
+    assert may_grant(Role.VIEWER, Role.VIEWER)
+
+
+async def test_key_hashes_are_compared_in_constant_time(
+    setup: tuple[Authenticator, Source, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hmac
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    auth, _, keys = setup
+    await auth.authenticate(bearer(keys["good"]))
+    with pytest.raises(AuthenticationError):  # an unknown kid is compared too
+        await auth.authenticate(bearer(generate_key()[1]))
+    assert len(compared) == 2
+    assert all(len(a) == len(b) == 32 for a, b in compared)

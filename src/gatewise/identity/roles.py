@@ -59,24 +59,13 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.CONSUMER: frozenset({P.MODELS_CALL, P.SUBSCRIPTIONS_REQUEST, P.SUBSCRIPTIONS_READ}),
 }
 
-#: Roles ordered from most to least powerful: a key may narrow its owner's role, never widen it.
-ROLE_RANK: dict[Role, int] = {
-    Role.PLATFORM_ADMIN: 4,
-    Role.TENANT_ADMIN: 3,
-    Role.DEVELOPER: 2,
-    Role.VIEWER: 1,
-    Role.CONSUMER: 1,
-}
-
 
 def allows(role: Role, permission: Permission) -> bool:
     return permission in PERMISSIONS[role]
 
 
 def may_grant(granter: Role, granted: Role) -> bool:
-    """Whether ``granter`` may give ``granted`` to a user, app or key (never above itself)."""
-    if granter is Role.PLATFORM_ADMIN:
-        return True
-    if granted is Role.PLATFORM_ADMIN:
-        return False
-    return ROLE_RANK[granted] <= ROLE_RANK[granter]
+    """Whether ``granter`` may give ``granted`` to a user, app or key: only when ``granted``
+    has no permission ``granter`` lacks (a viewer's audit access is not a developer's to give,
+    and a key may narrow its owner's role, never widen it)."""
+    return PERMISSIONS[granted] <= PERMISSIONS[granter]

@@ -1,0 +1,145 @@
+"""The admin API's factory: one FastAPI app whose routes all live under /admin/v1.
+
+The gateway mounts it for every path starting with ``/admin/`` and passes the
+ASGI scope unchanged, so every route path here is absolute. Authentication is
+a function the gateway hands in (``Authenticate``); the store is the identity
+store. Each request gets an id (the caller's ``x-request-id`` if well-formed),
+echoed in the response and written to the audit trail with every change.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gatewise import __version__
+from gatewise.admin import apps, audit, keys, me, subscriptions, teams, tenants, users
+from gatewise.admin.authz import AdminContext, Authenticate
+from gatewise.admin.errors import INTERNAL_ERROR, envelope, install_error_handlers
+from gatewise.admin.schemas import ErrorOut
+from gatewise.core.context import new_request_id
+from gatewise.store.identity import IdentityStore
+
+log = logging.getLogger("gatewise.admin")
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Invalid input (the `param` names the field)"},
+    401: {"model": ErrorOut, "description": "Missing, unknown, revoked or expired credential"},
+    403: {"model": ErrorOut, "description": "The caller's role lacks the permission"},
+    404: {"model": ErrorOut, "description": "No such object in the caller's scope"},
+    409: {"model": ErrorOut, "description": "Conflicts with the current state"},
+}
+DESCRIPTION = """\
+Manage tenants, teams, apps (service accounts), users, virtual keys and model
+subscriptions, and read the audit trail.
+
+* **Authentication**: `Authorization: Bearer gw-...` (a gateway key) or an OIDC token.
+* **Times** are UTC epoch seconds (numbers), in requests and responses.
+* **Lists** take `limit` (1-200, default 50) and `offset` and answer
+  `{"data": [...], "total": N, "limit": L, "offset": O}`.
+* **Errors** answer `{"error": {"message", "type", "param", "code"}}`; invalid input is
+  always 400. Objects outside the caller's tenant answer 404, like missing ones.
+* Every response carries `x-request-id` (yours, if you send a well-formed one); the
+  audit trail records it with each change.
+"""
+
+
+def create_admin_app(
+    store: IdentityStore,
+    authenticate: Authenticate,
+    model_names: Callable[[], list[str]],
+) -> FastAPI:
+    """The admin API over ``store``; ``authenticate`` turns request headers into a Principal."""
+    app = FastAPI(
+        title="Gatewise admin API",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/admin/docs",
+        openapi_url="/admin/openapi.json",
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url="/admin/docs/oauth2-redirect",
+    )
+    app.state.admin = AdminContext(store, authenticate, model_names)
+    install_error_handlers(app)
+    app.include_router(me.router, responses={401: _ERRORS[401]})
+    for module in (tenants, teams, apps, users, keys, subscriptions, audit):
+        app.include_router(module.router, responses=_ERRORS)
+    app.add_middleware(RequestScope)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+class RequestScope:
+    """Gives each request its id (echoed as ``x-request-id``) and turns any unexpected
+    failure into a 500 envelope: logged here with its trace, never shown to the caller."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message)["x-request-id"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("admin request %s %s failed", scope.get("method"), scope.get("path"))
+            if not started:
+                await envelope(500, INTERNAL_ERROR)(scope, receive, send_with_id)
+
+
+def _request_id(scope: Scope) -> str:
+    """The id the gateway already gave this request, else the caller's, else a new one."""
+    given = scope.get("state", {}).get("request_id")
+    if isinstance(given, str) and _VALID_REQUEST_ID.match(given):
+        return given
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _VALID_REQUEST_ID.match(text) else new_request_id()
+    return new_request_id()
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's schema, told the truth: invalid input is a 400 envelope (never a 422),
+    and every route but the docs takes a bearer credential."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                operation.get("responses", {}).pop("422", None)
+        models = schema.get("components", {}).get("schemas", {})
+        models.pop("HTTPValidationError", None)
+        models.pop("ValidationError", None)
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "gw-... key or JWT"}
+        }
+        schema["security"] = [{"bearer": []}]
+        app.openapi_schema = schema
+        return schema
+
+    return build

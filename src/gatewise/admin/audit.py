@@ -1,0 +1,42 @@
+"""/admin/v1/audit: who changed what, newest first (others than platform admins: their tenant)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from gatewise.admin.authz import Caller, list_tenant, requires
+from gatewise.admin.schemas import EPOCH, AuditOut, Limit, Offset, PageOut, empty_page, page_of
+from gatewise.identity.roles import Permission as P
+
+router = APIRouter(prefix="/admin/v1/audit", tags=["audit"])
+Reader = Annotated[Caller, Depends(requires(P.AUDIT_READ))]
+
+
+@router.get("", summary="The audit trail, newest first")
+async def list_audit(
+    caller: Reader,
+    tenant_id: str | None = None,
+    object_type: str | None = Query(None, description="tenant, team, app, user, key, ..."),
+    object_id: str | None = None,
+    actor: str | None = Query(None, description="e.g. key:key_abc"),
+    since: float | None = Query(None, description=EPOCH + ", inclusive"),
+    until: float | None = Query(None, description=EPOCH),
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> PageOut[AuditOut]:
+    tenant = list_tenant(caller, tenant_id)
+    if tenant.empty:
+        return empty_page(limit, offset)
+    page = await caller.store.list_audit(
+        tenant_id=tenant.value,
+        object_type=object_type,
+        object_id=object_id,
+        actor=actor,
+        since=since,
+        until=until,
+        limit=limit,
+        offset=offset,
+    )
+    return page_of(page, AuditOut.of)
