@@ -20,6 +20,7 @@ from gatewise.testing import run_in_thread
 from gatewise.testing.gateway import RunningGateway, run_gateway_in_thread
 from gatewise.testing.oidc import FakeOIDCIssuer
 from tests.identity_seed import ACTOR, with_store
+from tests.rawhttp import request
 
 HELLO = [{"role": "user", "content": "hello"}]
 
@@ -48,6 +49,11 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 "team": "ml",
                 "app": "deployer",
                 "models": ["prod-*", "staging-*"],
+            },
+            {
+                "match": {"project_path": "group/platform", "ref_protected": True},
+                "tenant": "acme",
+                "role": "tenant_admin",
             },
             {
                 "match": {"namespace_path": "group"},
@@ -120,3 +126,25 @@ def test_forged_or_foreign_tokens_are_401_in_both_formats(setup: Setup, forge) -
     with pytest.raises(anthropic.AuthenticationError) as caught:
         client.messages.create(model="staging-gpt", max_tokens=8, messages=HELLO)  # type: ignore[arg-type]
     assert caught.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+
+
+def test_oidc_callers_use_the_admin_api_with_their_rules_role(setup: Setup) -> None:
+    issuer = setup.issuer
+    admin_token = issuer.mint(issuer.gitlab_claims(project_path="group/platform"))
+    headers = {"authorization": f"Bearer {admin_token}"}
+    me = request("GET", setup.gateway.url + "/admin/v1/me", headers=headers)
+    assert me.status == 200, me.body
+    assert me.json["role"] == "tenant_admin" and me.json["kind"] == "oidc"
+    apps = request("GET", setup.gateway.url + "/admin/v1/apps", headers=headers)
+    assert [app["name"] for app in apps.json["data"]] == ["deployer"]
+    consumer = issuer.mint(issuer.gitlab_claims(ref_protected="false"))
+    denied = request(
+        "GET", setup.gateway.url + "/admin/v1/apps", headers={"authorization": f"Bearer {consumer}"}
+    )
+    assert denied.status == 403
+    forged = request(
+        "GET",
+        setup.gateway.url + "/admin/v1/me",
+        headers={"authorization": f"Bearer {issuer.mint_unsigned(issuer.gitlab_claims())}"},
+    )
+    assert forged.status == 401

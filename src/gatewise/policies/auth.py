@@ -33,6 +33,7 @@ NO_CREDENTIAL = (
     "You didn't provide an API key. Send your gateway key as 'Authorization: Bearer gw-...' "
     "(or in the x-api-key or api-key header)."
 )
+_NO_HASH = bytes(32)  # compared against when no key has the presented kid
 INVALID_KEY = "Incorrect API key provided. The key is unknown, malformed, revoked or expired."
 
 
@@ -86,9 +87,9 @@ class Authenticator:
     def _key_principal(self, key: bytes) -> Principal:
         kid = kid_of(key)
         entry = self._cache.directory.keys.get(kid) if kid is not None else None
-        # Hash even when the kid is unknown, so the timing does not tell which kids exist.
-        presented = hash_key(key)
-        if entry is None or not same_hash(presented, entry.key_hash):
+        # Hash and compare even when the kid is unknown: the timing tells nothing about kids.
+        matches = same_hash(hash_key(key), entry.key_hash if entry is not None else _NO_HASH)
+        if entry is None or not matches:
             raise AuthenticationError(INVALID_KEY)
         if entry.revoked_at is not None:
             raise AuthenticationError(INVALID_KEY)
