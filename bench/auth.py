@@ -29,10 +29,9 @@ def create_bench_key(store_url: str) -> str:
     """A consumer key of app ``bench`` in tenant ``bench``; returns the plaintext key."""
 
     async def create() -> str:
-        from gatewise.store.identity import IdentityStore
-
         from gatewise.identity.records import Actor
         from gatewise.store.engine import Database
+        from gatewise.store.identity import IdentityStore
 
         database = Database(store_url)
         await database.start()
