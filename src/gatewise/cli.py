@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from gatewise.identity import cli as identity_cli
+from gatewise.identity import cli_usage
 
 app = typer.Typer(
     name="gatewise",
@@ -31,6 +32,7 @@ app.add_typer(identity_cli.teams_app, name="teams")
 app.add_typer(identity_cli.apps_app, name="apps")
 app.add_typer(identity_cli.users_app, name="users")
 app.add_typer(identity_cli.keys_app, name="keys")
+app.command("usage")(cli_usage.usage)
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The gateway's YAML configuration file.")

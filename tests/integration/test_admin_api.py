@@ -353,9 +353,11 @@ async def test_docs_and_openapi(env: Env) -> None:
     assert docs.status == 200 and "text/html" in docs.headers["content-type"]
     assert "/admin/openapi.json" in docs.text
     schema = ok(await env.client.call("GET", "/admin/openapi.json"))
-    assert {f"{V1}/me", f"{V1}/keys/{{key_id}}/rotate", f"{V1}/audit"} <= set(schema["paths"])
+    assert {f"{V1}/me", f"{V1}/keys/{{key_id}}/rotate", f"{V1}/audit", f"{V1}/usage"} <= set(
+        schema["paths"]
+    )
     operations = [op for item in schema["paths"].values() for op in item.values()]
-    assert len(operations) == 35
+    assert len(operations) == 36
     assert all("422" not in op["responses"] for op in operations)
     assert schema["paths"][f"{V1}/teams"]["post"]["responses"]["400"]["content"]
     assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

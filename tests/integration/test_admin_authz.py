@@ -121,6 +121,9 @@ CASES = [
     # audit
     Case("GET", f"{V1}/audit", P.AUDIT_READ, "list",
          lambda o: (f"{V1}/audit?tenant_id={o.tenant}", None)),
+    # usage
+    Case("GET", f"{V1}/usage", P.AUDIT_READ, "list",
+         lambda o: (f"{V1}/usage?tenant_id={o.tenant}&group_by=key&from=0", None)),
 ]  # fmt: skip
 
 ROLES = list(Role)

@@ -20,7 +20,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatewise import __version__
-from gatewise.admin import apps, audit, keys, me, subscriptions, teams, tenants, users
+from gatewise.admin import apps, audit, keys, me, subscriptions, teams, tenants, usage, users
 from gatewise.admin.authz import AdminContext, Authenticate
 from gatewise.admin.errors import INTERNAL_ERROR, envelope, install_error_handlers
 from gatewise.admin.schemas import ErrorOut
@@ -70,7 +70,7 @@ def create_admin_app(
     app.state.admin = AdminContext(store, authenticate, model_names)
     install_error_handlers(app)
     app.include_router(me.router, responses={401: _ERRORS[401]})
-    for module in (tenants, teams, apps, users, keys, subscriptions, audit):
+    for module in (tenants, teams, apps, users, keys, subscriptions, audit, usage):
         app.include_router(module.router, responses=_ERRORS)
     app.add_middleware(RequestScope)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

@@ -176,3 +176,37 @@ identity_version = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("version", sa.BigInteger, nullable=False),
 )
+
+# --- usage: one row per model call answered or refused after authentication -------------------
+#
+# Written in batches by ``gatewise.store.usage.UsageWriter``, never on the request path. Ids are
+# denormalised (no foreign keys): usage outlives deleted apps and keys, and an insert must not
+# wait on identity rows. ``cost_micros`` is integer micro-USD, NULL when the price is unknown.
+
+usage = sa.Table(
+    "usage",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("request_id", sa.String(128), nullable=False),
+    sa.Column("at", Epoch, nullable=False),
+    sa.Column("tenant_id", sa.String(32), nullable=True),
+    sa.Column("team_id", sa.String(32), nullable=True),
+    sa.Column("app_id", sa.String(32), nullable=True),
+    sa.Column("user_id", sa.String(32), nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("model", sa.String(256), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=True),
+    sa.Column("operation", sa.String(32), nullable=False),
+    sa.Column("stream", sa.Boolean, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cached_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_micros", sa.BigInteger, nullable=True),
+    sa.Column("usage_estimated", sa.Boolean, nullable=False),
+    sa.Column("duration_ms", sa.Double, nullable=False),
+    sa.Index("ix_usage_tenant_at", "tenant_id", "at"),
+    sa.Index("ix_usage_at", "at"),
+    sa.Index("ix_usage_key_at", "key_id", "at"),
+    sa.Index("ix_usage_model_at", "model", "at"),
+)

@@ -1,0 +1,333 @@
+"""Usage records: one per model call, written in batches off the request path, summed on demand.
+
+The request path only calls ``UsageWriter.submit``: a bounds check and an append,
+never an await. A background task drains the queue in batches (one executemany
+per batch) every ``flush_interval`` seconds, or sooner when a batch is full.
+A failing insert keeps its batch and retries with backoff, a bounded number of
+times; ``close`` writes everything still queued, so a clean stop loses nothing.
+When the queue is full (the database is down or too slow for the traffic),
+records are dropped and counted rather than slowing the gateway down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Literal, Protocol, get_args
+
+import sqlalchemy as sa
+
+from gatewise.store.engine import Database
+from gatewise.store.tables import usage
+
+log = logging.getLogger("gatewise.usage")
+
+GroupBy = Literal["tenant", "team", "app", "key", "model"]
+GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
+_GROUP_COLUMNS = {
+    "tenant": usage.c.tenant_id,
+    "team": usage.c.team_id,
+    "app": usage.c.app_id,
+    "key": usage.c.key_id,
+    "model": usage.c.model,
+}
+#: The default reporting window of the API and the CLI.
+DEFAULT_PERIOD = 30 * 86400.0
+_WARN_EVERY = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageRecord:
+    """One model call the gateway answered or refused after authentication.
+
+    ``cost_micros`` is integer micro-USD, None when the model's price is unknown;
+    ``usage_estimated`` says the token counts are the gateway's estimate (the
+    upstream reported none, or the stream was cut)."""
+
+    request_id: str
+    at: float
+    model: str
+    operation: str
+    status: int
+    tenant_id: str | None = None
+    team_id: str | None = None
+    app_id: str | None = None
+    user_id: str | None = None
+    key_id: str | None = None
+    provider: str | None = None
+    stream: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_micros: int | None = None
+    usage_estimated: bool = False
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """The sums of one group (``group`` is None for records without that id, e.g. no team)."""
+
+    group: str | None
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micros: int
+    cost_unknown_requests: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def cost_usd(self) -> str:
+        """The known cost as exact decimal dollars, e.g. ``"12.345678"``."""
+        return usd(self.cost_micros)
+
+    def as_dict(self) -> dict[str, str | int | None]:
+        """The row as the API and ``gatewise usage --json`` show it (money as a string)."""
+        return {
+            "group": self.group,
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "cost_usd": self.cost_usd,
+            "cost_unknown_requests": self.cost_unknown_requests,
+        }
+
+
+def usd(micros: int) -> str:
+    return f"{Decimal(micros).scaleb(-6):.6f}"
+
+
+class UsageSink(Protocol):
+    """Where the writer puts its batches (``UsageRepository``)."""
+
+    async def insert_many(self, records: Sequence[UsageRecord]) -> None: ...
+
+
+class UsageRepository:
+    """Usage rows in the records database: batch inserts and grouped sums."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def insert_many(self, records: Sequence[UsageRecord]) -> None:
+        """All ``records`` in one transaction, as one executemany."""
+        if not records:
+            return
+        async with self.database.engine.begin() as connection:
+            await connection.execute(usage.insert(), [asdict(record) for record in records])
+
+    async def summary(
+        self, group_by: GroupBy, since: float, until: float, tenant_id: str | None = None
+    ) -> list[UsageRow]:
+        """Sums per group over ``since <= at < until`` (one tenant's rows when ``tenant_id``)."""
+        if group_by not in _GROUP_COLUMNS:
+            raise ValueError(f"group_by: {group_by!r} is not one of {', '.join(GROUP_BYS)}")
+        column = _GROUP_COLUMNS[group_by]
+        c = usage.c
+        unknown = sa.case((c.cost_micros.is_(None), 1), else_=0)
+        statement = (
+            sa.select(
+                column,
+                sa.func.count(),
+                sa.func.sum(c.prompt_tokens),
+                sa.func.sum(c.completion_tokens),
+                sa.func.sum(c.cost_micros),
+                sa.func.sum(unknown),
+            )
+            .where(c.at >= since, c.at < until)
+            .group_by(column)
+        )
+        if tenant_id is not None:
+            statement = statement.where(c.tenant_id == tenant_id)
+        async with self.database.engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        # PostgreSQL sums BIGINT as NUMERIC (Decimal): make every figure an int.
+        result = [UsageRow(row[0], *(int(value or 0) for value in row[1:])) for row in rows]
+        return sorted(result, key=lambda row: (row.group is None, row.group or ""))
+
+
+# --- reporting windows ------------------------------------------------------------------------
+
+
+def parse_moment(text: str) -> float:
+    """Epoch seconds from ``1764547200`` or ISO-8601 (``2026-11-01``, ``...T10:00:00Z``).
+
+    A time without a zone is UTC. Raises ``ValueError`` with a message fit for users."""
+    value = text.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            moment = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is neither an ISO-8601 time (2026-11-01, 2026-11-01T10:00:00Z) "
+                "nor epoch seconds"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return moment.timestamp()
+    if not math.isfinite(number):
+        raise ValueError(f"{text!r} is not a finite number of epoch seconds")
+    return number
+
+
+def period(since: float | None, until: float | None, now: float) -> tuple[float, float]:
+    """The window ``[since, until)``: by default it ends now and spans ``DEFAULT_PERIOD``."""
+    end = now if until is None else until
+    start = end - DEFAULT_PERIOD if since is None else since
+    if start >= end:
+        raise ValueError("must be before 'to'")
+    return start, end
+
+
+# --- the background writer --------------------------------------------------------------------
+
+
+class UsageWriter:
+    """Batches usage records into the database from a background task (see the module doc)."""
+
+    def __init__(
+        self,
+        repository: UsageSink,
+        *,
+        max_queue: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 1.0,
+        max_retries: int = 5,
+        retry_delay: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_queue < 1 or batch_size < 1 or flush_interval <= 0 or max_retries < 0:
+            raise ValueError("need max_queue, batch_size >= 1, flush_interval > 0, retries >= 0")
+        self._repository = repository
+        self._max_queue = max_queue
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._max_retries = max_retries
+        self._retry_delay = retry_delay
+        self._clock = clock
+        self._queue: deque[UsageRecord] = deque()
+        self._wake = asyncio.Event()  # a full batch is waiting, or close
+        self._stop = asyncio.Event()  # close: cuts a retry's backoff short
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._last_warning = -math.inf
+        self._unreported = 0
+        #: Records refused by ``submit`` (queue full, or the writer closed).
+        self.dropped = 0
+        #: Records inserted.
+        self.written = 0
+        #: Records given up on after the insert failed every retry.
+        self.failed = 0
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        """Start the background task (call from inside the running event loop)."""
+        if self._task is None and not self._closing:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="usage-writer")
+
+    def submit(self, record: UsageRecord) -> bool:
+        """Queue ``record`` for writing; False (and a drop counted) when full or closed."""
+        if self._closing or len(self._queue) >= self._max_queue:
+            self._drop()
+            return False
+        self._queue.append(record)
+        if len(self._queue) == self._batch_size:
+            self._wake.set()
+        return True
+
+    async def close(self) -> None:
+        """Write everything still queued (a last attempt for a failing batch), then stop."""
+        self._closing = True
+        self._wake.set()
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        else:
+            await self._drain()
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        self._unreported += 1
+        now = self._clock()
+        if now - self._last_warning >= _WARN_EVERY:
+            reason = "the writer is closed" if self._closing else "the queue is full"
+            log.warning(
+                "usage records dropped: %d since the last warning (%s; %d queued)",
+                self._unreported,
+                reason,
+                len(self._queue),
+            )
+            self._last_warning = now
+            self._unreported = 0
+
+    async def _run(self) -> None:
+        while not self._closing:
+            await _wait(self._wake, self._flush_interval)
+            self._wake.clear()
+            await self._drain()
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Write the queue batch by batch (on close: until it is empty)."""
+        while self._queue:
+            count = min(self._batch_size, len(self._queue))
+            batch = [self._queue.popleft() for _ in range(count)]
+            await self._write(batch)
+            if not self._closing and len(self._queue) < self._batch_size:
+                return  # wait for a full batch or the next tick
+
+    async def _write(self, batch: list[UsageRecord]) -> None:
+        """Insert ``batch``, retrying with backoff; once closing, one last attempt only."""
+        attempt = 0
+        while True:
+            try:
+                await self._repository.insert_many(batch)
+            except Exception as exc:  # any failure: the writer must outlive it
+                attempt += 1
+                final = self._closing or attempt > self._max_retries
+                log.error(
+                    "usage insert of %d records failed (attempt %d, %s): %s",
+                    len(batch),
+                    attempt,
+                    "giving up" if final else "will retry",
+                    _describe(exc),
+                )
+                if final:
+                    self.failed += len(batch)
+                    return
+                # Backoff, cut short by ``close`` (which then makes the last attempt).
+                await _wait(self._stop, min(self._retry_delay * 2 ** (attempt - 1), 30.0))
+            else:
+                self.written += len(batch)
+                return
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Until ``event`` is set or ``seconds`` have passed."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+
+
+def _describe(exc: BaseException) -> str:
+    """The error's type and first line, without the database URL (the driver may quote it)."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    text = f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
+    return text[:200]
