@@ -50,6 +50,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
     parser.add_argument(
+        "--traffic",
+        choices=("off", "memory", "redis"),
+        default="off",
+        help="limits, a budget and usage records on, with counters in memory or Redis "
+        "(127.0.0.1:6379); off: no limits and no usage records (default)",
+    )
+    parser.add_argument(
         "--auth",
         choices=("keys", "open"),
         default="keys",
@@ -117,20 +124,45 @@ def request_bodies(tmp: Path) -> tuple[Path, Path]:
     return paths
 
 
-def gateway_config(tmp: Path, upstream_port: int, port: int, workers: int, auth: str) -> Path:
+def traffic_config(traffic: str) -> str:
+    """Limits that never refuse (the load must pass) but are all checked and charged."""
+    if traffic == "off":
+        return ""
+    state = (
+        "state: {backend: redis, redis_url: 'redis://127.0.0.1:6379/0', "
+        f"key_prefix: 'gwbench:{os.getpid()}:'}}\n"
+        if traffic == "redis"
+        else "state: {backend: memory}\n"
+    )
+    return state + (
+        "limits:\n"
+        "  - {per: key, requests_per_minute: 100000000, tokens_per_minute: 100000000000}\n"
+        "  - {per: tenant, concurrent: 100000}\n"
+        "budgets:\n"
+        "  - {name: bench, per: app, usd: '100000000', period: month}\n"
+    )
+
+
+def gateway_config(
+    tmp: Path, upstream_port: int, port: int, workers: int, auth: str, traffic: str = "off"
+) -> Path:
     path = tmp / "gatewise.yaml"
+    # The fake upstream's model is not in the price catalog: price it like gpt-4o-mini.
+    price = ", price: {input_per_million: '0.15', output_per_million: '0.60'}"
+    price = price if traffic != "off" else ""
     path.write_text(
-        "version: 1\n"
+        traffic_config(traffic) + "version: 1\n"
         f"server: {{host: 127.0.0.1, port: {port}, workers: {workers}}}\n"
         f"auth: {{mode: {auth}}}\n"
-        f"store: {{url: 'sqlite+aiosqlite:///{tmp}/gatewise.db'}}\n"
+        f"store: {{url: 'sqlite+aiosqlite:///{tmp}/gatewise.db', "
+        f"usage_records: {'false' if traffic == 'off' else 'true'}}}\n"
         "providers:\n"
         "  fake:\n"
         "    type: openai-compatible\n"
         f"    base_url: http://127.0.0.1:{upstream_port}/v1\n"
         "models:\n"
         f"  - name: {MODEL}\n"
-        f"    deployments: [{{provider: fake, model: {MODEL}}}]\n"
+        f"    deployments: [{{provider: fake, model: {MODEL}{price}}}]\n"
     )
     return path
 
@@ -154,7 +186,7 @@ def start_services(
         ],
     )
     wait_until_serving(upstream, upstream_port, CHAT_PATH, chat)
-    config = gateway_config(tmp, upstream_port, gateway_port, args.workers, args.auth)
+    config = gateway_config(tmp, upstream_port, gateway_port, args.workers, args.auth, args.traffic)
     if args.auth == "keys":
         key = create_bench_key(f"sqlite+aiosqlite:///{tmp}/gatewise.db")
         os.environ[AUTH_ENV] = f"Bearer {key}"  # wrk and the clients below send it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -90,6 +91,7 @@ class GatewayApp:
             ),
         ]
         self.authenticator = runtime.authenticator
+        self.accounting = runtime.accounting
         self.admin: ASGIApp | None = None  # the admin API, built at start (FastAPI is heavy)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -154,6 +156,7 @@ class GatewayApp:
             await door.send_error(send, request, internal)
         finally:
             request.stop_watch()
+            self.accounting.record(request.ctx)
             if self.access_log:
                 self._log_access(request)
 
@@ -174,6 +177,7 @@ class GatewayApp:
                 "prompt_tokens": ctx.usage.prompt_tokens if ctx.usage else None,
                 "completion_tokens": ctx.usage.completion_tokens if ctx.usage else None,
                 "usage_estimated": ctx.usage_estimated or None,
+                "cost_micros": ctx.cost_micros,
                 "decisions": ctx.decisions or None,
                 "caller": ctx.principal.name if ctx.principal else None,
                 "tenant_id": ctx.principal.tenant_id if ctx.principal else None,
@@ -197,6 +201,7 @@ class GatewayApp:
             if not self.started:
                 await self.runtime.start()
                 self.admin = self._build_admin()
+                _tune_gc()
                 self.started = True
 
     def _build_admin(self) -> ASGIApp:
@@ -224,6 +229,19 @@ class GatewayApp:
                 await self.runtime.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _tune_gc() -> None:
+    """Fewer, cheaper garbage collections on the hot path.
+
+    Everything built at start-up (config, catalog, directory, imported modules) is
+    moved out of the collector's sight (``gc.freeze``), and the youngest generation
+    is collected every 10,000 allocations instead of 700: requests allocate many
+    short-lived objects, almost none of them in reference cycles.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 50)
 
 
 def create_app(config: Config, config_dir: Path | None = None) -> GatewayApp:

@@ -21,11 +21,14 @@ from gatewise.core.types import ModelCard
 from gatewise.identity.cache import IdentityCache
 from gatewise.policies.access import ModelAccessPolicy
 from gatewise.policies.auth import Authenticator
+from gatewise.policies.metering import CallMeter
+from gatewise.policies.traffic_setup import TrafficParts, build_traffic
 from gatewise.providers.base import Provider, provider_factory
 from gatewise.store.urls import resolve_store_url
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only where a runtime is really built
     from gatewise.identity.oidc import OIDCVerifier
+    from gatewise.policies.accounting import Accounting
     from gatewise.store.engine import Database
     from gatewise.store.identity import IdentityStore
     from gatewise.store.responses import ResponseRepository
@@ -51,23 +54,29 @@ class Runtime:
     identity: IdentityStore
     identity_cache: IdentityCache
     authenticator: Authenticator
+    traffic: TrafficParts
+    accounting: Accounting
     verifier: OIDCVerifier | None = None
     skipped: list[str] = field(default_factory=list)
 
     async def start(self) -> None:
         await self.database.start()  # opens the records database and applies migrations
+        self.accounting.writer.start()  # usage records, written in batches in the background
         await self.identity_cache.start()  # loads every caller into memory
         if self.verifier is not None:
             await self.verifier.start()
+        await self.traffic.start()
         for provider in self.providers.values():
             await provider.start()
 
     async def close(self) -> None:
         for provider in self.providers.values():
             await provider.close()
+        await self.traffic.close()
         if self.verifier is not None:
             await self.verifier.close()
         await self.identity_cache.close()
+        await self.accounting.writer.close()  # writes every queued usage record
         await self.database.close()
 
 
@@ -119,9 +128,11 @@ def prepare(config: Config, config_dir: Path | None = None) -> Prepared:
 
 
 def build_runtime(config: Config, config_dir: Path | None = None) -> Runtime:
+    from gatewise.policies.accounting import Accounting
     from gatewise.store.engine import Database
     from gatewise.store.identity import IdentityStore
     from gatewise.store.responses import ResponseRepository
+    from gatewise.store.usage import UsageRepository, UsageWriter
 
     prepared = prepare(config, config_dir)
     for line in prepared.skipped:
@@ -141,16 +152,22 @@ def build_runtime(config: Config, config_dir: Path | None = None) -> Runtime:
             "use auth.mode: keys outside local trials"
         )
     approval = frozenset(m.name for m in config.models if m.approval == "required")
+    traffic = build_traffic(config, config_dir, cache)
+    meter = CallMeter(traffic.traffic, traffic.prices)
     return Runtime(
         config,
         prepared.providers,
         prepared.catalog,
-        Pipeline(prepared.catalog, ModelAccessPolicy(cache, approval)),
+        Pipeline(prepared.catalog, ModelAccessPolicy(cache, approval), meter),
         database=database,
         responses=ResponseRepository(database),
         identity=identity,
         identity_cache=cache,
         authenticator=Authenticator(cache, verifier, open_mode=open_mode),
+        traffic=traffic,
+        accounting=Accounting(
+            UsageWriter(UsageRepository(database)), enabled=config.store.usage_records
+        ),
         verifier=verifier,
         skipped=prepared.skipped,
     )

@@ -75,7 +75,8 @@ def inserts_counted(database: Database) -> Iterator[list[int]]:
 
     def count(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
         if statement.lstrip().upper().startswith("INSERT INTO USAGE"):
-            sizes.append(len(params) if many else 1)
+            # Rows per statement: executemany's parameter sets, or a multi-row VALUES list.
+            sizes.append(len(params) if many else statement.count("), (") + 1)
 
     engine = database.engine.sync_engine
     sa.event.listen(engine, "before_cursor_execute", count)

@@ -14,8 +14,11 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, model_validator
 
+from gatewise.config.alerts import WebhookList
 from gatewise.config.auth import AuthConfig
 from gatewise.config.base import Name, Strict
+from gatewise.config.limits import BudgetConfig, LimitConfig, StateConfig
+from gatewise.config.pricing import PriceConfig
 from gatewise.config.secrets import REFERENCE, WHOLE_REFERENCE, looks_like_literal_secret
 from gatewise.store.urls import DEFAULT_URL, check_store_url
 
@@ -225,6 +228,10 @@ class DeploymentConfig(Strict):
         min_length=1,
         description="The upstream model name (for Azure: the deployment name).",
     )
+    price: PriceConfig | None = Field(
+        None,
+        description="What this deployment costs; default: the built-in catalog's price for model.",
+    )
 
 
 class ModelConfig(Strict):
@@ -244,7 +251,7 @@ class ModelConfig(Strict):
 
 
 class StoreConfig(Strict):
-    """The records database (stored responses; later keys, usage and logs)."""
+    """The records database: identities, the audit trail, usage, stored responses."""
 
     url: Annotated[str, AfterValidator(check_store_url)] = Field(
         DEFAULT_URL,
@@ -252,6 +259,13 @@ class StoreConfig(Strict):
             "sqlite+aiosqlite:///path.db (a relative path starts at this file's folder) or "
             "postgresql+asyncpg://user:${env:DB_PASSWORD}@host:5432/db. A password must be a "
             "${env:X} / ${file:Y} reference (or the whole URL one)."
+        ),
+    )
+    usage_records: bool = Field(
+        True,
+        description=(
+            "Write one usage row per model call (tokens, cost, caller), in batches in the "
+            "background; the admin API and `gatewise usage` report from them."
         ),
     )
 
@@ -265,9 +279,25 @@ class Config(Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     store: StoreConfig = StoreConfig()
     auth: AuthConfig = AuthConfig()
+    state: StateConfig = StateConfig()
+    limits: list[LimitConfig] = Field(default_factory=list)
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    webhooks: WebhookList = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
+        hooks = {hook.name for hook in self.webhooks}
+        budget_names: set[str] = set()
+        for index, budget in enumerate(self.budgets):
+            if budget.name in budget_names:
+                raise ValueError(f"budgets[{index}].name: duplicate budget name {budget.name!r}")
+            budget_names.add(budget.name)
+            if budget.webhook is not None and budget.webhook not in hooks:
+                known = ", ".join(sorted(hooks)) or "none"
+                raise ValueError(
+                    f"budgets[{index}].webhook: unknown webhook {budget.webhook!r} "
+                    f"(configured: {known})"
+                )
         seen: set[str] = set()
         for index, model in enumerate(self.models):
             if model.name in seen:

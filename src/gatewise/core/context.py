@@ -39,6 +39,14 @@ class RequestContext:
     error_type: str | None = None
     #: The authenticated caller (None only where no authentication runs, e.g. unit tests).
     principal: Principal | None = None
+    #: The peer's address (limits per client IP).
+    client_ip: str | None = None
+    #: The front door's wire format ("openai" or "anthropic"): how rate headers are written.
+    wire: str = "openai"
+    #: Rate-limit headers for the response, in ``wire``'s dialect (set by traffic control).
+    rate_headers: list[tuple[bytes, bytes]] | None = None
+    #: What the call cost in micro-USD (None: not priced).
+    cost_micros: int | None = None
 
     @property
     def provider(self) -> str | None:

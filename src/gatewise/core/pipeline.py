@@ -17,7 +17,7 @@ from typing import TypeVar
 from gatewise.core.catalog import ModelCatalog, Route, Target
 from gatewise.core.context import RequestContext
 from gatewise.core.errors import GatewayError, ModelNotFoundError
-from gatewise.core.tokens import estimate_usage
+from gatewise.core.tokens import admission_count_request, estimate_usage, heuristic_count
 from gatewise.core.types import (
     ChatRequest,
     ChatResponse,
@@ -28,6 +28,8 @@ from gatewise.core.types import (
     Usage,
 )
 from gatewise.policies.access import ModelAccessPolicy
+from gatewise.policies.metering import CallMeter
+from gatewise.pricing.book import PriceBook
 from gatewise.providers.base import ChunkStream
 
 T = TypeVar("T")
@@ -37,9 +39,15 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
 class Pipeline:
-    def __init__(self, catalog: ModelCatalog, access: ModelAccessPolicy | None = None) -> None:
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        access: ModelAccessPolicy | None = None,
+        meter: CallMeter | None = None,
+    ) -> None:
         self.catalog = catalog
         self.access = access
+        self.meter = meter or CallMeter(None, PriceBook({}))
 
     def models(self, ctx: RequestContext) -> list[ModelCard]:
         """The models the caller may use (all of them when no caller is known)."""
@@ -65,28 +73,61 @@ class Pipeline:
 
     async def chat(self, ctx: RequestContext, request: ChatRequest) -> ChatResponse:
         route = self._route(ctx, request.model)
-        response = await self._call(ctx, route, lambda t: t.provider.chat(request, t.model, ctx))
+        admission = await self.meter.admit(
+            ctx,
+            route,
+            lambda: admission_count_request(request),
+            request.output_token_limit,
+        )
+        try:
+            response = await self._call(
+                ctx, route, lambda t: t.provider.chat(request, t.model, ctx)
+            )
+        except BaseException:
+            self.meter.settle(ctx, admission, None)
+            raise
         ctx.usage = response.usage
         if response.usage is None:
             text = "".join(c.message.content or "" for c in response.choices)
             ctx.usage = estimate_usage(request, text, request.model)
             ctx.usage_estimated = True
+        self.meter.settle(ctx, admission, ctx.usage)
         return response
 
     async def chat_stream(self, ctx: RequestContext, request: ChatRequest) -> ChunkStream:
         """Open the upstream stream; chunks flow to the front door as they arrive."""
         route = self._route(ctx, request.model)
-        stream = await self._call(
-            ctx, route, lambda t: t.provider.chat_stream(request, t.model, ctx)
+        admission = await self.meter.admit(
+            ctx,
+            route,
+            lambda: admission_count_request(request),
+            request.output_token_limit,
         )
-        return AccountedStream(stream, ctx, request)
+        try:
+            stream = await self._call(
+                ctx, route, lambda t: t.provider.chat_stream(request, t.model, ctx)
+            )
+        except BaseException:
+            self.meter.settle(ctx, admission, None)
+            raise
+        return AccountedStream(
+            stream, ctx, request, lambda: self.meter.settle(ctx, admission, ctx.usage)
+        )
 
     async def embeddings(self, ctx: RequestContext, request: EmbeddingRequest) -> EmbeddingResponse:
         route = self._route(ctx, request.model)
-        response = await self._call(ctx, route, lambda t: t.provider.embed(request, t.model, ctx))
+        admission = await self.meter.admit(ctx, route, lambda: _embedding_tokens(request), 0)
+        try:
+            response = await self._call(
+                ctx, route, lambda t: t.provider.embed(request, t.model, ctx)
+            )
+        except BaseException:
+            self.meter.settle(ctx, admission, None)
+            raise
         if response.usage is not None:
             tokens = response.usage.prompt_tokens
             ctx.usage = Usage(prompt_tokens=tokens, total_tokens=response.usage.total_tokens)
+        self.meter.settle(ctx, admission, ctx.usage)
         return response
 
     def _route(self, ctx: RequestContext, model: str) -> Route:
@@ -118,10 +159,17 @@ class AccountedStream:
     the request and the text that went through, marked as estimated.
     """
 
-    def __init__(self, inner: ChunkStream, ctx: RequestContext, request: ChatRequest) -> None:
+    def __init__(
+        self,
+        inner: ChunkStream,
+        ctx: RequestContext,
+        request: ChatRequest,
+        on_done: Callable[[], None] | None = None,
+    ) -> None:
         self._inner = inner
         self._ctx = ctx
         self._request = request
+        self._on_done = on_done
 
     def __aiter__(self) -> AsyncIterator[ChunkBatch]:
         return self._batches()
@@ -150,6 +198,21 @@ class AccountedStream:
                 request = self._request
                 ctx.usage = estimate_usage(request, "".join(pieces), request.model)
                 ctx.usage_estimated = True
+            if self._on_done is not None:
+                self._on_done()
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _embedding_tokens(request: EmbeddingRequest) -> int:
+    """The tokens of an embeddings input, for the admission estimate."""
+    value = request.input
+    if isinstance(value, str):
+        return heuristic_count(value)
+    return sum(
+        heuristic_count(item)
+        if isinstance(item, str)
+        else (1 if isinstance(item, int) else len(item))
+        for item in value
+    )

@@ -84,6 +84,7 @@ class AnthropicFrontDoor:
     async def messages(self, request: HTTPRequest, send: Send) -> None:
         ctx = request.ctx
         ctx.operation = "chat"
+        ctx.wire = "anthropic"
         data = parse_json_object(await request.body(self.max_body_bytes))
         translation, upstream_model = self._translate(ctx, data, count_only=False)
         if translation.dropped:

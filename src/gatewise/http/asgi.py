@@ -53,6 +53,9 @@ class HTTPRequest:
             else new_request_id()
         )
         self.ctx = RequestContext(request_id=request_id)
+        client = scope.get("client")
+        if client:
+            self.ctx.client_ip = client[0]
         self.watch: DisconnectWatch | None = None
 
     def header(self, name: bytes) -> str | None:
@@ -160,6 +163,8 @@ def response_headers(
     ctx: RequestContext, extra: dict[str, str] | None = None
 ) -> list[tuple[bytes, bytes]]:
     headers = [(b"x-request-id", ctx.request_id.encode("ascii"))]
+    if ctx.rate_headers:
+        headers.extend(ctx.rate_headers)
     if extra:
         headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
     return headers

@@ -46,6 +46,7 @@ class Directory:
         "_teams_by_name",
         "approved",
         "keys",
+        "tenants_by_id",
         "tenants_by_name",
         "version",
     )
@@ -57,6 +58,7 @@ class Directory:
         apps = {a.id: a for a in snapshot.apps}
         users = {u.id: u for u in snapshot.users}
         self.tenants_by_name: dict[str, Tenant] = {t.name: t for t in snapshot.tenants}
+        self.tenants_by_id: dict[str, Tenant] = tenants
         self._teams_by_name = {(t.tenant_id, t.name): t for t in snapshot.teams}
         self._apps_by_name = {(a.tenant_id, a.name): a for a in snapshot.apps}
         self.approved: frozenset[tuple[str, str]] = frozenset(snapshot.approved)

@@ -20,8 +20,6 @@ Epoch: sa.Double[float] = sa.Double()
 INDEXES = {
     "ix_usage_tenant_at": ["tenant_id", "at"],
     "ix_usage_at": ["at"],
-    "ix_usage_key_at": ["key_id", "at"],
-    "ix_usage_model_at": ["model", "at"],
 }
 
 

@@ -1,0 +1,71 @@
+"""Rate-limit response headers in each front door's dialect.
+
+OpenAI's ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` (reset as a
+Go duration: ``20ms``, ``1s``, ``6m0s``) on every response, and Anthropic's
+``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`` (reset as an
+RFC 3339 time). When several limits count a call, the headers describe the
+tightest one (the fewest remaining), which is what a client must respect.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from gatewise.policies.limits import Meter
+from gatewise.state.base import CheckState
+
+Headers = list[tuple[bytes, bytes]]
+
+
+def go_duration(seconds: float) -> str:
+    """12ms, 1s, 1.5s, 6m0s, 1h2m3s: the format OpenAI's reset headers use."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    seconds = round(seconds, 3)
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    fraction = seconds - whole
+    sec_text = f"{secs + fraction:.3f}".rstrip("0").rstrip(".") if fraction >= 0.001 else str(secs)
+    if hours:
+        return f"{hours}h{minutes}m{sec_text}s"
+    if minutes:
+        return f"{minutes}m{sec_text}s"
+    return f"{sec_text}s"
+
+
+def _tightest(
+    kind: str, meters: Sequence[Meter], states: Sequence[CheckState]
+) -> CheckState | None:
+    chosen: CheckState | None = None
+    for meter, state in zip(meters, states, strict=True):
+        if meter.kind == kind and (chosen is None or state.remaining < chosen.remaining):
+            chosen = state
+    return chosen
+
+
+def rate_headers(wire: str, meters: Sequence[Meter], states: Sequence[CheckState]) -> Headers:
+    headers: Headers = []
+    for kind in ("requests", "tokens"):
+        state = _tightest(kind, meters, states)
+        if state is None:
+            continue
+        limit, remaining = str(state.limit).encode(), str(state.remaining).encode()
+        if wire == "anthropic":
+            reset = datetime.fromtimestamp(time.time() + state.reset_after, UTC)
+            prefix = f"anthropic-ratelimit-{kind}-".encode()
+            headers += [
+                (prefix + b"limit", limit),
+                (prefix + b"remaining", remaining),
+                (prefix + b"reset", reset.strftime("%Y-%m-%dT%H:%M:%SZ").encode()),
+            ]
+        else:
+            suffix = kind.encode()
+            headers += [
+                (b"x-ratelimit-limit-" + suffix, limit),
+                (b"x-ratelimit-remaining-" + suffix, remaining),
+                (b"x-ratelimit-reset-" + suffix, go_duration(state.reset_after).encode()),
+            ]
+    return headers

@@ -1,0 +1,108 @@
+"""Builds traffic control from a config: the counter store, the rules, alerts and prices.
+
+Kept apart from ``runtime`` so that what is built for limits and budgets, and
+in which order it starts and stops, reads in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from gatewise.alerts.thresholds import ThresholdTracker
+from gatewise.alerts.webhooks import WebhookSender
+from gatewise.config.models import Config
+from gatewise.config.secrets import REFERENCE, resolve_reference
+from gatewise.identity.cache import IdentityCache
+from gatewise.policies.budget_alerts import BudgetAlerts
+from gatewise.policies.limits import BudgetRules, LimitRules
+from gatewise.policies.traffic import TrafficControl
+from gatewise.pricing.book import PriceBook
+from gatewise.state.base import CounterStore
+from gatewise.state.memory import MemoryCounterStore
+
+
+@dataclass
+class TrafficParts:
+    """What limits and budgets need at run time; ``traffic`` is None when none are configured."""
+
+    prices: PriceBook
+    traffic: TrafficControl | None
+    store: CounterStore | None
+    sender: WebhookSender | None
+    alerts: BudgetAlerts | None
+
+    async def start(self) -> None:
+        if self.store is not None:
+            await self.store.start()
+        if self.sender is not None:
+            await self.sender.start()
+
+    async def close(self) -> None:
+        if self.traffic is not None:
+            await self.traffic.close()  # settle what is pending
+        if self.alerts is not None:
+            await self.alerts.close()
+        if self.sender is not None:
+            await self.sender.close()
+        if self.store is not None:
+            await self.store.close()
+
+
+def price_book(config: Config) -> PriceBook:
+    overrides = {
+        (deployment.provider, deployment.model): deployment.price
+        for model in config.models
+        for deployment in model.deployments
+        if deployment.price is not None
+    }
+    return PriceBook(overrides)
+
+
+def counter_store(config: Config, config_dir: Path | None) -> CounterStore:
+    state = config.state
+    if state.backend == "memory":
+        return MemoryCounterStore()
+    from gatewise.state.redis import RedisCounterStore
+    from gatewise.state.resilient import ResilientStore
+
+    assert state.redis_url is not None
+    url = REFERENCE.sub(
+        lambda m: quote(resolve_reference(m.group(0), config_dir), safe=""), state.redis_url
+    )
+    primary = RedisCounterStore(url, prefix=state.key_prefix, timeout=state.timeout_ms / 1000)
+    fallback = MemoryCounterStore() if state.on_error == "open" else None
+    return ResilientStore(primary, on_error=state.on_error, fallback=fallback)
+
+
+def build_traffic(config: Config, config_dir: Path | None, identity: IdentityCache) -> TrafficParts:
+    prices = price_book(config)
+    if not config.limits and not config.budgets:
+        return TrafficParts(prices, None, None, None, None)
+    store = counter_store(config, config_dir)
+    # Each process counts on its own in memory: it enforces its share of every limit.
+    workers = config.server.workers if config.state.backend == "memory" else 1
+    if config.state.backend == "redis" and config.state.on_error == "open":
+        workers = 1  # the per-process fallback is a safety net, not an exact limit
+    sender = alerts = None
+    if any(budget.webhook for budget in config.budgets):
+        sender = WebhookSender(
+            config.webhooks, resolve_secret=lambda ref: resolve_reference(ref, config_dir)
+        )
+        alerts = BudgetAlerts(ThresholdTracker(store.once), sender)
+
+    def tenant_name(tenant_id: str | None) -> str | None:
+        if tenant_id is None:
+            return None
+        tenant = identity.directory.tenants_by_id.get(tenant_id)
+        return tenant.name if tenant is not None else None
+
+    traffic = TrafficControl(
+        store,
+        LimitRules(config.limits, workers=workers),
+        BudgetRules(config.budgets, workers=workers),
+        tenant_name=tenant_name,
+        alerts=alerts,
+    )
+    return TrafficParts(prices, traffic, store, sender, alerts)

@@ -1,0 +1,1 @@
+"""Shared counters for limits and budgets: in memory (one process) or in Redis (many)."""

@@ -1,0 +1,105 @@
+"""The counter-store interface: what limits and budgets ask of their state, in one call.
+
+A request is admitted by one ``admit`` call that checks every applicable
+counter and, only if all of them pass, charges them all (all or nothing). In
+Redis that is one Lua script, one round trip, with Redis's clock; in memory it
+is plain code on the event loop. After the call, ``settle`` corrects the
+charges with what really happened (tokens and cost known only then) and frees
+concurrency slots.
+
+Three kinds of counter:
+- ``Rate``: GCRA (the generic cell rate algorithm). ``limit`` units per
+  ``period`` seconds, a burst of up to ``limit`` at once, refilled smoothly.
+  One stored value per key (the theoretical arrival time). Used for requests
+  and tokens per second/minute/hour/day and for rolling-window budgets.
+- ``Quota``: a plain sum that resets when its key changes (the caller puts the
+  period in the key, e.g. ``...:2026-11`` for a calendar month in the
+  configured time zone) and expires ``ttl`` seconds later. Used for calendar
+  budgets. A soft quota (``hard=False``) is charged but never refuses.
+- ``Slots``: concurrent requests; taken by ``admit``, given back by ``settle``,
+  expiring after ``ttl`` seconds so a crashed worker cannot leak them forever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    key: str
+    limit: int  # units per period (>= 1)
+    period: float  # seconds
+    cost: int  # units this request takes now (may exceed limit: then it is refused)
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    key: str
+    limit: int  # units per period (micro-USD or tokens)
+    cost: int  # units reserved now (the estimate)
+    ttl: float  # seconds the key lives after its last change
+    hard: bool = True  # False: counted, never refused
+
+
+@dataclass(frozen=True, slots=True)
+class Slots:
+    key: str
+    limit: int
+    ttl: float = 600.0
+
+
+Check = Rate | Quota | Slots
+
+
+@dataclass(frozen=True, slots=True)
+class CheckState:
+    """One counter after the decision, for response headers and alerts."""
+
+    limit: int
+    remaining: int  # units still available now (>= 0)
+    reset_after: float  # seconds until the counter is full again (Rate) / 0 for others
+    used: int = 0  # Quota: units used after this charge (for threshold alerts)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    allowed: bool
+    #: Index (into the checks passed to ``admit``) of the first counter that refused, else None.
+    refused: int | None
+    #: Seconds until a retry could pass the refusing counter (0 when allowed; for a hard
+    #: quota: seconds until ``ttl`` expiry is unknown, so 0 and callers say "quota exhausted").
+    retry_after: float
+    states: list[CheckState] = field(default_factory=list)  # one per check, same order
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """A correction after the call: ``delta`` units (negative gives back) on a Rate or Quota."""
+
+    check: Rate | Quota
+    delta: int
+
+
+class StateUnavailableError(Exception):
+    """The shared store could not be reached or answered in time."""
+
+
+class CounterStore(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def admit(self, checks: list[Check]) -> Outcome:
+        """Check every counter; charge them all only if all pass. Raises StateUnavailableError."""
+        ...
+
+    async def settle(self, adjustments: list[Adjustment], release: list[Slots]) -> list[int]:
+        """Apply corrections and free slots; returns each Quota adjustment's new used total
+        (0 for Rate adjustments), in order. Raises StateUnavailableError."""
+        ...
+
+    async def once(self, key: str, ttl: float) -> bool:
+        """True the first time ``key`` is seen within ``ttl`` seconds (alert de-duplication)."""
+        ...

@@ -1,0 +1,91 @@
+"""When Redis cannot be reached: fail closed (503 at once) or open (per-process limits).
+
+The gateway points at a port nobody listens on; requests must be answered
+quickly either way, and the worker must keep serving.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from gatewise.store.identity import IdentityStore
+from gatewise.testing.gateway import RunningGateway, run_gateway_in_thread
+from tests.e2e.test_cli import free_port
+from tests.identity_seed import ACTOR, with_store
+from tests.rawhttp import request
+
+BODY = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+
+
+async def seed(store: IdentityStore) -> str:
+    tenant = await store.create_tenant(ACTOR, name="acme")
+    app = await store.create_app(ACTOR, tenant_id=tenant.id, name="a")
+    _, key = await store.create_key(ACTOR, name="k", app_id=app.id)
+    return key
+
+
+def gateway_with(
+    tmp_path_factory: pytest.TempPathFactory, on_error: str
+) -> Iterator[tuple[RunningGateway, str]]:
+    store_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp(on_error)}/gatewise.db"
+    key = with_store(store_url, seed)
+    config = {
+        "auth": {"mode": "keys"},
+        "store": {"url": store_url},
+        "state": {
+            "backend": "redis",
+            "redis_url": f"redis://127.0.0.1:{free_port()}/0",  # nobody listens there
+            "on_error": on_error,
+            "timeout_ms": 100,
+        },
+        "providers": {"mock": {"type": "mock"}},
+        "models": [
+            {"name": "mock-gpt", "deployments": [{"provider": "mock", "model": "mock-gpt"}]}
+        ],
+        "limits": [{"per": "key", "requests_per_minute": 3}],
+    }
+    with run_gateway_in_thread(config) as gateway:
+        yield gateway, key
+
+
+@pytest.fixture(scope="module")
+def closed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningGateway, str]]:
+    yield from gateway_with(tmp_path_factory, "closed")
+
+
+@pytest.fixture(scope="module")
+def opened(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningGateway, str]]:
+    yield from gateway_with(tmp_path_factory, "open")
+
+
+def call(gateway: RunningGateway, key: str) -> tuple[int, float, dict[str, object]]:
+    started = time.perf_counter()
+    reply = request(
+        "POST",
+        gateway.url + "/v1/chat/completions",
+        BODY,
+        headers={"authorization": f"Bearer {key}"},
+    )
+    return reply.status, time.perf_counter() - started, reply.json
+
+
+def test_fail_closed_answers_503_quickly_and_keeps_serving(
+    closed: tuple[RunningGateway, str],
+) -> None:
+    gateway, key = closed
+    for _ in range(5):
+        status, took, body = call(gateway, key)
+        assert status == 503
+        assert body["error"]["code"] == "limits_unavailable"  # type: ignore[index]
+        assert took < 1.0
+    assert request("GET", gateway.url + "/healthz").status == 200  # the worker is fine
+
+
+def test_fail_open_serves_with_per_process_limits(opened: tuple[RunningGateway, str]) -> None:
+    gateway, key = opened
+    results = [call(gateway, key) for _ in range(5)]
+    assert [status for status, _, _ in results] == [200, 200, 200, 429, 429]
+    assert all(took < 1.0 for _, took, _ in results)
