@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 import gatewise
 from gatewise.config.loader import (
@@ -389,3 +390,52 @@ def test_provider_proxy_needs_http_and_a_referenced_password() -> None:
         text = str(caught.value)
         assert "c.yaml:5" in text and "providers.p.proxy" in text and fragment in text
         assert "hunter2" not in text
+
+
+def test_the_production_example_is_valid() -> None:
+    config = load_config(REPO / "examples" / "production.yaml")
+    assert config.state.backend == "redis" and config.state.on_error == "closed"
+    assert config.auth.mode == "keys" and config.auth.oidc[0].name == "gitlab"
+    assert [b.name for b in config.budgets] == ["tenant-monthly", "app-daily-tokens"]
+    assert config.budgets[0].webhook == "finance"
+    approval = {m.name for m in config.models if m.approval == "required"}
+    assert approval == {"prod-gpt", "prod-claude"}
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"budgets": [{"name": "b", "per": "app", "usd": 5.5, "period": "day"}]}, "float"),
+        ({"budgets": [{"name": "b", "per": "app", "period": "day"}]}, "exactly one of usd"),
+        (
+            {
+                "budgets": [
+                    {
+                        "name": "b",
+                        "per": "app",
+                        "tokens": 5,
+                        "period": "day",
+                        "timezone": "Mars/Olympus",
+                    }
+                ]
+            },
+            "unknown time zone",
+        ),
+        (
+            {
+                "budgets": [
+                    {"name": "b", "per": "app", "tokens": 5, "period": "day", "webhook": "nope"}
+                ]
+            },
+            "unknown webhook 'nope'",
+        ),
+        ({"limits": [{"per": "key"}]}, "at least one of"),
+        ({"state": {"backend": "redis"}}, "redis_url: required"),
+        ({"state": {"backend": "redis", "redis_url": "redis://:hunter2@r:6379/0"}}, "reference"),
+    ],
+)
+def test_traffic_sections_reject_mistakes_with_a_reason(
+    section: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Config.model_validate(section)

@@ -132,7 +132,7 @@ class LimitRules:
             self._memo.clear()
         entries = [
             (
-                Meter(counter.kind, name, per, scope, counter.field.rpartition("_")[2]),
+                Meter(counter.kind, name, per, scope, counter.field.partition("_per_")[2]),
                 f"rl:{name}:{scope}:{counter.field}",
                 counter,
             )

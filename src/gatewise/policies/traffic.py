@@ -259,6 +259,14 @@ def _refusal(meters: list[Meter], checks: list[Check], outcome: Outcome) -> Gate
             headers={"retry-after": "1", "retry-after-ms": "1000"},
         )
     assert isinstance(check, Rate | Quota)
+    if check.cost > check.limit:  # waiting cannot help: the call alone is over the limit
+        return RateLimitError(
+            f"This request needs about {check.cost} {meter.kind}, more than the limit "
+            f"'{meter.name}' allows at all ({check.limit} per {meter.period}); make it "
+            "smaller (e.g. a lower max_tokens).",
+            type=meter.kind,
+            headers={"x-should-retry": "false"},
+        )
     return RateLimitError(
         f"Rate limit reached for {meter.kind} per {meter.period} (limit '{meter.name}': "
         f"{check.limit} per {meter.per}). Retry after {wait:.3f} s.",
