@@ -59,8 +59,9 @@ class Route:
 class GatewayApp:
     """One gateway: a ``Runtime`` behind the front doors."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, tune_gc: bool = False) -> None:
         self.runtime = runtime
+        self._tune_gc = tune_gc  # only in a server process of its own, not in tests
         self.started = False
         self.draining = False
         self._start_lock = asyncio.Lock()
@@ -201,7 +202,8 @@ class GatewayApp:
             if not self.started:
                 await self.runtime.start()
                 self.admin = self._build_admin()
-                _tune_gc()
+                if self._tune_gc:
+                    tune_gc()
                 self.started = True
 
     def _build_admin(self) -> ASGIApp:
@@ -231,7 +233,7 @@ class GatewayApp:
                 return
 
 
-def _tune_gc() -> None:
+def tune_gc() -> None:
     """Fewer, cheaper garbage collections on the hot path.
 
     Everything built at start-up (config, catalog, directory, imported modules) is
@@ -244,8 +246,10 @@ def _tune_gc() -> None:
     gc.set_threshold(10_000, 50, 50)
 
 
-def create_app(config: Config, config_dir: Path | None = None) -> GatewayApp:
-    return GatewayApp(build_runtime(config, config_dir))
+def create_app(
+    config: Config, config_dir: Path | None = None, *, tune_gc: bool = False
+) -> GatewayApp:
+    return GatewayApp(build_runtime(config, config_dir), tune_gc=tune_gc)
 
 
 def create_app_from_env() -> GatewayApp:
@@ -257,4 +261,4 @@ def create_app_from_env() -> GatewayApp:
     path = Path(os.environ[CONFIG_ENV])
     config = load_config(path)
     configure_logging(config.server.log_level)
-    return create_app(config, path.parent)
+    return create_app(config, path.parent, tune_gc=True)

@@ -53,7 +53,7 @@ def run(
     else:
         from gatewise.app import create_app
 
-        uvicorn.run(create_app(config, config_path.parent), **options)
+        uvicorn.run(create_app(config, config_path.parent, tune_gc=True), **options)
     return 0
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import anthropic
 import openai
+import orjson
 import pytest
 
 from gatewise.core.tokens import admission_count_request
@@ -37,7 +38,7 @@ class Setup:
 async def seed(store: IdentityStore) -> dict[str, str]:
     tenant = await store.create_tenant(ACTOR, name="acme")
     keys = {}
-    for name in ("rpm", "rps", "tokens", "budget", "slow", "claude", "usd"):
+    for name in ("rpm", "rps", "tokens", "budget", "slow", "claude", "usd", "drip"):
         app = await store.create_app(ACTOR, tenant_id=tenant.id, name=name)
         _, keys[name] = await store.create_key(ACTOR, name=name, app_id=app.id)
     return keys
@@ -57,11 +58,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         "providers": {
             "mock": {"type": "mock"},
             "slow": {"type": "mock", "latency_ms": 400},
+            "drip": {"type": "mock", "stream_chunks": 20, "chunk_delay_ms": 100},
         },
         "models": [
             model("mock-gpt"),
             model("priced-gpt", price={"input_per_million": "1000", "output_per_million": "2000"}),
             {"name": "slow-gpt", "deployments": [{"provider": "slow", "model": "slow-gpt"}]},
+            {"name": "drip-gpt", "deployments": [{"provider": "drip", "model": "drip-gpt"}]},
         ],
         "limits": [
             {
@@ -73,6 +76,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             },
             {"name": "tpm", "per": "app", "tokens_per_minute": 2000, "models": ["mock-gpt"]},
             {"name": "one-at-a-time", "per": "key", "concurrent": 1, "models": ["slow-gpt"]},
+            {"name": "one-stream", "per": "key", "concurrent": 1, "models": ["drip-gpt"]},
         ],
         "budgets": [
             {
@@ -244,3 +248,27 @@ def test_every_call_leaves_a_usage_record_with_its_cost(setup: Setup) -> None:
     # 1000 USD/M input and 2000 USD/M output: cost is exact in micro-USD.
     assert priced.cost_micros == priced.prompt_tokens * 1000 + priced.completion_tokens * 2000
     assert priced.cost_unknown_requests == 0
+
+
+def test_a_stream_cut_by_the_client_frees_its_concurrency_slot(setup: Setup) -> None:
+    """A streamed call holds its slot while it runs and gives it back when the client
+    leaves half-way (the 2-second stream is abandoned after its first event)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    key = setup.keys["drip"]
+    parts = urlsplit(setup.gateway.url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+    body = chat_body("drip-gpt", stream=True)
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    connection.request("POST", "/v1/chat/completions", orjson.dumps(body), headers)
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.readline().startswith(b"data: ")
+    # While the stream runs, the key's only slot is taken.
+    assert post(setup, key, chat_body("drip-gpt")).status == 429
+    connection.close()  # the client leaves mid-stream
+    deadline = time.monotonic() + 2
+    while post(setup, key, chat_body("drip-gpt")).status == 429:
+        assert time.monotonic() < deadline, "the abandoned stream kept its slot"
+        time.sleep(0.05)

@@ -164,19 +164,20 @@ class AccountedStream:
         inner: ChunkStream,
         ctx: RequestContext,
         request: ChatRequest,
-        on_done: Callable[[], None] | None = None,
+        on_done: Callable[[], None] = lambda: None,
     ) -> None:
         self._inner = inner
         self._ctx = ctx
         self._request = request
-        self._on_done = on_done
+        self._on_done: Callable[[], None] | None = on_done
+        self._pieces: list[str] = []  # the text that went through, for an estimate
 
     def __aiter__(self) -> AsyncIterator[ChunkBatch]:
         return self._batches()
 
     async def _batches(self) -> AsyncIterator[ChunkBatch]:
         ctx = self._ctx
-        pieces: list[str] = []
+        pieces = self._pieces
         try:
             async for batch in self._inner:
                 for chunk in batch.chunks:
@@ -194,15 +195,26 @@ class AccountedStream:
                             )
                 yield batch
         finally:
-            if ctx.usage is None:
-                request = self._request
-                ctx.usage = estimate_usage(request, "".join(pieces), request.model)
-                ctx.usage_estimated = True
-            if self._on_done is not None:
-                self._on_done()
+            self._done()
+
+    def _done(self) -> None:
+        """Record usage and settle the call, once, however the stream ended: read to the
+        end, cut by the client (``aclose`` comes first then), or never read."""
+        on_done, self._on_done = self._on_done, None
+        if on_done is None:
+            return
+        ctx = self._ctx
+        if ctx.usage is None:
+            request = self._request
+            ctx.usage = estimate_usage(request, "".join(self._pieces), request.model)
+            ctx.usage_estimated = True
+        on_done()
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        try:
+            await self._inner.aclose()
+        finally:
+            self._done()  # a stream closed before it was read still frees its limits
 
 
 def _embedding_tokens(request: EmbeddingRequest) -> int:
