@@ -12,7 +12,6 @@ concurrency slots, in the background: the response never waits for it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -30,6 +29,7 @@ from gatewise.core.types import Usage
 from gatewise.policies.budget_alerts import BudgetAlerts
 from gatewise.policies.limits import BudgetRules, Call, LimitRules, Meter
 from gatewise.policies.rate_headers import rate_headers
+from gatewise.policies.settlements import SettlementBatcher
 from gatewise.pricing.catalog import Price
 from gatewise.pricing.cost import cost_micros, estimate_cost_micros
 from gatewise.state.base import (
@@ -114,11 +114,12 @@ class TrafficControl:
         self._tenant_name = tenant_name
         self._alerts = alerts
         self._clock = clock
-        self._pending: set[asyncio.Task[None]] = set()
-        # A store that settles without I/O (memory) is settled in line: no task per call.
+        # A store that settles without I/O (memory) is settled in line; a shared one in
+        # batches (one round trip for the calls that end within a few milliseconds).
         self._settle_now: Callable[[list[Adjustment], list[Slots]], list[int]] | None = getattr(
             store, "settle_now", None
         )
+        self._batcher = SettlementBatcher(store, self._settled)
 
     async def admit(
         self,
@@ -194,32 +195,19 @@ class TrafficControl:
         if not adjustments and not release:
             return
         if self._settle_now is not None:
-            totals = self._settle_now(adjustments, release)
-            if self._alerts is not None:
-                self._alerts.after_settle(admission.meters, admission.checks, adjustments, totals)
-            return
-        if adjustments or release:
-            task = asyncio.get_running_loop().create_task(
-                self._settle(admission, adjustments, release)
-            )
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            self._settled(admission, adjustments, self._settle_now(adjustments, release))
+        else:
+            self._batcher.add(admission, adjustments, release)
 
-    async def _settle(
-        self, admission: Admission, adjustments: list[Adjustment], release: list[Slots]
+    def _settled(
+        self, admission: Admission, adjustments: list[Adjustment], totals: list[int]
     ) -> None:
-        try:
-            totals = await self.store.settle(adjustments, release)
-        except StateUnavailableError as exc:
-            log.warning("could not settle a call's limits: %s", exc)
-            return
-        if self._alerts is not None:
+        if self._alerts is not None and adjustments:
             self._alerts.after_settle(admission.meters, admission.checks, adjustments, totals)
 
     async def close(self) -> None:
-        """Let pending settlements finish (a clean stop loses none)."""
-        if self._pending:
-            await asyncio.wait(set(self._pending), timeout=5)
+        """Send the settlements still waiting (a clean stop loses none)."""
+        await self._batcher.close()
 
 
 def _describe(meter: Meter) -> str:
