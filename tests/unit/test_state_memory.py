@@ -85,9 +85,10 @@ async def test_rate_matches_the_exact_rational_gcra(
         outcome = await store.admit([Rate("k", limit, period, abs(amount))])
         allowed, remaining, reset_us, retry_us = reference.admit(now, abs(amount))
         state = outcome.states[0]
-        assert (outcome.allowed, state.remaining) == (allowed, remaining)
-        assert round(state.reset_after * 1e6) == reset_us
-        assert round(outcome.retry_after * 1e6) == retry_us
+        assert (outcome.allowed, state.remaining) == (allowed, remaining)  # exact
+        # The reported waits are floating point: within a microsecond of the exact value.
+        assert abs(round(state.reset_after * 1e6) - reset_us) <= 1
+        assert abs(round(outcome.retry_after * 1e6) - retry_us) <= 1
 
 
 async def test_expired_keys_are_swept_so_memory_stays_bounded() -> None:
