@@ -190,7 +190,17 @@ class BudgetRules:
 
     def __init__(self, budgets: Sequence[BudgetConfig], *, workers: int = 1) -> None:
         self._budgets = list(budgets)
-        self._workers = workers
+        # Each budget with its limit in counter units (micro-USD or tokens), this worker's share.
+        self._limits = [
+            (
+                b,
+                _share(
+                    int(b.usd * MICROS_PER_USD) if b.usd is not None else b.tokens or 0, workers
+                ),
+            )
+            for b in budgets
+        ]
+        self._memo: dict[tuple[int, str, str], tuple[Meter, str]] = {}
 
     def has_usd_for(self, call: Call) -> bool:
         """Whether a USD budget counts this call (it then needs a price)."""
@@ -205,29 +215,39 @@ class BudgetRules:
         self, call: Call, now: float, tokens: Callable[[], int], cost: Callable[[], int | None]
     ) -> list[tuple[Meter, Check]]:
         found: list[tuple[Meter, Check]] = []
-        for budget in self._budgets:
+        for index, (budget, limit) in enumerate(self._limits):
             if not _applies(budget.models, budget.tenants, call):
                 continue
             scope = scope_of(budget.per, call)
             if scope is None:
                 continue
-            usd = budget.usd is not None
-            if usd:
+            if budget.usd is not None:
                 amount = cost()
                 if amount is None:
                     continue  # the caller refuses unpriced models first (see TrafficControl)
-                limit = int(budget.usd * MICROS_PER_USD)  # type: ignore[operator]
             else:
-                amount, limit = tokens(), budget.tokens or 0
-            limit = _share(limit, self._workers)
-            key = f"bud:{budget.name}:{scope}"
+                amount = tokens()
             if budget.reset == "rolling":
-                meter = Meter("budget", budget.name, budget.per, scope, "rolling", budget, usd)
+                meter, key = self._meter(index, budget, scope, "rolling")
                 found.append((meter, Rate(key, limit, ROLLING_PERIODS[budget.period], amount)))
                 continue
             period_id, remaining = calendar_period(budget.period, budget.timezone, now)
-            meter = Meter("budget", budget.name, budget.per, scope, period_id, budget, usd)
+            meter, key = self._meter(index, budget, scope, period_id)
             hard = budget.mode == "hard"
-            quota = Quota(f"{key}:{period_id}", limit, amount, remaining + 86400.0, hard)
-            found.append((meter, quota))
+            found.append((meter, Quota(key, limit, amount, remaining + 86400.0, hard)))
+        return found
+
+    def _meter(
+        self, index: int, budget: BudgetConfig, scope: str, period: str
+    ) -> tuple[Meter, str]:
+        """The meter and counter key of a (budget, caller, period), memoised."""
+        memo_key = (index, scope, period)
+        found = self._memo.get(memo_key)
+        if found is None:
+            if len(self._memo) >= _MEMO_LIMIT:
+                self._memo.clear()
+            usd = budget.usd is not None
+            meter = Meter("budget", budget.name, budget.per, scope, period, budget, usd)
+            key = f"bud:{budget.name}:{scope}" + ("" if period == "rolling" else f":{period}")
+            found = self._memo[memo_key] = (meter, key)
         return found

@@ -36,36 +36,44 @@ def go_duration(seconds: float) -> str:
     return f"{sec_text}s"
 
 
-def _tightest(
-    kind: str, meters: Sequence[Meter], states: Sequence[CheckState]
-) -> CheckState | None:
-    chosen: CheckState | None = None
-    for meter, state in zip(meters, states, strict=True):
-        if meter.kind == kind and (chosen is None or state.remaining < chosen.remaining):
-            chosen = state
-    return chosen
+_OPENAI = {
+    kind: (
+        b"x-ratelimit-limit-" + kind.encode(),
+        b"x-ratelimit-remaining-" + kind.encode(),
+        b"x-ratelimit-reset-" + kind.encode(),
+    )
+    for kind in ("requests", "tokens")
+}
+_ANTHROPIC = {
+    kind: (
+        f"anthropic-ratelimit-{kind}-limit".encode(),
+        f"anthropic-ratelimit-{kind}-remaining".encode(),
+        f"anthropic-ratelimit-{kind}-reset".encode(),
+    )
+    for kind in ("requests", "tokens")
+}
 
 
 def rate_headers(wire: str, meters: Sequence[Meter], states: Sequence[CheckState]) -> Headers:
+    tightest: dict[str, CheckState] = {}
+    for meter, state in zip(meters, states, strict=True):
+        kind = meter.kind
+        if kind == "requests" or kind == "tokens":
+            chosen = tightest.get(kind)
+            if chosen is None or state.remaining < chosen.remaining:
+                tightest[kind] = state
     headers: Headers = []
-    for kind in ("requests", "tokens"):
-        state = _tightest(kind, meters, states)
-        if state is None:
-            continue
-        limit, remaining = str(state.limit).encode(), str(state.remaining).encode()
-        if wire == "anthropic":
-            reset = datetime.fromtimestamp(time.time() + state.reset_after, UTC)
-            prefix = f"anthropic-ratelimit-{kind}-".encode()
-            headers += [
-                (prefix + b"limit", limit),
-                (prefix + b"remaining", remaining),
-                (prefix + b"reset", reset.strftime("%Y-%m-%dT%H:%M:%SZ").encode()),
-            ]
+    anthropic = wire == "anthropic"
+    for kind, state in tightest.items():
+        limit_name, remaining_name, reset_name = (_ANTHROPIC if anthropic else _OPENAI)[kind]
+        if anthropic:
+            moment = datetime.fromtimestamp(time.time() + state.reset_after, UTC)
+            reset = moment.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
         else:
-            suffix = kind.encode()
-            headers += [
-                (b"x-ratelimit-limit-" + suffix, limit),
-                (b"x-ratelimit-remaining-" + suffix, remaining),
-                (b"x-ratelimit-reset-" + suffix, go_duration(state.reset_after).encode()),
-            ]
+            reset = go_duration(state.reset_after).encode()
+        headers += [
+            (limit_name, str(state.limit).encode()),
+            (remaining_name, str(state.remaining).encode()),
+            (reset_name, reset),
+        ]
     return headers

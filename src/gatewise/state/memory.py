@@ -13,7 +13,6 @@ rate counter's exact integer form.
 from __future__ import annotations
 
 import bisect
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -88,14 +87,18 @@ class Gcra:
         return max(now_us, math.ceil(phase + tat * self.interval)) + self.period_us
 
 
+_GCRAS: dict[tuple[int, float], Gcra] = {}
+
+
 def gcra(rate: Rate) -> Gcra:
-    return _gcra(rate.limit, rate.period)
-
-
-@functools.lru_cache(maxsize=4096)
-def _gcra(limit: int, period: float) -> Gcra:
-    """Counters of one limit share their arithmetic (asked for on every check)."""
-    return Gcra(limit, micros(period))
+    """The arithmetic of a rate, shared by every counter with its limit and period (asked
+    for on every check, so remembered)."""
+    found = _GCRAS.get((rate.limit, rate.period))
+    if found is None:
+        if len(_GCRAS) >= 4096:
+            _GCRAS.clear()
+        found = _GCRAS[(rate.limit, rate.period)] = Gcra(rate.limit, micros(rate.period))
+    return found
 
 
 class MemoryCounterStore:
