@@ -2,11 +2,13 @@
 
 ``admit`` and ``settle`` are each one script call (EVALSHA, or EVAL when the
 server has not cached the script yet), so a decision is atomic and costs one
-round trip. The scripts read Redis's clock (``TIME``), so replicas' clock skew
-does not matter; they compute exactly what ``MemoryCounterStore`` computes (same
-integer GCRA, see ``memory.Gcra``). Every key expires on its own (PEXPIRE).
+round trip. Calls go through our own pipelined client (``state.resp``):
+redis-py's pool and layers cost more than the round trip itself. The scripts
+read Redis's clock (``TIME``), so replicas' clock skew does not matter; they
+compute exactly what ``MemoryCounterStore`` computes (same integer GCRA, see
+``memory.Gcra``). Every key expires on its own (PEXPIRE).
 
-Failure is fast and explicit: connect and read time out after ``timeout``
+Failure is fast and explicit: connecting and each call time out after ``timeout``
 seconds, nothing is retried here, and any error becomes ``StateUnavailableError``
 (``ResilientStore`` decides what that means). All keys of one call must be on
 one server: a single Redis (a cluster would need hash tags in every key).
@@ -14,7 +16,6 @@ one server: a single Redis (a cluster would need hash tags in every key).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import math
@@ -22,11 +23,6 @@ import os
 from collections.abc import Callable, Sequence
 from importlib.resources import files
 from urllib.parse import urlsplit
-
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
 
 from gatewise.state.base import (
     Adjustment,
@@ -39,8 +35,7 @@ from gatewise.state.base import (
     StateUnavailableError,
 )
 from gatewise.state.memory import MICROS, micros
-
-Arg = str | int
+from gatewise.state.resp import Address, Arg, RespClient, RespError
 
 
 class _Script:
@@ -50,16 +45,16 @@ class _Script:
         self.source = files("gatewise.state").joinpath("lua", name).read_text()
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
-    async def __call__(self, client: Redis, keys: Sequence[str], args: Sequence[Arg]) -> object:
+    async def __call__(
+        self, client: RespClient, keys: Sequence[str], args: Sequence[Arg]
+    ) -> object:
         try:
-            return await client.execute_command(  # type: ignore[no-untyped-call]
-                "EVALSHA", self.sha, len(keys), *keys, *args
-            )
-        except NoScriptError:
+            return await client.call("EVALSHA", self.sha, len(keys), *keys, *args)
+        except RespError as error:
+            if not str(error).startswith("NOSCRIPT"):
+                raise
             # First call on this server (or after SCRIPT FLUSH / restart): EVAL caches it.
-            return await client.execute_command(  # type: ignore[no-untyped-call]
-                "EVAL", self.source, len(keys), *keys, *args
-            )
+            return await client.call("EVAL", self.source, len(keys), *keys, *args)
 
 
 _ADMIT = _Script("admit.lua")
@@ -68,11 +63,7 @@ _SETTLE = _Script("settle.lua")
 
 def server_name(url: str) -> str:
     """``host:port/db`` of a Redis URL: names the server in errors without the password."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return f"unix:{parts.path}"
-    db = parts.path.strip("/") or "0"
-    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}/{db}"
+    return Address.from_url(url).name
 
 
 def _ms(seconds: float) -> int:
@@ -84,8 +75,9 @@ class RedisCounterStore:
     """A ``CounterStore`` in Redis.
 
     ``clock`` is for tests only: when given, the scripts use it instead of
-    Redis's ``TIME`` (so shared test cases can step time). ``max_connections``
-    bounds the pool; a request waits at most ``timeout`` for a free connection.
+    Redis's ``TIME`` (so shared test cases can step time). All calls share one
+    pipelined connection (Redis runs commands one at a time anyway);
+    ``max_connections`` is accepted for compatibility and not used.
     """
 
     def __init__(
@@ -98,24 +90,25 @@ class RedisCounterStore:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._url = url
-        self._server = server_name(url)
+        self._address = Address.from_url(url)
+        self._server = self._address.name
         self._prefix = prefix
         self._timeout = timeout
         self._max_connections = max_connections
         self._clock = clock
-        self._client: Redis | None = None
+        self._client: RespClient | None = None
         # Slot members must be unique across processes: a random stem and a counter.
         self._stem = os.urandom(6).hex()
         self._serial = itertools.count()
 
     async def start(self) -> None:
-        """Builds the pool; connections open on first use (a down Redis does not stop start)."""
+        """Builds the client; it connects on first use (a down Redis does not stop start)."""
         self._redis()
 
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
-            await client.connection_pool.aclose()
+            await client.close()
 
     async def admit(self, checks: list[Check]) -> Outcome:
         if not checks:
@@ -159,44 +152,33 @@ class RedisCounterStore:
         return [int(used) for used in reply]
 
     async def once(self, key: str, ttl: float) -> bool:
-        command = ("SET", self._prefix + key, "1", "NX", "PX", _ms(ttl))
         try:
-            async with asyncio.timeout(self._timeout * 3):
-                reply = await self._redis().execute_command(*command)  # type: ignore[no-untyped-call]
-        except (RedisError, OSError, TimeoutError) as exc:
+            reply = await self._redis().call("SET", self._prefix + key, "1", "NX", "PX", _ms(ttl))
+        except (RespError, OSError) as exc:
             raise self._unavailable(exc) from exc
         return reply is not None
 
     # -- plumbing -------------------------------------------------------------------
 
-    def _redis(self) -> Redis:
+    def _redis(self) -> RespClient:
         if self._client is None:
-            pool = BlockingConnectionPool.from_url(
-                self._url,
-                max_connections=self._max_connections,
-                timeout=self._timeout,  # waiting for a free connection
-                socket_timeout=self._timeout,
-                socket_connect_timeout=self._timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
-            self._client = Redis(connection_pool=pool)
+            self._client = RespClient(self._address, timeout=self._timeout)
         return self._client
 
     def _now_arg(self) -> str:
         return "" if self._clock is None else str(micros(self._clock()))
 
     async def _call(self, script: _Script, keys: list[str], args: list[Arg]) -> object:
-        # Each step has its own timeout; the outer one bounds their sum (pool wait,
-        # connect, write, read, and the NOSCRIPT fallback).
+        # Connecting and each call have their own timeout, so the whole is bounded by
+        # three of them (connect, EVALSHA, and the NOSCRIPT fallback's EVAL).
         try:
-            async with asyncio.timeout(self._timeout * 3):
-                return await script(self._redis(), keys, args)
-        except (RedisError, OSError, TimeoutError) as exc:
+            return await script(self._redis(), keys, args)
+        except (RespError, OSError) as exc:
             raise self._unavailable(exc) from exc
 
     def _unavailable(self, exc: BaseException) -> StateUnavailableError:
         detail = str(exc) or type(exc).__name__
-        password = urlsplit(self._url).password
-        if password:
-            detail = detail.replace(password, "***")
+        for secret in (self._address.password, urlsplit(self._url).password):
+            if secret:
+                detail = detail.replace(secret, "***")
         return StateUnavailableError(f"Redis at {self._server} is unavailable: {detail}")
