@@ -18,12 +18,12 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import orjson
 
-from gatewise.testing.httpserver import HttpServer, Request, Response
+from gatewise.testing.httpserver import Request, Response
+from gatewise.testing.loopback import LoopbackServer
 from gatewise.testing.openai_exchange import Exchange
 from gatewise.testing.scenario import (
     MARKER_PREFIX,
@@ -64,13 +64,14 @@ class RecordedRequest:
         return f"<RecordedRequest {self.method} {self.path}>"
 
 
-class FakeUpstream:
+class FakeUpstream(LoopbackServer):
     """The shared part of a fake upstream; subclasses define ``handle`` and their routes.
 
     ``_memo`` maps an answer's inputs to its prepared plan (identical requests get
     identical answers); subclasses narrow its type with a class-level annotation.
     """
 
+    server_name = "the fake upstream"
     _memo: dict[Any, Any]
     _models_body: bytes  # the models list, set by the subclass
 
@@ -83,6 +84,7 @@ class FakeUpstream:
         record: bool,
         max_recorded: int,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.models = tuple(models)
         self.stream_chunks = stream_chunks
@@ -93,50 +95,16 @@ class FakeUpstream:
         self._scenarios = ScenarioQueue()
         self._ids = itertools.count(1)
         self._memo = {}
-        self._server: HttpServer | None = None
-        self._url: str | None = None
 
     async def handle(self, request: Request, response: Response) -> None:
         """The HTTP handler: record (inline, see the module docstring), route, authenticate,
         then answer."""
         raise NotImplementedError
 
-    # -- lifecycle ------------------------------------------------------------
-    async def start(
-        self, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False
-    ) -> str:
-        """Listen (port 0 picks a free port); return the root URL ``http://HOST:PORT``."""
-        server = HttpServer(self.handle)
-        bound_host, bound_port = await server.start(host, port, reuse_port=reuse_port)
-        self._server = server
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self._url = f"http://{shown}:{bound_port}"
-        return self._url
-
-    async def close(self) -> None:
-        """Stop listening and reset open connections (hanging requests end too)."""
-        server, self._server = self._server, None
-        if server is not None:
-            await server.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
     @property
     def url(self) -> str:
         """The root URL ``http://HOST:PORT`` (RuntimeError before ``start``)."""
-        if self._url is None:
-            raise RuntimeError("the fake upstream is not started")
-        return self._url
+        return self.root_url
 
     # -- test helpers ---------------------------------------------------------
     def script(self, *scenarios: Scenario) -> None:

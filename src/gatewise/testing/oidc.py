@@ -19,8 +19,7 @@ import hmac
 import itertools
 import time
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import jwt
 import orjson
@@ -28,7 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from gatewise.testing.httpserver import HttpServer, Request, Response
+from gatewise.testing.httpserver import Request, Response
+from gatewise.testing.loopback import LoopbackServer
 
 __all__ = ["DEFAULT_AUDIENCE", "FakeOIDCIssuer", "b64url"]
 
@@ -64,10 +64,13 @@ def _public_jwk(key: PrivateKey, kid: str) -> dict[str, Any]:
     return dict(jwk)
 
 
-class FakeOIDCIssuer:
+class FakeOIDCIssuer(LoopbackServer):
     """A token issuer on loopback HTTP; ``issuer`` defaults to its own URL."""
 
+    server_name = "the fake issuer"
+
     def __init__(self, *, audience: str = DEFAULT_AUDIENCE, issuer: str | None = None) -> None:
+        super().__init__()
         self.audience = audience
         self._issuer = issuer
         self._counter = itertools.count(1)
@@ -80,42 +83,10 @@ class FakeOIDCIssuer:
         self.available = True  # False: reset JWKS connections (issuer down)
         self.jwks_status = 200
         self.jwks_requests = 0
-        self._server: HttpServer | None = None
-        self._url: str | None = None
-
-    # -- lifecycle ------------------------------------------------------------
-    async def start(
-        self, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False
-    ) -> str:
-        server = HttpServer(self._handle)
-        bound_host, bound_port = await server.start(host, port, reuse_port=reuse_port)
-        self._server = server
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self._url = f"http://{shown}:{bound_port}"
-        return self._url
-
-    async def close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            await server.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @property
     def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("the fake issuer is not started")
-        return self._url
+        return self.root_url
 
     @property
     def issuer(self) -> str:
@@ -253,7 +224,7 @@ class FakeOIDCIssuer:
         return f"{header}.{_json_part(claims)}.{signature}"
 
     # -- HTTP ------------------------------------------------------------------
-    async def _handle(self, request: Request, response: Response) -> None:
+    async def handle(self, request: Request, response: Response) -> None:
         if request.path == JWKS_PATH:
             self.jwks_requests += 1
             if not self.available:

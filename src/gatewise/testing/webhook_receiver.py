@@ -14,13 +14,13 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import orjson
 
 from gatewise.alerts.webhooks import verify_signature
-from gatewise.testing.httpserver import HttpServer, Request, Response
+from gatewise.testing.httpserver import Request, Response
+from gatewise.testing.loopback import LoopbackServer
 
 __all__ = ["ReceivedDelivery", "WebhookReceiver"]
 
@@ -59,50 +59,28 @@ class ReceivedDelivery:
         )
 
 
-class WebhookReceiver:
+class WebhookReceiver(LoopbackServer):
     """Answers 204 unless told to fail the next deliveries."""
 
+    server_name = "the webhook receiver"
+
     def __init__(self) -> None:
+        super().__init__()
         self.received: list[ReceivedDelivery] = []
         self._failures: deque[_Failure] = deque()
-        self._server: HttpServer | None = None
-        self._url: str | None = None
         self._arrival = asyncio.Event()
 
     # -- lifecycle ----------------------------------------------------------
     async def start(
         self, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False
     ) -> str:
-        server = HttpServer(self._handle)
-        bound_host, bound_port = await server.start(host, port, reuse_port=reuse_port)
-        self._server = server
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self._url = f"http://{shown}:{bound_port}"
-        self._arrival = asyncio.Event()
-        return self._url
-
-    async def close(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            await server.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        url = await super().start(host, port, reuse_port=reuse_port)
+        self._arrival = asyncio.Event()  # bound to the loop the receiver runs in
+        return url
 
     @property
     def url(self) -> str:
-        if self._url is None:
-            raise RuntimeError("the webhook receiver is not started")
-        return self._url + "/hooks/gatewise"
+        return self.root_url + "/hooks/gatewise"
 
     # -- scripting ----------------------------------------------------------------
     def fail_next(self, count: int, status: int = 500, *, retry_after: str | None = None) -> None:
@@ -130,7 +108,7 @@ class WebhookReceiver:
         return list(self.received)
 
     # -- serving ------------------------------------------------------------------
-    async def _handle(self, request: Request, response: Response) -> None:
+    async def handle(self, request: Request, response: Response) -> None:
         failure = self._failures.popleft() if self._failures else None
         answer = 204 if failure is None else failure.status
         self.received.append(
