@@ -326,6 +326,11 @@ class IdentityBase:
         return Page([convert(row) for row in rows], int(total), limit, offset)
 
 
+def equal_to(table: sa.Table, **values: object) -> list[sa.ColumnElement[bool]]:
+    """``column == value`` for each list filter that was given (None: not filtered)."""
+    return [table.c[name] == value for name, value in values.items() if value is not None]
+
+
 def check_page(limit: int, offset: int) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise Invalid(f"limit: must be between 1 and {MAX_PAGE}", field="limit")

@@ -20,6 +20,7 @@ from gatewise.store.identity_base import (
     Page,
     app_of,
     check_text,
+    equal_to,
     key_of,
     new_id,
     now,
@@ -103,17 +104,15 @@ class FlowStore(IdentityBase):
         limit: int = 50,
         offset: int = 0,
     ) -> Page[Subscription]:
-        where: list[sa.ColumnElement[bool]] = []
-        if tenant_id is not None:
-            where.append(subscriptions.c.tenant_id == tenant_id)
-        if app_id is not None:
-            where.append(subscriptions.c.app_id == app_id)
-        if model is not None:
-            where.append(subscriptions.c.model == model)
-        if status is not None:
-            if status not in {s.value for s in S}:
-                raise Invalid(f"status: {status!r} is not a subscription status", field="status")
-            where.append(subscriptions.c.status == str(status))
+        if status is not None and status not in {s.value for s in S}:
+            raise Invalid(f"status: {status!r} is not a subscription status", field="status")
+        where = equal_to(
+            subscriptions,
+            tenant_id=tenant_id,
+            app_id=app_id,
+            model=model,
+            status=str(status) if status is not None else None,
+        )
         order = (subscriptions.c.requested_at, subscriptions.c.id)
         return await self._page(subscriptions, where, subscription_of, limit, offset, order)
 
@@ -169,15 +168,13 @@ class FlowStore(IdentityBase):
     ) -> Page[AuditEntry]:
         """Newest first. ``since`` is inclusive, ``until`` exclusive (epoch seconds)."""
         a = audit_log.c
-        where: list[sa.ColumnElement[bool]] = []
-        for column, value in (
-            (a.tenant_id, tenant_id),
-            (a.object_type, object_type),
-            (a.object_id, object_id),
-            (a.actor, actor),
-        ):
-            if value is not None:
-                where.append(column == value)
+        where = equal_to(
+            audit_log,
+            tenant_id=tenant_id,
+            object_type=object_type,
+            object_id=object_id,
+            actor=actor,
+        )
         if since is not None:
             where.append(a.at >= since)
         if until is not None:

@@ -24,6 +24,7 @@ from gatewise.store.identity_base import (
     check_strings,
     check_text,
     check_time,
+    equal_to,
     key_of,
     row_values,
     user_of,
@@ -81,13 +82,7 @@ class KeyStore(IdentityBase):
         limit: int = 50,
         offset: int = 0,
     ) -> Page[ApiKey]:
-        where: list[sa.ColumnElement[bool]] = []
-        if tenant_id is not None:
-            where.append(api_keys.c.tenant_id == tenant_id)
-        if app_id is not None:
-            where.append(api_keys.c.app_id == app_id)
-        if user_id is not None:
-            where.append(api_keys.c.user_id == user_id)
+        where = equal_to(api_keys, tenant_id=tenant_id, app_id=app_id, user_id=user_id)
         if not include_revoked:
             where.append(api_keys.c.revoked_at.is_(None))
         if tag is not None:

@@ -19,6 +19,7 @@ from gatewise.store.identity_base import (
     check_name,
     check_role,
     check_status,
+    equal_to,
     key_of,
     new_id,
     row_values,
@@ -72,15 +73,8 @@ class MemberStore(IdentityBase):
         limit: int = 50,
         offset: int = 0,
     ) -> Page[App]:
-        where: list[sa.ColumnElement[bool]] = []
-        if tenant_id is not None:
-            where.append(apps.c.tenant_id == tenant_id)
-        if team_id is not None:
-            where.append(apps.c.team_id == team_id)
-        if name is not None:
-            where.append(apps.c.name == name)
-        if status is not None:
-            where.append(apps.c.status == check_status(status))
+        checked = check_status(status) if status is not None else None
+        where = equal_to(apps, tenant_id=tenant_id, team_id=team_id, name=name, status=checked)
         return await self._page(apps, where, app_of, limit, offset)
 
     async def update_app(self, actor: Actor, app_id: str, **changes: object) -> App:
@@ -167,15 +161,13 @@ class MemberStore(IdentityBase):
         limit: int = 50,
         offset: int = 0,
     ) -> Page[User]:
-        where: list[sa.ColumnElement[bool]] = []
-        if tenant_id is not None:
-            where.append(users.c.tenant_id == tenant_id)
-        if team_id is not None:
-            where.append(users.c.team_id == team_id)
-        if role is not None:
-            where.append(users.c.role == check_role(role).value)
-        if email is not None:
-            where.append(users.c.email == email.strip().lower())
+        where = equal_to(
+            users,
+            tenant_id=tenant_id,
+            team_id=team_id,
+            role=check_role(role).value if role is not None else None,
+            email=email.strip().lower() if email is not None else None,
+        )
         return await self._page(users, where, user_of, limit, offset)
 
     async def update_user(self, actor: Actor, user_id: str, **changes: object) -> User:

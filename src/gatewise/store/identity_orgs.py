@@ -18,6 +18,7 @@ from gatewise.store.identity_base import (
     check_name,
     check_status,
     check_text,
+    equal_to,
     new_id,
     row_values,
     team_of,
@@ -72,13 +73,10 @@ class OrgStore(IdentityBase):
         limit: int = 50,
         offset: int = 0,
     ) -> Page[Tenant]:
-        where: list[sa.ColumnElement[bool]] = []
+        checked = check_status(status) if status is not None else None
+        where = equal_to(tenants, name=name, status=checked)
         if ids is not None:
             where.append(tenants.c.id.in_(list(ids)))
-        if name is not None:
-            where.append(tenants.c.name == name)
-        if status is not None:
-            where.append(tenants.c.status == check_status(status))
         return await self._page(tenants, where, tenant_of, limit, offset)
 
     async def update_tenant(self, actor: Actor, tenant_id: str, **changes: object) -> Tenant:
@@ -148,11 +146,7 @@ class OrgStore(IdentityBase):
         limit: int = 50,
         offset: int = 0,
     ) -> Page[Team]:
-        where: list[sa.ColumnElement[bool]] = []
-        if tenant_id is not None:
-            where.append(teams.c.tenant_id == tenant_id)
-        if name is not None:
-            where.append(teams.c.name == name)
+        where = equal_to(teams, tenant_id=tenant_id, name=name)
         return await self._page(teams, where, team_of, limit, offset)
 
     async def update_team(self, actor: Actor, team_id: str, **changes: object) -> Team:
