@@ -29,6 +29,7 @@ from gatewise.core.types import (
 )
 from gatewise.policies.access import ModelAccessPolicy
 from gatewise.policies.metering import CallMeter
+from gatewise.policies.traffic import Admission
 from gatewise.pricing.book import PriceBook
 from gatewise.providers.base import ChunkStream
 
@@ -72,20 +73,13 @@ class Pipeline:
         return route
 
     async def chat(self, ctx: RequestContext, request: ChatRequest) -> ChatResponse:
-        route = self._route(ctx, request.model)
-        admission = await self.meter.admit(
+        response, admission = await self._admitted_call(
             ctx,
-            route,
+            request.model,
             lambda: admission_count_request(request),
             request.output_token_limit,
+            lambda t: t.provider.chat(request, t.model, ctx),
         )
-        try:
-            response = await self._call(
-                ctx, route, lambda t: t.provider.chat(request, t.model, ctx)
-            )
-        except BaseException:
-            self.meter.settle(ctx, admission, None)
-            raise
         ctx.usage = response.usage
         if response.usage is None:
             text = "".join(c.message.content or "" for c in response.choices)
@@ -96,39 +90,48 @@ class Pipeline:
 
     async def chat_stream(self, ctx: RequestContext, request: ChatRequest) -> ChunkStream:
         """Open the upstream stream; chunks flow to the front door as they arrive."""
-        route = self._route(ctx, request.model)
-        admission = await self.meter.admit(
+        stream, admission = await self._admitted_call(
             ctx,
-            route,
+            request.model,
             lambda: admission_count_request(request),
             request.output_token_limit,
+            lambda t: t.provider.chat_stream(request, t.model, ctx),
         )
-        try:
-            stream = await self._call(
-                ctx, route, lambda t: t.provider.chat_stream(request, t.model, ctx)
-            )
-        except BaseException:
-            self.meter.settle(ctx, admission, None)
-            raise
         return AccountedStream(
             stream, ctx, request, lambda: self.meter.settle(ctx, admission, ctx.usage)
         )
 
     async def embeddings(self, ctx: RequestContext, request: EmbeddingRequest) -> EmbeddingResponse:
-        route = self._route(ctx, request.model)
-        admission = await self.meter.admit(ctx, route, lambda: _embedding_tokens(request), 0)
-        try:
-            response = await self._call(
-                ctx, route, lambda t: t.provider.embed(request, t.model, ctx)
-            )
-        except BaseException:
-            self.meter.settle(ctx, admission, None)
-            raise
+        response, admission = await self._admitted_call(
+            ctx,
+            request.model,
+            lambda: _embedding_tokens(request),
+            0,
+            lambda t: t.provider.embed(request, t.model, ctx),
+        )
         if response.usage is not None:
             tokens = response.usage.prompt_tokens
             ctx.usage = Usage(prompt_tokens=tokens, total_tokens=response.usage.total_tokens)
         self.meter.settle(ctx, admission, ctx.usage)
         return response
+
+    async def _admitted_call(
+        self,
+        ctx: RequestContext,
+        model: str,
+        count_prompt: Callable[[], int],
+        output_tokens: int | None,
+        call: Callable[[Target], Awaitable[T]],
+    ) -> tuple[T, Admission | None]:
+        """Route, admit against limits and budgets, call. A call that fails is settled here
+        (its estimates given back); a successful one is settled by the caller, with usage."""
+        route = self._route(ctx, model)
+        admission = await self.meter.admit(ctx, route, count_prompt, output_tokens)
+        try:
+            return await self._call(ctx, route, call), admission
+        except BaseException:
+            self.meter.settle(ctx, admission, None)
+            raise
 
     def _route(self, ctx: RequestContext, model: str) -> Route:
         ctx.model = model
