@@ -7,8 +7,10 @@ Tests skip when the server at 127.0.0.1:5432/test is unreachable, unless
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
@@ -83,3 +85,17 @@ class Backend:
         async with admin.begin() as connection:
             await connection.execute(sa.text(statement))
         await admin.dispose()
+
+
+@contextlib.asynccontextmanager
+async def started_database(kind: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated records database of ``kind`` (sqlite or postgresql) for one test."""
+    backend = Backend(kind, tmp_path)
+    await backend.setup()
+    database = backend.database()
+    await database.start()
+    try:
+        yield database
+    finally:
+        await database.close()
+        await backend.teardown()

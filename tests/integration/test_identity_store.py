@@ -16,22 +16,15 @@ from gatewise.identity.roles import Role
 from gatewise.store.engine import Database
 from gatewise.store.identity import Conflict, IdentityStore, Invalid, NotFound
 from gatewise.store.tables import api_keys, audit_log, metadata
-from tests.integration.pg import Backend
+from tests.integration.pg import started_database
 
 ADMIN = Actor(name="cli:root", request_id="req-1")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    backend = Backend(request.param, tmp_path)
-    await backend.setup()
-    database = backend.database()
-    await database.start()
-    try:
+    async with started_database(request.param, tmp_path) as database:
         yield database
-    finally:
-        await database.close()
-        await backend.teardown()
 
 
 @pytest.fixture

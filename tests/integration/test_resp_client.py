@@ -4,7 +4,6 @@ that misbehave on purpose (close the connection, never answer)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 import uuid
@@ -15,19 +14,9 @@ import pytest
 from gatewise.state.base import Rate
 from gatewise.state.redis import _ADMIT, RedisCounterStore
 from gatewise.state.resp import Address, RespClient, RespError
+from tests.redis_support import require_redis
 
 REDIS = "redis://127.0.0.1:6379"
-
-
-def require_redis() -> None:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
-    except OSError:
-        if os.environ.get("GATEWISE_REQUIRE_SERVICES"):
-            pytest.fail("Redis at 127.0.0.1:6379 is required but unreachable")
-        pytest.skip(
-            "Redis at 127.0.0.1:6379 is unreachable (set GATEWISE_REQUIRE_SERVICES to fail)"
-        )
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ Failure tests run a private ``redis-server`` they can kill and restart.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import socket
 import statistics
 import time
 import uuid
@@ -32,20 +30,10 @@ from gatewise.state.base import (
 )
 from gatewise.state.memory import MemoryCounterStore
 from gatewise.state.redis import RedisCounterStore
+from tests.redis_support import require_redis
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_SERVER = "/usr/bin/redis-server"
-
-
-def require_redis() -> None:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
-    except OSError:
-        if os.environ.get("GATEWISE_REQUIRE_SERVICES"):
-            pytest.fail("Redis at 127.0.0.1:6379 is required but unreachable")
-        pytest.skip(
-            "Redis at 127.0.0.1:6379 is unreachable (set GATEWISE_REQUIRE_SERVICES to fail)"
-        )
 
 
 class Clock:

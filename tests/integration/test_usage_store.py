@@ -24,22 +24,15 @@ from gatewise.store.usage import (
     parse_moment,
     period,
 )
-from tests.integration.pg import Backend
+from tests.integration.pg import started_database
 
 T0 = 1_800_000_000.0
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    backend = Backend(request.param, tmp_path)
-    await backend.setup()
-    database = backend.database()
-    await database.start()
-    try:
+    async with started_database(request.param, tmp_path) as database:
         yield database
-    finally:
-        await database.close()
-        await backend.teardown()
 
 
 @pytest.fixture
