@@ -26,3 +26,11 @@ def with_store(url: str, action: Callable[[IdentityStore], Awaitable[T]]) -> T:
             await database.close()
 
     return asyncio.run(run())
+
+
+async def one_key(store: IdentityStore) -> str:
+    """Tenant ``acme``, its app ``a`` and a consumer key of it; returns the plaintext key."""
+    tenant = await store.create_tenant(ACTOR, name="acme")
+    app = await store.create_app(ACTOR, tenant_id=tenant.id, name="a")
+    _, key = await store.create_key(ACTOR, name="k", app_id=app.id)
+    return key

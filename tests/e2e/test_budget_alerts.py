@@ -6,21 +6,13 @@ import time
 
 import pytest
 
-from gatewise.store.identity import IdentityStore
 from gatewise.testing import run_in_thread
 from gatewise.testing.gateway import run_gateway_in_thread
 from gatewise.testing.webhook_receiver import WebhookReceiver
-from tests.identity_seed import ACTOR, with_store
+from tests.identity_seed import one_key, with_store
 from tests.rawhttp import request
 
 SECRET = "whsec-test-0123456789"
-
-
-async def seed(store: IdentityStore) -> str:
-    tenant = await store.create_tenant(ACTOR, name="acme")
-    app = await store.create_app(ACTOR, tenant_id=tenant.id, name="spender")
-    _, key = await store.create_key(ACTOR, name="k", app_id=app.id)
-    return key
 
 
 def test_each_threshold_is_announced_once(
@@ -28,7 +20,7 @@ def test_each_threshold_is_announced_once(
 ) -> None:
     monkeypatch.setenv("GW_TEST_WEBHOOK_SECRET", SECRET)
     store_url = f"sqlite+aiosqlite:///{tmp_path}/gatewise.db"
-    key = with_store(store_url, seed)
+    key = with_store(store_url, one_key)
     with run_in_thread(WebhookReceiver()) as receiver:
         config = {
             "auth": {"mode": "keys"},

@@ -9,7 +9,6 @@ replica may ever write a key's plaintext to its log.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ import sqlalchemy as sa
 from gatewise.identity.roles import Role
 from gatewise.store.engine import make_engine
 from gatewise.store.identity import IdentityStore
-from tests.e2e.test_cli import GATEWISE, free_port, stop, wait_ready
+from tests.e2e.gateways import serve_gateways
 from tests.identity_seed import ACTOR, with_store
 from tests.integration.pg import require_postgres
 from tests.rawhttp import request
@@ -65,7 +64,6 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     admin_database(server, f'CREATE DATABASE "{name}"')
     url = server.rsplit("/", 1)[0] + "/" + name
     folder = tmp_path_factory.mktemp("replicas")
-    processes: list[subprocess.Popen[bytes]] = []
     try:
         keys, ids = with_store(url, seed)
         config = folder / "gateway.yaml"
@@ -81,25 +79,9 @@ models:
     deployments: [{{provider: mock, model: mock-gpt}}]
 """
         )
-        urls, logs = [], []
-        for index in range(2):
-            port, log = free_port(), folder / f"replica{index}.log"
-            handle = log.open("wb")
-            processes.append(
-                subprocess.Popen(
-                    [*GATEWISE, "serve", "--config", str(config), "--port", str(port)],
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            urls.append(f"http://127.0.0.1:{port}")
-            logs.append(log)
-        for url_, process in zip(urls, processes, strict=True):
-            wait_ready(url_ + "/readyz", process)
-        yield Replicas(urls, logs, keys, ids)
+        with serve_gateways(config, 2) as served:
+            yield Replicas(served.urls, served.logs, keys, ids)
     finally:
-        for process in processes:
-            stop(process)
         admin_database(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

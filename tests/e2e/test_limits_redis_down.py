@@ -11,27 +11,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from gatewise.store.identity import IdentityStore
 from gatewise.testing.gateway import RunningGateway, run_gateway_in_thread
 from tests.e2e.test_cli import free_port
-from tests.identity_seed import ACTOR, with_store
+from tests.identity_seed import one_key, with_store
 from tests.rawhttp import request
 
 BODY = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
-
-
-async def seed(store: IdentityStore) -> str:
-    tenant = await store.create_tenant(ACTOR, name="acme")
-    app = await store.create_app(ACTOR, tenant_id=tenant.id, name="a")
-    _, key = await store.create_key(ACTOR, name="k", app_id=app.id)
-    return key
 
 
 def gateway_with(
     tmp_path_factory: pytest.TempPathFactory, on_error: str
 ) -> Iterator[tuple[RunningGateway, str]]:
     store_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp(on_error)}/gatewise.db"
-    key = with_store(store_url, seed)
+    key = with_store(store_url, one_key)
     config = {
         "auth": {"mode": "keys"},
         "store": {"url": store_url},

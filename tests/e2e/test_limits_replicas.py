@@ -10,7 +10,6 @@ limit (admitted on each call's estimate) and a dollar budget.
 from __future__ import annotations
 
 import concurrent.futures
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from gatewise.core.tokens import admission_count_request
 from gatewise.core.types import ChatRequest, Message
 from gatewise.pricing.cost import estimate_cost_micros, price_from_config
 from gatewise.store.identity import IdentityStore
-from tests.e2e.test_cli import GATEWISE, free_port, stop, wait_ready
+from tests.e2e.gateways import serve_gateways
 from tests.identity_seed import ACTOR, with_store
 from tests.rawhttp import request
 from tests.redis_support import require_redis
@@ -78,25 +77,8 @@ def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
     keys = with_store(store_url, seed)
     config = folder / "gateway.yaml"
     config.write_text(config_text(store_url, f"gwtest:{uuid.uuid4().hex[:8]}:"))
-    processes, urls = [], []
-    try:
-        for index in range(2):
-            port = free_port()
-            log = (folder / f"gateway{index}.log").open("wb")
-            processes.append(
-                subprocess.Popen(
-                    [*GATEWISE, "serve", "--config", str(config), "--port", str(port)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-            urls.append(f"http://127.0.0.1:{port}")
-        for url, process in zip(urls, processes, strict=True):
-            wait_ready(url + "/readyz", process, timeout=30)
-        yield Gateways(urls, keys)
-    finally:
-        for process in processes:
-            stop(process)
+    with serve_gateways(config, 2) as served:
+        yield Gateways(served.urls, keys)
 
 
 def fire(gateways: Gateways, key: str, model: str) -> list[int]:

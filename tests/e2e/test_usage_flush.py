@@ -9,22 +9,15 @@ from pathlib import Path
 from gatewise.store.identity import IdentityStore
 from gatewise.store.usage import UsageRepository
 from tests.e2e.test_cli import GATEWISE, free_port, stop, wait_ready
-from tests.identity_seed import ACTOR, with_store
+from tests.identity_seed import one_key, with_store
 from tests.rawhttp import request
 
 CALLS = 40
 
 
-async def seed(store: IdentityStore) -> str:
-    tenant = await store.create_tenant(ACTOR, name="acme")
-    app = await store.create_app(ACTOR, tenant_id=tenant.id, name="a")
-    _, key = await store.create_key(ACTOR, name="k", app_id=app.id)
-    return key
-
-
 def test_sigterm_flushes_every_usage_record(tmp_path: Path) -> None:
     store_url = f"sqlite+aiosqlite:///{tmp_path}/gatewise.db"
-    key = with_store(store_url, seed)
+    key = with_store(store_url, one_key)
     config = tmp_path / "gateway.yaml"
     config.write_text(
         f'auth: {{mode: keys}}\nstore: {{url: "{store_url}"}}\n'
