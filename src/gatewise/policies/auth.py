@@ -38,6 +38,8 @@ INVALID_KEY = "Incorrect API key provided. The key is unknown, malformed, revoke
 
 
 class TokenVerifier(Protocol):
+    def looks_like_jwt(self, token: bytes) -> bool: ...
+
     async def verify(self, token: bytes) -> OIDCIdentity: ...
 
 
@@ -57,10 +59,6 @@ def presented_credential(headers: dict[bytes, bytes]) -> bytes | None:
     return None
 
 
-def looks_like_jwt(token: bytes) -> bool:
-    return token.startswith(b"eyJ") and token.count(b".") == 2
-
-
 class Authenticator:
     def __init__(
         self, cache: IdentityCache, verifier: TokenVerifier | None, *, open_mode: bool = False
@@ -78,7 +76,7 @@ class Authenticator:
             raise AuthenticationError(NO_CREDENTIAL)
         if looks_like_gateway_key(credential):
             return self._key_principal(credential)
-        if self._verifier is not None and looks_like_jwt(credential):
+        if self._verifier is not None and self._verifier.looks_like_jwt(credential):
             return self._oidc_principal(await self._verifier.verify(credential))
         if self.open_mode:
             return anonymous(credential)
