@@ -11,7 +11,7 @@ or in Redis, shared by every replica.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from gatewise.config.base import Name, Strict
+from gatewise.config.pricing import exact_money
 from gatewise.config.secrets import REFERENCE
 
 Scope = Literal["key", "app", "team", "tenant", "user", "model", "ip", "global"]
@@ -108,20 +109,11 @@ class LimitConfig(Strict):
         return self
 
 
-def _money(value: object) -> object:
-    if isinstance(value, float):
-        raise ValueError(
-            "write amounts of money as strings, e.g. '500.00': a float cannot hold cents exactly"
-        )
-    if isinstance(value, int | str):
-        try:
-            return Decimal(str(value))
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not an amount") from None
-    return value
-
-
-Money = Annotated[Decimal, BeforeValidator(_money), Field(gt=0, max_digits=18, decimal_places=6)]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(exact_money("amounts of money")),
+    Field(gt=0, allow_inf_nan=False, max_digits=18, decimal_places=6),
+]
 
 
 def _check_timezone(value: str) -> str:

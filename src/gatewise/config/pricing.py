@@ -10,6 +10,7 @@ or the input rate (cached input, cache writes).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -17,23 +18,28 @@ from pydantic import BeforeValidator, Field, model_validator
 
 from gatewise.config.base import Strict
 
-__all__ = ["Money", "PriceConfig"]
+__all__ = ["Money", "PriceConfig", "exact_money"]
 
 
-def _exact_money(value: Any) -> Any:
-    """Let through what converts to Decimal exactly; refuse floats (and booleans) by name."""
-    if isinstance(value, bool | float):
-        raise ValueError(
-            f"{value!r} is a float: write prices as strings, e.g. '0.15' (floats are inexact)"
-        )
-    if isinstance(value, str | int | Decimal):
-        return value
-    raise ValueError(f"a price must be a string or an integer, not {type(value).__name__}")
+def exact_money(what: str) -> Callable[[Any], Any]:
+    """A before-validator for amounts of money: what converts to Decimal exactly passes;
+    floats (and booleans) are refused by name, since 0.1 is not 0.1 in binary."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool | float):
+            raise ValueError(
+                f"{value!r} is a float: write {what} as strings, e.g. '0.15' (floats are inexact)"
+            )
+        if isinstance(value, str | int | Decimal):
+            return value
+        raise ValueError(f"an amount must be a string or an integer, not {type(value).__name__}")
+
+    return check
 
 
 Money = Annotated[
     Decimal,
-    BeforeValidator(_exact_money),
+    BeforeValidator(exact_money("prices")),
     Field(ge=0, allow_inf_nan=False, max_digits=24, decimal_places=9),
 ]
 """USD as an exact, finite, non-negative Decimal (at most nine places: a nano-dollar)."""
