@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 REFERENCE = re.compile(r"\$\{(env|file):([^}]+)\}")
 WHOLE_REFERENCE = re.compile(r"^\$\{(env|file):([^}]+)\}$")
@@ -91,6 +92,12 @@ def resolve_reference(reference: str, base_dir: Path | None = None) -> str:
 def interpolate(text: str, base_dir: Path | None = None) -> str:
     """Replace every reference inside ``text`` (e.g. a header value) by its value."""
     return REFERENCE.sub(lambda m: resolve_reference(m.group(0), base_dir), text)
+
+
+def interpolate_url(url: str, base_dir: Path | None = None) -> str:
+    """Replace the references inside a URL by their URL-escaped values, so a password
+    holding ``@`` or ``/`` stays one field."""
+    return REFERENCE.sub(lambda m: quote(resolve_reference(m.group(0), base_dir), safe=""), url)
 
 
 def resolve(reference: str, base_dir: Path | None = None) -> SecretValue:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from gatewise.alerts.thresholds import ThresholdTracker
 from gatewise.alerts.webhooks import WebhookSender
 from gatewise.config.models import Config
-from gatewise.config.secrets import REFERENCE, resolve_reference
+from gatewise.config.secrets import interpolate_url, resolve_reference
 from gatewise.identity.cache import IdentityCache
 from gatewise.policies.budget_alerts import BudgetAlerts
 from gatewise.policies.limits import BudgetRules, LimitRules
@@ -68,9 +67,7 @@ def counter_store(config: Config, config_dir: Path | None) -> CounterStore:
     from gatewise.state.resilient import ResilientStore
 
     assert state.redis_url is not None
-    url = REFERENCE.sub(
-        lambda m: quote(resolve_reference(m.group(0), config_dir), safe=""), state.redis_url
-    )
+    url = interpolate_url(state.redis_url, config_dir)
     primary = RedisCounterStore(url, prefix=state.key_prefix, timeout=state.timeout_ms / 1000)
     fallback = MemoryCounterStore() if state.on_error == "open" else None
     return ResilientStore(primary, on_error=state.on_error, fallback=fallback)

@@ -8,9 +8,9 @@ stays fast. A database password is a secret: it must be a ``${env:X}`` or
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from gatewise.config.secrets import REFERENCE, is_reference, resolve_reference
+from gatewise.config.secrets import REFERENCE, interpolate_url, is_reference, resolve_reference
 
 SQLITE = "sqlite+aiosqlite"
 POSTGRESQL = "postgresql+asyncpg"
@@ -55,7 +55,7 @@ def resolve_store_url(url: str, base_dir: Path | None) -> str:
     if is_reference(url):
         url = check_store_url(resolve_reference(url, base_dir))
     else:
-        url = REFERENCE.sub(lambda m: quote(resolve_reference(m.group(0), base_dir), safe=""), url)
+        url = interpolate_url(url, base_dir)
     if url.startswith(SQLITE + ":///"):
         database, question, query = url[len(SQLITE) + 4 :].partition("?")
         if database and database != ":memory:" and not Path(database).is_absolute():
