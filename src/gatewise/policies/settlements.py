@@ -1,11 +1,12 @@
-"""Settling calls against a shared store in small batches: one round trip for many calls.
+"""Settling finished calls: corrections of their estimates, and their freed slots.
 
-Each finished call corrects its estimates and frees its slots. Against Redis
-that is a network round trip; sent per call it doubles the store's work and
-competes with the next call's admission. Calls that end within ``window``
-seconds (20 ms) are settled together in one ``settle`` call instead, at the
-cost of freeing their slots and refunds up to ``window`` later. ``close``
-sends what is still waiting, so a clean stop loses nothing.
+A store that settles without I/O (memory) is settled in line, at once. Against
+Redis each settlement is a network round trip; sent per call it doubles the
+store's work and competes with the next call's admission. So corrections of
+calls that end within ``window`` seconds (20 ms) go together in one ``settle``
+call. A freed concurrency slot is sent at once (with whatever waits), since
+the caller may call again as soon as it has its answer. ``close`` sends what
+is still waiting, so a clean stop loses nothing.
 """
 
 from __future__ import annotations
@@ -32,12 +33,25 @@ class SettlementBatcher:
         self._window = window
         self._waiting: list[tuple[Any, list[Adjustment], list[Slots]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._running: set[asyncio.Task[None]] = set()
+        self._now: set[asyncio.Task[None]] = set()  # flushes that did not wait for the window
+        self._settle_now: Callable[[list[Adjustment], list[Slots]], list[int]] | None = getattr(
+            store, "settle_now", None
+        )
 
     def add(self, call: Any, adjustments: list[Adjustment], release: list[Slots]) -> None:
+        if self._settle_now is not None:
+            totals = self._settle_now(adjustments, release)
+            if self._on_settled is not None:
+                self._on_settled(call, adjustments, totals)
+            return
         self._waiting.append((call, adjustments, release))
-        if self._flusher is None:
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
+        loop = asyncio.get_running_loop()
+        if release:
+            task = loop.create_task(self._flush())
+            self._now.add(task)
+            task.add_done_callback(self._now.discard)
+        elif self._flusher is None:
+            self._flusher = loop.create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(self._window)
@@ -67,4 +81,6 @@ class SettlementBatcher:
         if self._flusher is not None:
             self._flusher.cancel()
             self._flusher = None
+        if self._now:
+            await asyncio.wait(set(self._now), timeout=5)
         await self._flush()

@@ -114,11 +114,6 @@ class TrafficControl:
         self._tenant_name = tenant_name
         self._alerts = alerts
         self._clock = clock
-        # A store that settles without I/O (memory) is settled in line; a shared one in
-        # batches (one round trip for the calls that end within a few milliseconds).
-        self._settle_now: Callable[[list[Adjustment], list[Slots]], list[int]] | None = getattr(
-            store, "settle_now", None
-        )
         self._batcher = SettlementBatcher(store, self._settled)
 
     async def admit(
@@ -194,10 +189,7 @@ class TrafficControl:
                     adjustments.append(Adjustment(check, actual - admission.cost))
         if not adjustments and not release:
             return
-        if self._settle_now is not None:
-            self._settled(admission, adjustments, self._settle_now(adjustments, release))
-        else:
-            self._batcher.add(admission, adjustments, release)
+        self._batcher.add(admission, adjustments, release)
 
     def _settled(
         self, admission: Admission, adjustments: list[Adjustment], totals: list[int]
