@@ -303,3 +303,12 @@ def test_the_key_plaintext_is_nowhere_in_the_database(world: World) -> None:
     for plaintext in world.keys.values():
         secret = plaintext.split("_", 1)[1]
         assert secret.encode() not in content
+
+
+def test_an_open_gateway_still_closes_its_admin_api(gateway: RunningGateway) -> None:
+    """auth.mode open serves models anonymously, never the admin API."""
+    for headers in ({}, {"authorization": "Bearer sk-anything"}):
+        reply = request("GET", gateway.url + "/admin/v1/me", headers=headers)
+        assert reply.status == 401
+        assert reply.json["error"]["code"] == "invalid_api_key"
+        assert "auth.mode is open" in reply.json["error"]["message"]

@@ -23,7 +23,12 @@ from typing import TypeVar
 
 from fastapi import Request
 
-from gatewise.core.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from gatewise.core.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from gatewise.identity.principal import Principal
 from gatewise.identity.records import Actor, ApiKey, App, Team, User
 from gatewise.identity.roles import PERMISSIONS, Permission, Role, may_grant
@@ -81,6 +86,10 @@ async def authenticate(request: Request) -> Caller:
     context: AdminContext = request.app.state.admin
     # As the gateway's front doors read them: lower-case names, the last repeat wins.
     principal = await context.authenticate(dict(request.scope["headers"]))
+    if principal.kind == "anonymous":  # an open gateway serves models, never its admin API
+        raise AuthenticationError(
+            "The admin API needs a gateway key or a trusted token, also when auth.mode is open."
+        )
     actor = Actor(
         name=principal.name,
         tenant_id=principal.tenant_id,
