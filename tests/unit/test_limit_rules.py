@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -11,7 +12,16 @@ from gatewise.config.limits import BudgetConfig, LimitConfig
 from gatewise.core.errors import RateLimitError
 from gatewise.identity.principal import Principal
 from gatewise.identity.roles import Role
-from gatewise.policies.limits import BudgetRules, Call, LimitRules, _calendar_period, scope_of
+from gatewise.policies.limits import (
+    FIXED,
+    TOKENS,
+    USD,
+    Call,
+    Plan,
+    Planner,
+    _calendar_period,
+    scope_of,
+)
 from gatewise.policies.rate_headers import go_duration, rate_headers
 from gatewise.policies.traffic import _refusal
 from gatewise.state.base import CheckState, Outcome, Quota, Rate, Slots
@@ -21,6 +31,13 @@ PRINCIPAL = Principal(
     team_id="team_1", app_id="app_1", key_id="k1",
 )  # fmt: skip
 CALL = Call(PRINCIPAL, "gpt-4o", "10.0.0.7", "acme")
+NOW = datetime(2026, 11, 27, 12, tzinfo=ZoneInfo("UTC")).timestamp()
+
+
+def plan_of(
+    limits: Sequence[LimitConfig], budgets: Sequence[BudgetConfig] = (), workers: int = 1
+) -> Plan:
+    return Planner(limits, budgets, workers=workers).plan(CALL, NOW)
 
 
 def test_scopes_come_from_the_caller() -> None:
@@ -45,32 +62,61 @@ def test_limit_entries_become_counters_for_matching_calls_only() -> None:
         LimitConfig(per="app", models=["claude-*"], requests_per_minute=5),  # other models
         LimitConfig(per="tenant", tenants=["globex"], requests_per_minute=5),  # other tenant
     ]
-    found = LimitRules(limits).checks(CALL, lambda: 42)
-    assert [(m.kind, m.period) for m, _ in found] == [
+    plan = plan_of(limits)
+    assert [(m.kind, m.period) for m in plan.meters] == [
         ("requests", "minute"), ("tokens", "day"), ("concurrent", ""),
     ]  # fmt: skip
-    rate, tokens, slots = (check for _, check in found)
+    assert plan.units == [FIXED, TOKENS, FIXED]
+    rate, tokens, slots = plan.checks_for(42, 0)
     assert isinstance(rate, Rate) and (rate.limit, rate.period, rate.cost) == (10, 60.0, 1)
     assert isinstance(tokens, Rate) and (tokens.cost, tokens.period) == (42, 86400.0)
     assert isinstance(slots, Slots) and slots.limit == 2
     assert rate.key != tokens.key and "k1" in rate.key
+    # What the headers, corrections and releases use.
+    assert (plan.request_rates, plan.token_rates, plan.in_tokens) == ([0], [1], [1])
+    assert plan.slots == [slots] and plan.until == float("inf")
+    # The plan's own checks keep cost 0 for tokens: filling in never changes them.
+    assert plan.checks[1].cost == 0  # type: ignore[union-attr]
+
+
+def test_a_caller_counted_by_nothing_gets_an_empty_plan() -> None:
+    plan = plan_of([LimitConfig(per="user", requests_per_minute=5)])
+    assert plan.checks == [] and plan.checks_for(10, 10) == []
+
+
+def test_the_planner_says_whether_plans_depend_on_the_ip_or_tenant_name() -> None:
+    plain = Planner([LimitConfig(per="key", requests_per_minute=5)], [])
+    assert not plain.uses_ip and not plain.uses_tenant_name
+    by_ip = Planner([LimitConfig(per="ip", requests_per_minute=5)], [])
+    budget = BudgetConfig(name="b", per="app", usd="1", period="day", tenants=["acme"])
+    assert by_ip.uses_ip and Planner([], [budget]).uses_tenant_name
 
 
 def test_each_worker_enforces_its_share_of_an_in_memory_limit() -> None:
-    found = LimitRules([LimitConfig(per="key", requests_per_minute=10)], workers=4).checks(
-        CALL, lambda: 0
-    )
-    assert found[0][1].limit == 3  # type: ignore[union-attr]  # ceil(10 / 4)
+    plan = plan_of([LimitConfig(per="key", requests_per_minute=10)], workers=4)
+    assert plan.checks[0].limit == 3  # ceil(10 / 4)
 
 
 def test_budgets_in_usd_use_the_cost_and_calendar_keys() -> None:
     budget = BudgetConfig(name="b", per="tenant", usd="1.50", period="month", timezone="UTC")
-    now = datetime(2026, 11, 27, 12, tzinfo=ZoneInfo("UTC")).timestamp()
-    found = BudgetRules([budget]).checks(CALL, now, lambda: 10, lambda: 700)
-    meter, quota = found[0]
-    assert isinstance(quota, Quota)
+    plan = plan_of([], [budget])
+    (meter,) = plan.meters
+    (quota,) = plan.checks_for(10, 700)
+    assert isinstance(quota, Quota) and plan.units == [USD] and plan.in_usd == [0]
     assert (quota.limit, quota.cost, quota.hard) == (1_500_000, 700, True)
     assert quota.key.endswith(":2026-11") and meter.usd
+    # The plan holds until the month ends (then its keys change).
+    end = datetime(2026, 12, 1, tzinfo=ZoneInfo("UTC")).timestamp()
+    assert plan.until == pytest.approx(end)
+    assert quota.ttl == pytest.approx(end - NOW + 86400)
+
+
+def test_token_budgets_are_charged_in_tokens_and_rolling_ones_are_rates() -> None:
+    budget = BudgetConfig(name="t", per="app", tokens=5000, period="day", reset="rolling")
+    plan = plan_of([], [budget])
+    (rate,) = plan.checks_for(321, 99)
+    assert isinstance(rate, Rate) and (rate.cost, rate.period) == (321, 86400.0)
+    assert plan.in_tokens == [0] and plan.token_rates == [] and plan.until == float("inf")
 
 
 def test_calendar_periods_follow_the_time_zone_and_month_ends() -> None:
@@ -97,34 +143,30 @@ def test_reset_durations_read_like_openais(seconds: float, text: str) -> None:
 
 
 def test_headers_describe_the_tightest_counter_in_each_dialect() -> None:
-    rules = LimitRules(
+    plan = plan_of(
         [
             LimitConfig(per="key", requests_per_minute=100),
             LimitConfig(per="app", requests_per_minute=5, tokens_per_minute=900),
         ]
     )
-    meters = [meter for meter, _ in rules.checks(CALL, lambda: 1)]
     states = [CheckState(100, 99, 0.6), CheckState(5, 2, 36.0), CheckState(900, 850, 3.5)]
-    openai = dict(rate_headers("openai", meters, states))
+    requests, tokens = plan.request_rates, plan.token_rates
+    openai = dict(rate_headers("openai", states, requests, tokens))
     assert openai[b"x-ratelimit-limit-requests"] == b"5"
     assert openai[b"x-ratelimit-remaining-requests"] == b"2"
     assert openai[b"x-ratelimit-reset-requests"] == b"36s"
     assert openai[b"x-ratelimit-remaining-tokens"] == b"850"
-    anthropic = dict(rate_headers("anthropic", meters, states))
+    anthropic = dict(rate_headers("anthropic", states, requests, tokens))
     assert anthropic[b"anthropic-ratelimit-requests-limit"] == b"5"
     assert anthropic[b"anthropic-ratelimit-tokens-reset"].endswith(b"Z")
     assert not any(name.startswith(b"x-ratelimit") for name in anthropic)
 
 
 def test_refusals_say_what_to_do() -> None:
-    rules = LimitRules([LimitConfig(per="key", tokens_per_minute=100)])
-    meters_checks = rules.checks(CALL, lambda: 500)
-    meters = [m for m, _ in meters_checks]
-    checks = [c for _, c in meters_checks]
-    too_big = _refusal(meters, checks, Outcome(False, 0, 240.0))
+    plan = plan_of([LimitConfig(per="key", tokens_per_minute=100)])
+    too_big = _refusal(plan.meters, plan.checks_for(500, 0), Outcome(False, 0, 240.0))
     assert isinstance(too_big, RateLimitError)
     assert too_big.headers == {"x-should-retry": "false"} and "lower max_tokens" in too_big.message
-    small = LimitRules([LimitConfig(per="key", tokens_per_minute=100)]).checks(CALL, lambda: 50)
-    wait = _refusal([small[0][0]], [small[0][1]], Outcome(False, 0, 2.2))
+    wait = _refusal(plan.meters, plan.checks_for(50, 0), Outcome(False, 0, 2.2))
     assert wait.headers == {"retry-after": "3", "retry-after-ms": "2200"}
     assert wait.type == "tokens" and wait.code == "rate_limit_exceeded"

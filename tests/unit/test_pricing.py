@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from io import StringIO
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 
@@ -157,6 +159,52 @@ def test_estimate_is_an_upper_bound_of_the_actual_cost() -> None:
     assert cost_micros(price, usage(1000, 100)) == 4500
     assert estimate_cost_micros(catalog("gemini-2.5-pro"), 300_000, 0) == 750_000
     assert estimate_cost_micros(catalog("gpt-4o"), 0, 0) == 0
+
+
+def decimal_cost(price: Price, prompt: int, completion: int, cached: int, written: int) -> int:
+    """The textbook formula in Decimal: what the integer arithmetic must equal exactly."""
+    rates = price.for_prompt(prompt)
+    cached_rate = rates.input if rates.cached_input is None else rates.cached_input
+    write_rate = rates.input if rates.cache_write is None else rates.cache_write
+    amount = (
+        (prompt - cached - written) * rates.input
+        + cached * cached_rate
+        + written * write_rate
+        + completion * rates.output
+    )
+    total = amount / Decimal(10**6) + rates.per_call
+    return int(total.to_integral_value(rounding=ROUND_CEILING))
+
+
+rate = st.decimals(min_value=0, max_value=10**9, places=7, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rates=st.tuples(rate, rate, st.none() | rate, st.none() | rate, rate),
+    prompt=st.integers(0, 2_000_000),
+    completion=st.integers(0, 200_000),
+    cached_share=st.floats(0, 1),
+    written_share=st.floats(0, 1),
+)
+def test_integer_costs_equal_the_decimal_formula(
+    rates: tuple[Decimal, Decimal, Decimal | None, Decimal | None, Decimal],
+    prompt: int,
+    completion: int,
+    cached_share: float,
+    written_share: float,
+) -> None:
+    price = Price(*rates)
+    cached = int(prompt * cached_share)
+    written = int((prompt - cached) * written_share)
+    details = {"cached_tokens": cached, "cache_write_tokens": written}
+    used = Usage(prompt, completion, prompt + completion, prompt_tokens_details=details)
+    assert cost_micros(price, used) == decimal_cost(price, prompt, completion, cached, written)
+    dearer = max(price.input, price.cache_write or price.input)
+    estimate = decimal_cost(
+        Price(dearer, price.output, per_call=price.per_call), prompt, completion, 0, 0
+    )
+    assert estimate_cost_micros(price, prompt, completion) == estimate
 
 
 def test_costs_are_ints() -> None:

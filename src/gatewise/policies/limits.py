@@ -1,4 +1,4 @@
-"""Which counters a request is charged to: the configured rate limits and budgets.
+"""Which counters a call is charged to: the configured rate limits and budgets, as a plan.
 
 Each ``limits`` and ``budgets`` entry that applies to the call (its model and
 tenant filters match) becomes one or more counters keyed by the caller's
@@ -6,13 +6,19 @@ value of ``per`` (its key, app, team, tenant, user, the model, the client IP
 or one global counter). A caller without that value (an anonymous caller has
 no app) is not counted by that entry. Each counter comes with a ``Meter``
 that says what it measures, for 429 messages, headers and alerts.
+
+Working that out on every call would cost more than checking the counters, so
+``Planner`` compiles it once per caller and model into a ``Plan``: the checks
+with their keys, what each one is charged in, and which ones feed headers,
+corrections and alerts. A call then only fills in its token and cost estimates.
+A plan with calendar budgets is rebuilt when its period ends (new keys).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from zoneinfo import ZoneInfo
@@ -23,6 +29,10 @@ from gatewise.state.base import Check, Quota, Rate, Slots
 
 ROLLING_PERIODS = {"day": 86400.0, "month": 30 * 86400.0}
 MICROS_PER_USD = 1_000_000
+
+#: What a counter is charged per call: a fixed amount (one request, one slot), the
+#: call's tokens, or its cost in micro-USD.
+FIXED, TOKENS, USD = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +56,69 @@ class Call:
     model: str
     ip: str | None
     tenant_name: str | None
+
+
+@dataclass(slots=True)
+class Plan:
+    """The counters of one caller and model, ready to be charged.
+
+    ``checks`` holds every counter's check; those charged in tokens or USD carry a
+    cost of 0 there and get the call's estimate from ``checks_for``.
+    """
+
+    meters: list[Meter] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    units: list[int] = field(default_factory=list)
+    #: Wall-clock time at which a calendar period of this plan ends (keys change).
+    until: float = math.inf
+    #: Indexes of the counters charged in tokens / in micro-USD.
+    in_tokens: list[int] = field(default_factory=list)
+    in_usd: list[int] = field(default_factory=list)
+    #: Indexes of the request and token rate limits (what the rate headers describe).
+    request_rates: list[int] = field(default_factory=list)
+    token_rates: list[int] = field(default_factory=list)
+    #: The concurrency slots a call takes, given back when it ends.
+    slots: list[Slots] = field(default_factory=list)
+    #: Whether a budget of this plan calls a webhook at thresholds.
+    alerts: bool = False
+
+    def add(self, meter: Meter, check: Check, unit: int) -> None:
+        index = len(self.checks)
+        self.meters.append(meter)
+        self.checks.append(check)
+        self.units.append(unit)
+        if unit == TOKENS:
+            self.in_tokens.append(index)
+        elif unit == USD:
+            self.in_usd.append(index)
+        if meter.kind == "requests":
+            self.request_rates.append(index)
+        elif meter.kind == "tokens":
+            self.token_rates.append(index)
+        elif isinstance(check, Slots):
+            self.slots.append(check)
+        if meter.budget is not None and meter.budget.webhook is not None:
+            self.alerts = True
+
+    def checks_for(self, tokens: int, cost: int) -> list[Check]:
+        """The checks with this call's token and micro-USD estimates filled in."""
+        if not self.in_tokens and not self.in_usd:
+            return self.checks  # nothing to fill in: the stores never change a check
+        checks = list(self.checks)
+        for index in self.in_tokens:
+            checks[index] = with_cost(checks[index], tokens)
+        for index in self.in_usd:
+            checks[index] = with_cost(checks[index], cost)
+        return checks
+
+
+def with_cost(check: Check, cost: int) -> Check:
+    """``check`` charging ``cost`` units."""
+    if isinstance(check, Rate):
+        return Rate(check.key, check.limit, check.period, cost)
+    if isinstance(check, Quota):
+        return Quota(check.key, check.limit, cost, check.ttl, check.hard)
+    return check
 
 
 def scope_of(per: str, call: Call) -> str | None:
@@ -82,88 +155,99 @@ def _share(limit: int, workers: int) -> int:
     return max(1, math.ceil(limit / workers)) if workers > 1 else limit
 
 
-@dataclass(frozen=True, slots=True)
-class _Counter:
-    """One counter a limit entry defines: requests or tokens per a period, or concurrency."""
+class Planner:
+    """The ``limits`` and ``budgets`` sections, compiled into a ``Plan`` per caller and model.
 
-    kind: str
-    field: str  # e.g. requests_per_minute, concurrent
-    period: float
-    limit: int
-
-
-class LimitRules:
-    """The ``limits`` section turned into counters for one call.
-
-    The counters of an entry are worked out once; the keys and meters of a
-    (entry, caller) pair are memoised, so a call costs a dict lookup per entry.
+    ``workers``: with counters in each process, every process enforces its share.
     """
 
-    def __init__(self, limits: Sequence[LimitConfig], *, workers: int = 1) -> None:
+    def __init__(
+        self,
+        limits: Sequence[LimitConfig],
+        budgets: Sequence[BudgetConfig],
+        *,
+        workers: int = 1,
+    ) -> None:
         self._limits = [
-            (limit.name or f"{limit.per}-{i}", limit, _counters(limit, workers))
+            (limit.name or f"{limit.per}-{i}", limit, _rates(limit, workers))
             for i, limit in enumerate(limits)
         ]
-        self._memo: dict[tuple[int, str], list[tuple[Meter, str, _Counter]]] = {}
+        self._budgets = [(budget, _budget_limit(budget, workers)) for budget in budgets]
+        rules: list[LimitConfig | BudgetConfig] = [*limits, *budgets]
+        #: Whether plans depend on the client IP / the tenant's name (else leave them out
+        #: of the caller's identity, so plans are shared).
+        self.uses_ip = any(rule.per == "ip" for rule in rules)
+        self.uses_tenant_name = any(rule.tenants is not None for rule in rules)
 
-    def checks(self, call: Call, tokens: Callable[[], int]) -> list[tuple[Meter, Check]]:
-        found: list[tuple[Meter, Check]] = []
-        for index, (name, limit, counters) in enumerate(self._limits):
+    def plan(self, call: Call, now: float) -> Plan:
+        """The counters ``call`` is charged to; ``now`` (epoch seconds) picks calendar periods."""
+        plan = Plan()
+        for name, limit, rates in self._limits:
             if not _applies(limit.models, limit.tenants, call):
                 continue
             scope = scope_of(limit.per, call)
             if scope is None:
                 continue
-            entries = self._memo.get((index, scope))
-            if entries is None:
-                entries = self._entries(index, name, limit.per, scope, counters)
-            for meter, key, counter in entries:
-                if counter.kind == "concurrent":
-                    found.append((meter, Slots(key, counter.limit)))
+            for kind, rate_field, period, amount in rates:
+                meter = Meter(kind, name, limit.per, scope, rate_field.partition("_per_")[2])
+                key = f"rl:{name}:{scope}:{rate_field}"
+                if kind == "concurrent":
+                    plan.add(meter, Slots(key, amount), FIXED)
+                elif kind == "requests":
+                    plan.add(meter, Rate(key, amount, period, 1), FIXED)
                 else:
-                    cost = 1 if counter.kind == "requests" else tokens()
-                    found.append((meter, Rate(key, counter.limit, counter.period, cost)))
-        return found
+                    plan.add(meter, Rate(key, amount, period, 0), TOKENS)
+        for budget, amount in self._budgets:
+            if not _applies(budget.models, budget.tenants, call):
+                continue
+            scope = scope_of(budget.per, call)
+            if scope is None:
+                continue
+            usd = budget.usd is not None
+            unit = USD if usd else TOKENS
+            key = f"bud:{budget.name}:{scope}"
+            if budget.reset == "rolling":
+                meter = Meter("budget", budget.name, budget.per, scope, "rolling", budget, usd)
+                plan.add(meter, Rate(key, amount, ROLLING_PERIODS[budget.period], 0), unit)
+                continue
+            period_id, remaining = calendar_period(budget.period, budget.timezone, now)
+            plan.until = min(plan.until, now + remaining)
+            meter = Meter("budget", budget.name, budget.per, scope, period_id, budget, usd)
+            # The key outlives its period by a day, so a late settlement still finds it.
+            ttl = remaining + 86400.0
+            hard = budget.mode == "hard"
+            plan.add(meter, Quota(f"{key}:{period_id}", amount, 0, ttl, hard), unit)
+        return plan
 
-    def _entries(
-        self, index: int, name: str, per: str, scope: str, counters: list[_Counter]
-    ) -> list[tuple[Meter, str, _Counter]]:
-        if len(self._memo) >= _MEMO_LIMIT:
-            self._memo.clear()
-        entries = [
-            (
-                Meter(counter.kind, name, per, scope, counter.field.partition("_per_")[2]),
-                f"rl:{name}:{scope}:{counter.field}",
-                counter,
-            )
-            for counter in counters
-        ]
-        self._memo[(index, scope)] = entries
-        return entries
+
+_Rate = tuple[str, str, float, int]  # (kind, config field, period in seconds, limit)
 
 
-def _counters(limit: LimitConfig, workers: int) -> list[_Counter]:
-    counters = [
-        _Counter(kind, field, period, _share(getattr(limit, field), workers))
-        for kind, rates in (("requests", REQUEST_RATES), ("tokens", TOKEN_RATES))
-        for field, period in rates.items()
-        if getattr(limit, field) is not None
+def _rates(limit: LimitConfig, workers: int) -> list[_Rate]:
+    """The counters one ``limits`` entry defines."""
+    rates = [
+        (kind, rate_field, period, _share(getattr(limit, rate_field), workers))
+        for kind, table in (("requests", REQUEST_RATES), ("tokens", TOKEN_RATES))
+        for rate_field, period in table.items()
+        if getattr(limit, rate_field) is not None
     ]
     if limit.concurrent is not None:
-        counters.append(
-            _Counter("concurrent", "concurrent", 0.0, _share(limit.concurrent, workers))
-        )
-    return counters
+        rates.append(("concurrent", "concurrent", 0.0, _share(limit.concurrent, workers)))
+    return rates
 
 
-_MEMO_LIMIT = 10_000
+def _budget_limit(budget: BudgetConfig, workers: int) -> int:
+    """A budget's cap in counter units (micro-USD or tokens), this worker's share."""
+    if budget.usd is not None:
+        return _share(int(budget.usd * MICROS_PER_USD), workers)
+    return _share(budget.tokens or 0, workers)
 
 
 _periods: dict[tuple[str, str], tuple[str, float, float]] = {}
 
 
 def calendar_period(period: str, timezone: str, now: float) -> tuple[str, float]:
-    """``_calendar_period``, remembered until the period ends (it is asked on every call)."""
+    """``_calendar_period``, remembered until the period ends."""
     known = _periods.get((period, timezone))
     if known is not None and known[1] <= now < known[2]:
         return known[0], known[2] - now
@@ -183,71 +267,3 @@ def _calendar_period(period: str, timezone: str, now: float) -> tuple[str, float
     start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (start + timedelta(days=32)).replace(day=1)
     return start.strftime("%Y-%m"), max(1.0, end.timestamp() - now)
-
-
-class BudgetRules:
-    """The ``budgets`` section turned into counters for one call."""
-
-    def __init__(self, budgets: Sequence[BudgetConfig], *, workers: int = 1) -> None:
-        self._budgets = list(budgets)
-        # Each budget with its limit in counter units (micro-USD or tokens), this worker's share.
-        self._limits = [
-            (
-                b,
-                _share(
-                    int(b.usd * MICROS_PER_USD) if b.usd is not None else b.tokens or 0, workers
-                ),
-            )
-            for b in budgets
-        ]
-        self._memo: dict[tuple[int, str, str], tuple[Meter, str]] = {}
-
-    def has_usd_for(self, call: Call) -> bool:
-        """Whether a USD budget counts this call (it then needs a price)."""
-        return any(
-            b.usd is not None
-            and _applies(b.models, b.tenants, call)
-            and scope_of(b.per, call) is not None
-            for b in self._budgets
-        )
-
-    def checks(
-        self, call: Call, now: float, tokens: Callable[[], int], cost: Callable[[], int | None]
-    ) -> list[tuple[Meter, Check]]:
-        found: list[tuple[Meter, Check]] = []
-        for index, (budget, limit) in enumerate(self._limits):
-            if not _applies(budget.models, budget.tenants, call):
-                continue
-            scope = scope_of(budget.per, call)
-            if scope is None:
-                continue
-            if budget.usd is not None:
-                amount = cost()
-                if amount is None:
-                    continue  # the caller refuses unpriced models first (see TrafficControl)
-            else:
-                amount = tokens()
-            if budget.reset == "rolling":
-                meter, key = self._meter(index, budget, scope, "rolling")
-                found.append((meter, Rate(key, limit, ROLLING_PERIODS[budget.period], amount)))
-                continue
-            period_id, remaining = calendar_period(budget.period, budget.timezone, now)
-            meter, key = self._meter(index, budget, scope, period_id)
-            hard = budget.mode == "hard"
-            found.append((meter, Quota(key, limit, amount, remaining + 86400.0, hard)))
-        return found
-
-    def _meter(
-        self, index: int, budget: BudgetConfig, scope: str, period: str
-    ) -> tuple[Meter, str]:
-        """The meter and counter key of a (budget, caller, period), memoised."""
-        memo_key = (index, scope, period)
-        found = self._memo.get(memo_key)
-        if found is None:
-            if len(self._memo) >= _MEMO_LIMIT:
-                self._memo.clear()
-            usd = budget.usd is not None
-            meter = Meter("budget", budget.name, budget.per, scope, period, budget, usd)
-            key = f"bud:{budget.name}:{scope}" + ("" if period == "rolling" else f":{period}")
-            found = self._memo[memo_key] = (meter, key)
-        return found

@@ -13,7 +13,6 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from gatewise.policies.limits import Meter
 from gatewise.state.base import CheckState
 
 Headers = list[tuple[bytes, bytes]]
@@ -22,7 +21,7 @@ Headers = list[tuple[bytes, bytes]]
 def go_duration(seconds: float) -> str:
     """12ms, 1s, 1.5s, 6m0s, 1h2m3s: the format OpenAI's reset headers use."""
     if seconds < 1:
-        return f"{max(0, round(seconds * 1000))}ms"
+        return f"{round(seconds * 1000) if seconds > 0 else 0}ms"
     seconds = round(seconds, 3)
     whole = int(seconds)
     hours, rest = divmod(whole, 3600)
@@ -54,17 +53,20 @@ _ANTHROPIC = {
 }
 
 
-def rate_headers(wire: str, meters: Sequence[Meter], states: Sequence[CheckState]) -> Headers:
-    tightest: dict[str, CheckState] = {}
-    for meter, state in zip(meters, states, strict=True):
-        kind = meter.kind
-        if kind == "requests" or kind == "tokens":
-            chosen = tightest.get(kind)
-            if chosen is None or state.remaining < chosen.remaining:
-                tightest[kind] = state
+def rate_headers(
+    wire: str, states: Sequence[CheckState], requests: Sequence[int], tokens: Sequence[int]
+) -> Headers:
+    """The headers for the counters at ``requests`` and ``tokens`` (indexes into ``states``,
+    the request and token rate limits of a call)."""
     headers: Headers = []
     anthropic = wire == "anthropic"
-    for kind, state in tightest.items():
+    for kind, indexes in (("requests", requests), ("tokens", tokens)):
+        if not indexes:
+            continue
+        state = states[indexes[0]]
+        for index in indexes[1:]:
+            if states[index].remaining < state.remaining:
+                state = states[index]
         limit_name, remaining_name, reset_name = (_ANTHROPIC if anthropic else _OPENAI)[kind]
         if anthropic:
             moment = datetime.fromtimestamp(time.time() + state.reset_after, UTC)
@@ -72,8 +74,8 @@ def rate_headers(wire: str, meters: Sequence[Meter], states: Sequence[CheckState
         else:
             reset = go_duration(state.reset_after).encode()
         headers += [
-            (limit_name, str(state.limit).encode()),
-            (remaining_name, str(state.remaining).encode()),
+            (limit_name, b"%d" % state.limit),
+            (remaining_name, b"%d" % state.remaining),
             (reset_name, reset),
         ]
     return headers

@@ -26,8 +26,9 @@ from gatewise.core.errors import (
     ServiceUnavailableError,
 )
 from gatewise.core.types import Usage
+from gatewise.identity.principal import Principal
 from gatewise.policies.budget_alerts import BudgetAlerts
-from gatewise.policies.limits import BudgetRules, Call, LimitRules, Meter
+from gatewise.policies.limits import Call, Meter, Plan, Planner
 from gatewise.policies.rate_headers import rate_headers
 from gatewise.policies.settlements import SettlementBatcher
 from gatewise.pricing.catalog import Price
@@ -39,7 +40,6 @@ from gatewise.state.base import (
     Outcome,
     Quota,
     Rate,
-    Slots,
     StateUnavailableError,
 )
 
@@ -53,68 +53,35 @@ DEFAULT_OUTPUT_TOKENS = 1024
 class Admission:
     """What ``admit`` charged, so ``settle`` can correct it."""
 
-    meters: list[Meter]
+    plan: Plan
     checks: list[Check]
-    tokens: int | None  # the token estimate charged (None: no token counter)
-    cost: int | None  # the micro-USD estimate charged (None: no USD counter)
-    price: Price | None
+    tokens: int  # the token estimate charged (0 when no counter is charged in tokens)
+    cost: int  # the micro-USD estimate charged (0 when no counter is charged in USD)
 
 
-class Estimate:
-    """A call's token and cost estimates, computed only if some counter needs them."""
-
-    __slots__ = ("_cost", "_count", "_output", "_price", "_prompt", "_tokens")
-
-    def __init__(self, count: Callable[[], int], output: int | None, price: Price | None) -> None:
-        self._count = count
-        self._output = DEFAULT_OUTPUT_TOKENS if output is None else output
-        self._price = price
-        self._prompt: int | None = None
-        self._tokens: int | None = None
-        self._cost: int | None = None
-
-    def prompt(self) -> int:
-        if self._prompt is None:
-            self._prompt = self._count()
-        return self._prompt
-
-    def tokens(self) -> int:
-        if self._tokens is None:
-            self._tokens = self.prompt() + self._output
-        return self._tokens
-
-    def cost(self) -> int | None:
-        if self._cost is None and self._price is not None:
-            self._cost = estimate_cost_micros(self._price, self.prompt(), self._output)
-        return self._cost
-
-    @property
-    def used_tokens(self) -> int | None:
-        return self._tokens
-
-    @property
-    def used_cost(self) -> int | None:
-        return self._cost
+#: Plans remembered at most (callers x models); beyond that the memo starts over.
+_PLANS_LIMIT = 10_000
 
 
 class TrafficControl:
     def __init__(
         self,
         store: CounterStore,
-        limits: LimitRules,
-        budgets: BudgetRules,
+        planner: Planner,
         *,
         tenant_name: Callable[[str | None], str | None],
         alerts: BudgetAlerts | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self._limits = limits
-        self._budgets = budgets
+        self._planner = planner
         self._tenant_name = tenant_name
         self._alerts = alerts
         self._clock = clock
         self._batcher = SettlementBatcher(store, self._settled)
+        self._plans: dict[tuple[str | None, ...], Plan] = {}
+        # The memory store decides without I/O: call it without a coroutine.
+        self._admit_now: Callable[[list[Check]], Outcome] | None = getattr(store, "admit_now", None)
 
     async def admit(
         self,
@@ -127,24 +94,41 @@ class TrafficControl:
         principal = ctx.principal
         if principal is None:
             return None
-        call = Call(principal, model, ctx.client_ip, self._tenant_name(principal.tenant_id))
-        estimate = Estimate(count_prompt, output_tokens, price)
-        pairs = self._limits.checks(call, estimate.tokens)
-        budget_pairs = self._budgets.checks(call, self._clock(), estimate.tokens, estimate.cost)
-        if price is None and self._budgets.has_usd_for(call):
-            raise PermissionDeniedError(
-                f"The model `{model}` has no price, so the USD budget that applies to you "
-                "cannot be enforced; an admin must set `price:` on its deployment.",
-                code="price_unknown",
-                param="model",
-            )
-        pairs += budget_pairs
-        if not pairs:
+        plan = self._plan(principal, model, ctx.client_ip)
+        if not plan.checks:
             return None
-        meters = [meter for meter, _ in pairs]
-        checks = [check for _, check in pairs]
+        tokens = cost = 0
+        if plan.in_tokens or plan.in_usd:
+            prompt = count_prompt()
+            output = DEFAULT_OUTPUT_TOKENS if output_tokens is None else output_tokens
+            tokens = prompt + output
+            if plan.in_usd:
+                if price is None:
+                    raise PermissionDeniedError(
+                        f"The model `{model}` has no price, so the USD budget that applies to "
+                        "you cannot be enforced; an admin must set `price:` on its deployment.",
+                        code="price_unknown",
+                        param="model",
+                    )
+                cost = estimate_cost_micros(price, prompt, output)
+        checks = plan.checks_for(tokens, cost)
+        if self._admit_now is not None:
+            outcome = self._admit_now(checks)
+        else:
+            outcome = await self._admit_shared(checks)
+        ctx.rate_headers = rate_headers(
+            ctx.wire, outcome.states, plan.request_rates, plan.token_rates
+        )
+        if not outcome.allowed:
+            ctx.decisions.append(f"limited:{_describe(plan.meters[outcome.refused or 0])}")
+            raise _refusal(plan.meters, checks, outcome)
+        if plan.alerts and self._alerts is not None:
+            self._alerts.after_admit(plan.meters, checks, outcome.states)
+        return Admission(plan, checks, tokens, cost)
+
+    async def _admit_shared(self, checks: list[Check]) -> Outcome:
         try:
-            outcome = await self.store.admit(checks)
+            return await self.store.admit(checks)
         except StateUnavailableError as exc:
             log.warning("limits cannot be checked: %s", exc)
             raise ServiceUnavailableError(
@@ -152,14 +136,31 @@ class TrafficControl:
                 code="limits_unavailable",
                 headers={"retry-after": "1"},
             ) from None
-        ctx.rate_headers = rate_headers(ctx.wire, meters, outcome.states)
-        if not outcome.allowed:
-            ctx.decisions.append(f"limited:{_describe(meters[outcome.refused or 0])}")
-            raise _refusal(meters, checks, outcome)
-        admission = Admission(meters, checks, estimate.used_tokens, estimate.used_cost, price)
-        if self._alerts is not None:
-            self._alerts.after_admit(meters, checks, outcome.states)
-        return admission
+
+    def _plan(self, principal: Principal, model: str, ip: str | None) -> Plan:
+        """The caller's plan for ``model``, compiled once and reused until a period ends."""
+        planner = self._planner
+        tenant = self._tenant_name(principal.tenant_id) if planner.uses_tenant_name else None
+        if not planner.uses_ip:
+            ip = None  # not part of any counter: one plan for every address
+        key = (
+            principal.name,
+            principal.key_id,
+            principal.app_id,
+            principal.team_id,
+            principal.tenant_id,
+            principal.user_id,
+            model,
+            ip,
+            tenant,
+        )
+        now = self._clock()
+        plan = self._plans.get(key)
+        if plan is None or now >= plan.until:
+            if len(self._plans) >= _PLANS_LIMIT:
+                self._plans.clear()
+            plan = self._plans[key] = planner.plan(Call(principal, model, ip, tenant), now)
+        return plan
 
     def settle(
         self,
@@ -174,32 +175,38 @@ class TrafficControl:
             ctx.cost_micros = cost_micros(price, usage) if usage is not None else 0
         if admission is None:
             return
-        tokens = (usage.prompt_tokens + usage.completion_tokens) if usage is not None else 0
+        plan, checks = admission.plan, admission.checks
         adjustments: list[Adjustment] = []
-        release: list[Slots] = []
-        for meter, check in zip(admission.meters, admission.checks, strict=True):
-            if isinstance(check, Slots):
-                release.append(check)
-            elif meter.kind == "tokens" or (meter.kind == "budget" and not meter.usd):
-                if admission.tokens is not None and tokens != admission.tokens:
-                    adjustments.append(Adjustment(check, tokens - admission.tokens))
-            elif meter.kind == "budget" and admission.cost is not None:
-                actual = ctx.cost_micros if ctx.cost_micros is not None else 0
-                if actual != admission.cost:
-                    adjustments.append(Adjustment(check, actual - admission.cost))
-        if not adjustments and not release:
-            return
-        self._batcher.add(admission, adjustments, release)
+        if plan.in_tokens:
+            used = (usage.prompt_tokens + usage.completion_tokens) if usage is not None else 0
+            delta = used - admission.tokens
+            if delta:
+                adjustments += _corrections(checks, plan.in_tokens, delta)
+        if plan.in_usd:
+            delta = (ctx.cost_micros or 0) - admission.cost
+            if delta:
+                adjustments += _corrections(checks, plan.in_usd, delta)
+        if adjustments or plan.slots:
+            self._batcher.add(admission, adjustments, plan.slots)
 
     def _settled(
         self, admission: Admission, adjustments: list[Adjustment], totals: list[int]
     ) -> None:
-        if self._alerts is not None and adjustments:
-            self._alerts.after_settle(admission.meters, admission.checks, adjustments, totals)
+        if self._alerts is not None and adjustments and admission.plan.alerts:
+            meters = admission.plan.meters
+            self._alerts.after_settle(meters, admission.checks, adjustments, totals)
 
     async def close(self) -> None:
         """Send the settlements still waiting (a clean stop loses none)."""
         await self._batcher.close()
+
+
+def _corrections(checks: list[Check], indexes: list[int], delta: int) -> list[Adjustment]:
+    return [
+        Adjustment(check, delta)
+        for check in (checks[i] for i in indexes)
+        if isinstance(check, Rate | Quota)
+    ]
 
 
 def _describe(meter: Meter) -> str:

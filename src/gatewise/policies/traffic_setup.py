@@ -15,7 +15,7 @@ from gatewise.config.models import Config
 from gatewise.config.secrets import interpolate_url, resolve_reference
 from gatewise.identity.cache import IdentityCache
 from gatewise.policies.budget_alerts import BudgetAlerts
-from gatewise.policies.limits import BudgetRules, LimitRules
+from gatewise.policies.limits import Planner
 from gatewise.policies.traffic import TrafficControl
 from gatewise.pricing.book import PriceBook
 from gatewise.state.base import CounterStore
@@ -97,8 +97,7 @@ def build_traffic(config: Config, config_dir: Path | None, identity: IdentityCac
 
     traffic = TrafficControl(
         store,
-        LimitRules(config.limits, workers=workers),
-        BudgetRules(config.budgets, workers=workers),
+        Planner(config.limits, config.budgets, workers=workers),
         tenant_name=tenant_name,
         alerts=alerts,
     )

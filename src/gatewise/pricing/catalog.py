@@ -25,7 +25,7 @@ micro-USD amount and nothing is ever a float.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 
@@ -58,6 +58,11 @@ class Price:
     per_call: Decimal = _ZERO
     long_above: int | None = None
     long: Price | None = None
+    #: The rates as whole numbers, for cost arithmetic on every call (see ``Units``).
+    units: Units = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "units", Units.of(self))
 
     def for_prompt(self, prompt_tokens: int) -> Price:
         """The tier a request with this many prompt tokens is billed at."""
@@ -68,6 +73,37 @@ class Price:
         ):
             return self.long
         return self
+
+
+@dataclass(frozen=True, slots=True)
+class Units:
+    """A price's rates as integers in units of ``1 / scale`` micro-USD per million tokens.
+
+    ``scale`` is the power of ten that makes every rate whole, so a call's cost is exact
+    integer arithmetic: ``ceil(sum(tokens * rate) / divisor)`` micro-USD, with the
+    per-call price already in the same units. Decimal would cost ~5 µs per call.
+    """
+
+    input: int
+    output: int
+    cached_input: int  # the input rate where the price has none
+    cache_write: int  # the input rate where the price has none
+    per_call: int  # micro-USD per call, times divisor
+    divisor: int  # scale * 10**6 (per million tokens)
+
+    @classmethod
+    def of(cls, price: Price) -> Units:
+        cached = price.input if price.cached_input is None else price.cached_input
+        write = price.input if price.cache_write is None else price.cache_write
+        rates = [
+            Decimal(rate) for rate in (price.input, price.output, cached, write, price.per_call)
+        ]
+        places = max(max(0, -int(rate.normalize().as_tuple().exponent)) for rate in rates)
+        scale = 10**places
+        whole = [int(rate * scale) for rate in rates]
+        divisor = scale * 1_000_000
+        # per_call is per call, not per million: in the same units it is times 10**6.
+        return cls(whole[0], whole[1], whole[2], whole[3], whole[4] * 1_000_000, divisor)
 
 
 def _micros(usd: str | None) -> Decimal | None:

@@ -1,12 +1,13 @@
 """What one call costs, in whole micro-USD, from its price and its token usage.
 
-All arithmetic is Decimal and the result is rounded up to the next micro-USD: a gateway
-that enforces budgets must never under-charge, and a micro-dollar per call is noise.
+All arithmetic is exact (integers, see ``catalog.Units``) and the result is rounded up to
+the next micro-USD: a gateway that enforces budgets must never under-charge, and a
+micro-dollar per call is noise.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 
 from gatewise.config.pricing import PriceConfig
 from gatewise.core.types import Usage
@@ -50,11 +51,6 @@ def _count(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _round_up(amount_per_million: Decimal, per_call: Decimal) -> int:
-    total = amount_per_million.scaleb(-6) + per_call  # scaleb: an exact division by 10**6
-    return int(total.to_integral_value(rounding=ROUND_CEILING))
-
-
 def cost_micros(price: Price, usage: Usage) -> int:
     """The cost of a finished call in micro-USD, rounded up.
 
@@ -64,18 +60,20 @@ def cost_micros(price: Price, usage: Usage) -> int:
     per-call price. The prompt length picks the tier where a model has two.
     """
     prompt = max(usage.prompt_tokens, 0)
-    rates = price.for_prompt(prompt)
-    details = usage.prompt_tokens_details or {}
-    cached = min(_count(details.get("cached_tokens")), prompt)
-    written = min(_count(details.get("cache_write_tokens")), prompt - cached)
-    fresh = prompt - cached - written
+    rates = price.for_prompt(prompt).units
+    cached = written = 0
+    details = usage.prompt_tokens_details
+    if details:
+        cached = min(_count(details.get("cached_tokens")), prompt)
+        written = min(_count(details.get("cache_write_tokens")), prompt - cached)
     amount = (
-        fresh * rates.input
-        + cached * (rates.input if rates.cached_input is None else rates.cached_input)
-        + written * (rates.input if rates.cache_write is None else rates.cache_write)
+        (prompt - cached - written) * rates.input
+        + cached * rates.cached_input
+        + written * rates.cache_write
         + max(usage.completion_tokens, 0) * rates.output
+        + rates.per_call
     )
-    return _round_up(amount, rates.per_call)
+    return -(-amount // rates.divisor)
 
 
 def estimate_cost_micros(price: Price, prompt_tokens: int, max_output_tokens: int) -> int:
@@ -85,9 +83,10 @@ def estimate_cost_micros(price: Price, prompt_tokens: int, max_output_tokens: in
     assumed) and every allowed output token at the output rate.
     """
     prompt = max(prompt_tokens, 0)
-    rates = price.for_prompt(prompt)
-    prompt_rate = rates.input
-    if rates.cache_write is not None and rates.cache_write > prompt_rate:
-        prompt_rate = rates.cache_write
-    amount = prompt * prompt_rate + max(max_output_tokens, 0) * rates.output
-    return _round_up(amount, rates.per_call)
+    rates = price.for_prompt(prompt).units
+    amount = (
+        prompt * max(rates.input, rates.cache_write)
+        + max(max_output_tokens, 0) * rates.output
+        + rates.per_call
+    )
+    return -(-amount // rates.divisor)

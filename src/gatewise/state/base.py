@@ -25,8 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# The records below are built for every call (a frozen dataclass costs four times as much to
+# build as a plain one, ~0.7 µs against ~0.2 µs): treat them as immutable all the same.
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Rate:
     key: str
     limit: int  # units per period (>= 1)
@@ -34,7 +37,7 @@ class Rate:
     cost: int  # units this request takes now (may exceed limit: then it is refused)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Quota:
     key: str
     limit: int  # units per period (micro-USD or tokens)
@@ -43,7 +46,7 @@ class Quota:
     hard: bool = True  # False: counted, never refused
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Slots:
     key: str
     limit: int
@@ -53,7 +56,7 @@ class Slots:
 Check = Rate | Quota | Slots
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CheckState:
     """One counter after the decision, for response headers and alerts."""
 
@@ -63,7 +66,7 @@ class CheckState:
     used: int = 0  # Quota: units used after this charge (for threshold alerts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
     allowed: bool
     #: Index (into the checks passed to ``admit``) of the first counter that refused, else None.
@@ -74,7 +77,7 @@ class Outcome:
     states: list[CheckState] = field(default_factory=list)  # one per check, same order
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Adjustment:
     """A correction after the call: ``delta`` units (negative gives back) on a Rate or Quota."""
 
