@@ -35,47 +35,57 @@ def go_duration(seconds: float) -> str:
     return f"{sec_text}s"
 
 
-_OPENAI = {
-    kind: (
-        b"x-ratelimit-limit-" + kind.encode(),
-        b"x-ratelimit-remaining-" + kind.encode(),
-        b"x-ratelimit-reset-" + kind.encode(),
-    )
-    for kind in ("requests", "tokens")
-}
-_ANTHROPIC = {
-    kind: (
-        f"anthropic-ratelimit-{kind}-limit".encode(),
-        f"anthropic-ratelimit-{kind}-remaining".encode(),
-        f"anthropic-ratelimit-{kind}-reset".encode(),
-    )
-    for kind in ("requests", "tokens")
-}
+def _names(prefix: str, kind: str, anthropic: bool) -> tuple[bytes, bytes, bytes]:
+    def name(part: str) -> bytes:
+        return (f"{prefix}{kind}-{part}" if anthropic else f"{prefix}{part}-{kind}").encode()
+
+    return name("limit"), name("remaining"), name("reset")
+
+
+# Header names by dialect: (requests names, tokens names), each (limit, remaining, reset).
+_OPENAI = (_names("x-ratelimit-", "requests", False), _names("x-ratelimit-", "tokens", False))
+_ANTHROPIC = (
+    _names("anthropic-ratelimit-", "requests", True),
+    _names("anthropic-ratelimit-", "tokens", True),
+)
 
 
 def rate_headers(
     wire: str, states: Sequence[CheckState], requests: Sequence[int], tokens: Sequence[int]
 ) -> Headers:
     """The headers for the counters at ``requests`` and ``tokens`` (indexes into ``states``,
-    the request and token rate limits of a call)."""
+    the request and token rate limits of a call). Runs on every response: kept lean."""
     headers: Headers = []
     anthropic = wire == "anthropic"
-    for kind, indexes in (("requests", requests), ("tokens", tokens)):
-        if not indexes:
-            continue
-        state = states[indexes[0]]
-        for index in indexes[1:]:
-            if states[index].remaining < state.remaining:
-                state = states[index]
-        limit_name, remaining_name, reset_name = (_ANTHROPIC if anthropic else _OPENAI)[kind]
-        if anthropic:
-            moment = datetime.fromtimestamp(time.time() + state.reset_after, UTC)
-            reset = moment.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
-        else:
-            reset = go_duration(state.reset_after).encode()
-        headers += [
-            (limit_name, b"%d" % state.limit),
-            (remaining_name, b"%d" % state.remaining),
-            (reset_name, reset),
-        ]
+    names = _ANTHROPIC if anthropic else _OPENAI
+    if requests:
+        _describe(headers, names[0], _tightest(states, requests), anthropic)
+    if tokens:
+        _describe(headers, names[1], _tightest(states, tokens), anthropic)
     return headers
+
+
+def _tightest(states: Sequence[CheckState], indexes: Sequence[int]) -> CheckState:
+    state = states[indexes[0]]
+    for index in indexes[1:]:
+        if states[index].remaining < state.remaining:
+            state = states[index]
+    return state
+
+
+def _describe(
+    headers: Headers, names: tuple[bytes, bytes, bytes], state: CheckState, anthropic: bool
+) -> None:
+    reset_after = state.reset_after
+    if anthropic:
+        moment = datetime.fromtimestamp(time.time() + reset_after, UTC)
+        reset = moment.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    elif reset_after < 1:
+        reset = b"%dms" % round(reset_after * 1000) if reset_after > 0 else b"0ms"
+    else:
+        reset = go_duration(reset_after).encode()
+    headers += (
+        (names[0], b"%d" % state.limit),
+        (names[1], b"%d" % state.remaining),
+        (names[2], reset),
+    )

@@ -47,7 +47,7 @@ QuotaEntry = tuple[int, int]  # (used, expiry in µs)
 
 
 def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
+    return -(-a // b)  # the hot loops write this out in line
 
 
 class MemoryCounterStore:
@@ -80,11 +80,12 @@ class MemoryCounterStore:
     def admit_now(self, checks: list[Check]) -> Outcome:
         """``admit`` without the coroutine: check and charge in one synchronous step."""
         now = self._now()
+        stored_rates, stored_quotas = self._rates, self._quotas
         # Staged charges: nothing is stored until every check passed, and a key named
-        # twice sees its own first charge.
+        # twice sees its own first charge. Slots: key -> (in use, expiry, slots taken).
         rates: dict[str, RateEntry] = {}
         quotas: dict[str, QuotaEntry] = {}
-        slots: dict[str, list[int]] = {}
+        slots: dict[str, tuple[int, int, int]] = {}
         states: list[CheckState] = []
         for index, check in enumerate(checks):
             key = check.key
@@ -93,46 +94,46 @@ class MemoryCounterStore:
                 period = round(check.period * MICROS)
                 now_s = now * limit
                 tat = now_s
-                entry = rates.get(key) or self._rates.get(key)
+                entry = rates.get(key) or stored_rates.get(key)
                 if entry is not None and entry[2] > now:
                     stored = entry[0]
                     if entry[1] != limit:  # stored at another limit: rescale, rounding up
-                        stored = _ceil_div(stored * limit, entry[1])
+                        stored = -(-stored * limit // entry[1])
                     if stored > now_s:
                         tat = stored
                 tat += check.cost * period
                 spent = tat - now_s  # the TAT's lead over now, in 1/limit µs
                 if spent > period * limit:
-                    retry = _ceil_div(spent - period * limit, limit) / MICROS
+                    retry = -((period * limit - spent) // limit) / MICROS
                     return self._refused(checks, index, retry, now)
-                reset = _ceil_div(spent, limit)  # µs until the TAT
+                reset = -(-spent // limit)  # whole µs until the TAT
                 rates[key] = (tat, limit, now + reset + period)
-                states.append(CheckState(limit, limit - _ceil_div(spent, period), reset / MICROS))
+                # remaining = limit - ceil(spent / period)
+                states.append(CheckState(limit, limit + (-spent // period), reset / MICROS))
             elif isinstance(check, Quota):
-                staged = quotas.get(key)
-                if staged is not None:
-                    used = staged[0]
-                else:
-                    found = self._quotas.get(key)
-                    used = found[0] if found is not None and found[1] > now else 0
+                staged = quotas.get(key) or stored_quotas.get(key)
+                used = staged[0] if staged is not None and staged[1] > now else 0
                 used += check.cost
                 if check.hard and used > limit:
                     return self._refused(checks, index, 0.0, now)
                 quotas[key] = (used, now + round(check.ttl * MICROS))
                 states.append(CheckState(limit, limit - used if used < limit else 0, 0.0, used))
             else:
-                taken = slots.get(key)
-                if taken is None:
-                    taken = self._live_slots(key, now)
-                if len(taken) >= limit:
+                pending = slots.get(key)
+                in_use = len(self._live_slots(key, now)) if pending is None else pending[0]
+                if in_use >= limit:
                     return self._refused(checks, index, 0.0, now)
-                taken = [*taken]
-                bisect.insort(taken, now + round(check.ttl * MICROS))
-                slots[key] = taken
-                states.append(CheckState(limit, limit - len(taken), 0.0))
-        self._rates.update(rates)
-        self._quotas.update(quotas)
-        self._slots.update(slots)
+                taken = 1 if pending is None else pending[2] + 1
+                slots[key] = (in_use + 1, now + round(check.ttl * MICROS), taken)
+                states.append(CheckState(limit, limit - in_use - 1, 0.0))
+        if rates:
+            stored_rates.update(rates)
+        if quotas:
+            stored_quotas.update(quotas)
+        for key, (_, expiry, taken) in slots.items():
+            expiries = self._slots.setdefault(key, [])
+            for _ in range(taken):
+                bisect.insort(expiries, expiry)
         return Outcome(True, None, 0.0, states)
 
     def _refused(self, checks: list[Check], index: int, retry: float, now: int) -> Outcome:

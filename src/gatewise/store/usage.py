@@ -19,10 +19,11 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal
+from itertools import chain
 from operator import attrgetter
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, NamedTuple, Protocol, get_args
 
 import sqlalchemy as sa
 
@@ -45,13 +46,13 @@ DEFAULT_PERIOD = 30 * 86400.0
 _WARN_EVERY = 10.0
 
 
-@dataclass(slots=True, kw_only=True)  # not frozen: built on every call, frozen costs 2 µs
-class UsageRecord:
+class UsageRecord(NamedTuple):
     """One model call the gateway answered or refused after authentication.
 
     ``cost_micros`` is integer micro-USD, None when the model's price is unknown;
     ``usage_estimated`` says the token counts are the gateway's estimate (the
-    upstream reported none, or the stream was cut)."""
+    upstream reported none, or the stream was cut). A tuple (built for every call,
+    about three times cheaper than a dataclass), handed to the driver as is."""
 
     request_id: str
     at: float
@@ -120,7 +121,7 @@ class UsageSink(Protocol):
 _SQLITE_ROWS = 500
 
 #: The record's fields, in the table's column names.
-_FIELDS = tuple(f.name for f in fields(UsageRecord))
+_FIELDS = UsageRecord._fields
 
 
 class UsageRepository:
@@ -128,7 +129,7 @@ class UsageRepository:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._insert: tuple[str, Callable[[UsageRecord], tuple[Any, ...]]] | None = None
+        self._insert: tuple[str, Callable[[UsageRecord], tuple[Any, ...]] | None] | None = None
 
     async def insert_many(self, records: Sequence[UsageRecord]) -> None:
         """All ``records`` in one transaction.
@@ -143,11 +144,18 @@ class UsageRepository:
             return
         engine = self.database.engine
         if self._insert is None:
-            compiled = usage.insert().compile(dialect=engine.dialect, column_keys=_FIELDS)
-            order = compiled.positiontup or list(_FIELDS)
-            self._insert = str(compiled), attrgetter(*order)
-        sql, row = self._insert
-        rows = [row(record) for record in records]
+            # Columns in the record's order, so its tuples are the driver's parameters.
+            columns = ", ".join(_FIELDS)
+            values = ", ".join(f":{name}" for name in _FIELDS)
+            text = sa.text(f"INSERT INTO {usage.name} ({columns}) VALUES ({values})")
+            compiled = text.compile(dialect=engine.dialect)
+            order = list(compiled.positiontup or _FIELDS)
+            same = order == list(_FIELDS)
+            self._insert = str(compiled), None if same else attrgetter(*order)
+        sql, reorder = self._insert
+        rows: Sequence[tuple[Any, ...]] = (
+            records if reorder is None else [reorder(record) for record in records]
+        )
         async with engine.begin() as connection:
             if engine.dialect.name != "sqlite":
                 await connection.exec_driver_sql(sql, rows)
@@ -156,7 +164,7 @@ class UsageRepository:
             for start in range(0, len(rows), _SQLITE_ROWS):
                 chunk = rows[start : start + _SQLITE_ROWS]
                 statement = sql + (", " + values) * (len(chunk) - 1)
-                flat = tuple(value for one in chunk for value in one)
+                flat = tuple(chain.from_iterable(chunk))
                 await connection.exec_driver_sql(statement, flat)
 
     async def summary(
