@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # SQLAlchemy is imported only where a runtime is really built
     from gatewise.store.engine import Database
     from gatewise.store.identity import IdentityStore
     from gatewise.store.responses import ResponseRepository
+    from gatewise.store.usage import UsageRepository
 
 log = logging.getLogger("gatewise")
 
@@ -56,6 +57,7 @@ class Runtime:
     authenticator: Authenticator
     traffic: TrafficParts
     accounting: Accounting
+    usage: UsageRepository
     verifier: OIDCVerifier | None = None
     skipped: list[str] = field(default_factory=list)
 
@@ -77,6 +79,7 @@ class Runtime:
             await self.verifier.close()
         await self.identity_cache.close()
         await self.accounting.writer.close()  # writes every queued usage record
+        await self.usage.close()
         await self.database.close()
 
 
@@ -154,6 +157,7 @@ def build_runtime(config: Config, config_dir: Path | None = None) -> Runtime:
     approval = frozenset(m.name for m in config.models if m.approval == "required")
     traffic = build_traffic(config, config_dir, cache)
     meter = CallMeter(traffic.traffic, traffic.prices)
+    usage = UsageRepository(database)
     return Runtime(
         config,
         prepared.providers,
@@ -165,9 +169,8 @@ def build_runtime(config: Config, config_dir: Path | None = None) -> Runtime:
         identity_cache=cache,
         authenticator=Authenticator(cache, verifier, open_mode=open_mode),
         traffic=traffic,
-        accounting=Accounting(
-            UsageWriter(UsageRepository(database)), enabled=config.store.usage_records
-        ),
+        accounting=Accounting(UsageWriter(usage), enabled=config.store.usage_records),
+        usage=usage,
         verifier=verifier,
         skipped=prepared.skipped,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from gatewise.store import sqlite_appender
 from gatewise.store.engine import Database
 from gatewise.store.tables import usage
 from gatewise.store.usage import (
@@ -36,8 +38,10 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 
 
 @pytest.fixture
-def repository(database: Database) -> UsageRepository:
-    return UsageRepository(database)
+async def repository(database: Database) -> AsyncIterator[UsageRepository]:
+    repository = UsageRepository(database)
+    yield repository
+    await repository.close()
 
 
 def record(n: int = 0, **fields: Any) -> UsageRecord:
@@ -62,8 +66,9 @@ async def rows_in(database: Database) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def inserts_counted(database: Database) -> Iterator[list[int]]:
-    """The number of parameter sets of every INSERT INTO usage the engine sends."""
+def inserts_counted(database: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The rows of every INSERT INTO usage sent: through the engine (PostgreSQL), or by the
+    SQLite appender's own connection (traced; it connects on its first insert)."""
     sizes: list[int] = []
 
     def count(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
@@ -71,6 +76,14 @@ def inserts_counted(database: Database) -> Iterator[list[int]]:
             # Rows per statement: executemany's parameter sets, or a multi-row VALUES list.
             sizes.append(len(params) if many else statement.count("), (") + 1)
 
+    connect = sqlite3.connect
+
+    def traced(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = connect(*args, **kwargs)
+        connection.set_trace_callback(lambda sql: count(None, None, sql, (), None, False))
+        return connection
+
+    monkeypatch.setattr(sqlite_appender.sqlite3, "connect", traced)
     engine = database.engine.sync_engine
     sa.event.listen(engine, "before_cursor_execute", count)
     try:
@@ -90,7 +103,7 @@ async def until(condition: Any, timeout: float = 5.0) -> None:
 
 
 async def test_insert_many_round_trips_every_field(
-    database: Database, repository: UsageRepository
+    database: Database, repository: UsageRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     full = UsageRecord(
         request_id="req-full",
@@ -112,7 +125,7 @@ async def test_insert_many_round_trips_every_field(
         usage_estimated=True,
         duration_ms=12.5,
     )
-    with inserts_counted(database) as sizes:
+    with inserts_counted(database, monkeypatch) as sizes:
         await repository.insert_many([full, record(1)])
         await repository.insert_many([])
     assert sizes == [2]
@@ -158,11 +171,11 @@ async def test_summary_sums_and_groups(repository: UsageRepository) -> None:
 
 
 async def test_writer_batches_many_records_into_few_inserts(
-    database: Database, repository: UsageRepository
+    database: Database, repository: UsageRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writer = UsageWriter(repository, batch_size=100, flush_interval=60)
     writer.start()
-    with inserts_counted(database) as sizes:
+    with inserts_counted(database, monkeypatch) as sizes:
         assert all(writer.submit(record(n)) for n in range(250))
         # Two full batches go at once (no waiting for the 60 s tick); the rest waits.
         await until(lambda: writer.written == 200)
@@ -176,12 +189,12 @@ async def test_writer_batches_many_records_into_few_inserts(
 
 
 async def test_writer_flushes_a_partial_batch_on_its_interval(
-    database: Database, repository: UsageRepository
+    database: Database, repository: UsageRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writer = UsageWriter(repository, batch_size=100, flush_interval=0.05)
     writer.start()
     try:
-        with inserts_counted(database) as sizes:
+        with inserts_counted(database, monkeypatch) as sizes:
             for n in range(3):
                 writer.submit(record(n))
             await until(lambda: writer.written == 3)

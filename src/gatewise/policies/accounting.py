@@ -32,28 +32,35 @@ class Accounting:
         ):
             return
         usage = ctx.usage
-        details = (usage.prompt_tokens_details or {}) if usage is not None else {}
-        cached = details.get("cached_tokens")
+        prompt = completion = cached = 0
+        if usage is not None:
+            prompt, completion = usage.prompt_tokens, usage.completion_tokens
+            details = usage.prompt_tokens_details
+            if details:
+                found = details.get("cached_tokens")
+                cached = found if isinstance(found, int) else 0
+        attempts = ctx.attempts
+        # No upstream was called (refused, invalid): it cost nothing.
+        cost = ctx.cost_micros if attempts else (ctx.cost_micros or 0)
         self.writer.submit(
-            UsageRecord(
-                request_id=ctx.request_id,
-                at=time.time(),
-                model=ctx.model,
-                operation=ctx.operation,
-                status=ctx.status,
-                tenant_id=principal.tenant_id,
-                team_id=principal.team_id,
-                app_id=principal.app_id,
-                user_id=principal.user_id,
-                key_id=principal.key_id,
-                provider=ctx.provider,
-                stream=ctx.stream,
-                prompt_tokens=usage.prompt_tokens if usage is not None else 0,
-                completion_tokens=usage.completion_tokens if usage is not None else 0,
-                cached_tokens=cached if isinstance(cached, int) else 0,
-                # No upstream was called (refused, invalid): it cost nothing.
-                cost_micros=ctx.cost_micros if ctx.attempts else (ctx.cost_micros or 0),
-                usage_estimated=ctx.usage_estimated,
-                duration_ms=ctx.elapsed_ms(),
+            UsageRecord(  # positional: this runs for every call (field order in UsageRecord)
+                ctx.request_id,
+                time.time(),
+                ctx.model,
+                ctx.operation,
+                ctx.status,
+                principal.tenant_id,
+                principal.team_id,
+                principal.app_id,
+                principal.user_id,
+                principal.key_id,
+                attempts[-1].provider if attempts else None,
+                ctx.stream,
+                prompt,
+                completion,
+                cached,
+                cost,
+                ctx.usage_estimated,
+                ctx.elapsed_ms(),
             )
         )

@@ -74,6 +74,9 @@ class Plan:
     #: Indexes of the counters charged in tokens / in micro-USD.
     in_tokens: list[int] = field(default_factory=list)
     in_usd: list[int] = field(default_factory=list)
+    #: The same counters' checks, to correct once the call's real usage is known.
+    token_counters: list[Rate | Quota] = field(default_factory=list)
+    usd_counters: list[Rate | Quota] = field(default_factory=list)
     #: Indexes of the request and token rate limits (what the rate headers describe).
     request_rates: list[int] = field(default_factory=list)
     token_rates: list[int] = field(default_factory=list)
@@ -87,10 +90,14 @@ class Plan:
         self.meters.append(meter)
         self.checks.append(check)
         self.units.append(unit)
-        if unit == TOKENS:
-            self.in_tokens.append(index)
-        elif unit == USD:
-            self.in_usd.append(index)
+        if unit != FIXED:
+            assert isinstance(check, Rate | Quota)  # slots are always FIXED
+            if unit == TOKENS:
+                self.in_tokens.append(index)
+                self.token_counters.append(check)
+            else:
+                self.in_usd.append(index)
+                self.usd_counters.append(check)
         if meter.kind == "requests":
             self.request_rates.append(index)
         elif meter.kind == "tokens":

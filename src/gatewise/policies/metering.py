@@ -30,11 +30,14 @@ class CallMeter:
         count_prompt: Callable[[], int],
         output_tokens: int | None,
     ) -> Admission | None:
-        if self.traffic is None:
+        traffic = self.traffic
+        if traffic is None:
             return None
         first = route.targets[0]
         price = self.prices.price(first.provider.name, first.model)
-        return await self.traffic.admit(ctx, route.name, count_prompt, output_tokens, price)
+        if traffic.synchronous:  # one coroutine less on every call
+            return traffic.admit_now(ctx, route.name, count_prompt, output_tokens, price)
+        return await traffic.admit(ctx, route.name, count_prompt, output_tokens, price)
 
     def settle(self, ctx: RequestContext, admission: Admission | None, usage: Usage | None) -> None:
         attempt = ctx.attempts[-1] if ctx.attempts else None

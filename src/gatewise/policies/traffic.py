@@ -83,6 +83,11 @@ class TrafficControl:
         # The memory store decides without I/O: call it without a coroutine.
         self._admit_now: Callable[[list[Check]], Outcome] | None = getattr(store, "admit_now", None)
 
+    @property
+    def synchronous(self) -> bool:
+        """Whether ``admit_now`` can be used: the store decides without I/O (memory)."""
+        return self._admit_now is not None
+
     async def admit(
         self,
         ctx: RequestContext,
@@ -91,6 +96,46 @@ class TrafficControl:
         output_tokens: int | None,
         price: Price | None,
     ) -> Admission | None:
+        if self._admit_now is not None:
+            return self.admit_now(ctx, model, count_prompt, output_tokens, price)
+        charge = self._charge(ctx, model, count_prompt, output_tokens, price)
+        if charge is None:
+            return None
+        try:
+            outcome = await self.store.admit(charge.checks)
+        except StateUnavailableError as exc:
+            log.warning("limits cannot be checked: %s", exc)
+            raise ServiceUnavailableError(
+                "Rate limits and budgets cannot be checked right now; try again shortly.",
+                code="limits_unavailable",
+                headers={"retry-after": "1"},
+            ) from None
+        return self._decided(ctx, charge, outcome)
+
+    def admit_now(
+        self,
+        ctx: RequestContext,
+        model: str,
+        count_prompt: Callable[[], int],
+        output_tokens: int | None,
+        price: Price | None,
+    ) -> Admission | None:
+        """``admit`` without a coroutine, for a store that decides without I/O."""
+        assert self._admit_now is not None
+        charge = self._charge(ctx, model, count_prompt, output_tokens, price)
+        if charge is None:
+            return None
+        return self._decided(ctx, charge, self._admit_now(charge.checks))
+
+    def _charge(
+        self,
+        ctx: RequestContext,
+        model: str,
+        count_prompt: Callable[[], int],
+        output_tokens: int | None,
+        price: Price | None,
+    ) -> Admission | None:
+        """What this call is charged: its plan's checks with the estimates filled in."""
         principal = ctx.principal
         if principal is None:
             return None
@@ -111,31 +156,19 @@ class TrafficControl:
                         param="model",
                     )
                 cost = estimate_cost_micros(price, prompt, output)
-        checks = plan.checks_for(tokens, cost)
-        if self._admit_now is not None:
-            outcome = self._admit_now(checks)
-        else:
-            outcome = await self._admit_shared(checks)
+        return Admission(plan, plan.checks_for(tokens, cost), tokens, cost)
+
+    def _decided(self, ctx: RequestContext, charge: Admission, outcome: Outcome) -> Admission:
+        plan = charge.plan
         ctx.rate_headers = rate_headers(
             ctx.wire, outcome.states, plan.request_rates, plan.token_rates
         )
         if not outcome.allowed:
             ctx.decisions.append(f"limited:{_describe(plan.meters[outcome.refused or 0])}")
-            raise _refusal(plan.meters, checks, outcome)
+            raise _refusal(plan.meters, charge.checks, outcome)
         if plan.alerts and self._alerts is not None:
-            self._alerts.after_admit(plan.meters, checks, outcome.states)
-        return Admission(plan, checks, tokens, cost)
-
-    async def _admit_shared(self, checks: list[Check]) -> Outcome:
-        try:
-            return await self.store.admit(checks)
-        except StateUnavailableError as exc:
-            log.warning("limits cannot be checked: %s", exc)
-            raise ServiceUnavailableError(
-                "Rate limits and budgets cannot be checked right now; try again shortly.",
-                code="limits_unavailable",
-                headers={"retry-after": "1"},
-            ) from None
+            self._alerts.after_admit(plan.meters, charge.checks, outcome.states)
+        return charge
 
     def _plan(self, principal: Principal, model: str, ip: str | None) -> Plan:
         """The caller's plan for ``model``, compiled once and reused until a period ends."""
@@ -175,17 +208,17 @@ class TrafficControl:
             ctx.cost_micros = cost_micros(price, usage) if usage is not None else 0
         if admission is None:
             return
-        plan, checks = admission.plan, admission.checks
+        plan = admission.plan
         adjustments: list[Adjustment] = []
-        if plan.in_tokens:
+        if plan.token_counters:
             used = (usage.prompt_tokens + usage.completion_tokens) if usage is not None else 0
             delta = used - admission.tokens
             if delta:
-                adjustments += _corrections(checks, plan.in_tokens, delta)
-        if plan.in_usd:
+                adjustments = [Adjustment(check, delta) for check in plan.token_counters]
+        if plan.usd_counters:
             delta = (ctx.cost_micros or 0) - admission.cost
             if delta:
-                adjustments += _corrections(checks, plan.in_usd, delta)
+                adjustments += [Adjustment(check, delta) for check in plan.usd_counters]
         if adjustments or plan.slots:
             self._batcher.add(admission, adjustments, plan.slots)
 
@@ -199,14 +232,6 @@ class TrafficControl:
     async def close(self) -> None:
         """Send the settlements still waiting (a clean stop loses none)."""
         await self._batcher.close()
-
-
-def _corrections(checks: list[Check], indexes: list[int], delta: int) -> list[Adjustment]:
-    return [
-        Adjustment(check, delta)
-        for check in (checks[i] for i in indexes)
-        if isinstance(check, Rate | Quota)
-    ]
 
 
 def _describe(meter: Meter) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Callable
+from typing import Any
 
 from gatewise.state.base import (
     Adjustment,
@@ -78,14 +79,13 @@ class MemoryCounterStore:
         return self.admit_now(checks)
 
     def admit_now(self, checks: list[Check]) -> Outcome:
-        """``admit`` without the coroutine: check and charge in one synchronous step."""
+        """``admit`` without the coroutine: check and charge in one synchronous step.
+
+        Each check is charged as soon as it passes (so a key named twice sees its own
+        first charge) and the charges are undone if a later check refuses (rare)."""
         now = self._now()
-        stored_rates, stored_quotas = self._rates, self._quotas
-        # Staged charges: nothing is stored until every check passed, and a key named
-        # twice sees its own first charge. Slots: key -> (in use, expiry, slots taken).
-        rates: dict[str, RateEntry] = {}
-        quotas: dict[str, QuotaEntry] = {}
-        slots: dict[str, tuple[int, int, int]] = {}
+        rates, quotas = self._rates, self._quotas
+        undo: list[tuple[dict[str, Any], str, Any]] = []
         states: list[CheckState] = []
         for index, check in enumerate(checks):
             key = check.key
@@ -94,7 +94,7 @@ class MemoryCounterStore:
                 period = round(check.period * MICROS)
                 now_s = now * limit
                 tat = now_s
-                entry = rates.get(key) or stored_rates.get(key)
+                entry = rates.get(key)
                 if entry is not None and entry[2] > now:
                     stored = entry[0]
                     if entry[1] != limit:  # stored at another limit: rescale, rounding up
@@ -105,39 +105,51 @@ class MemoryCounterStore:
                 spent = tat - now_s  # the TAT's lead over now, in 1/limit µs
                 if spent > period * limit:
                     retry = -((period * limit - spent) // limit) / MICROS
-                    return self._refused(checks, index, retry, now)
+                    return self._refused(checks, index, retry, now, undo)
                 reset = -(-spent // limit)  # whole µs until the TAT
+                undo.append((rates, key, entry))
                 rates[key] = (tat, limit, now + reset + period)
                 # remaining = limit - ceil(spent / period)
                 states.append(CheckState(limit, limit + (-spent // period), reset / MICROS))
             elif isinstance(check, Quota):
-                staged = quotas.get(key) or stored_quotas.get(key)
-                used = staged[0] if staged is not None and staged[1] > now else 0
+                found = quotas.get(key)
+                used = found[0] if found is not None and found[1] > now else 0
                 used += check.cost
                 if check.hard and used > limit:
-                    return self._refused(checks, index, 0.0, now)
+                    return self._refused(checks, index, 0.0, now, undo)
+                undo.append((quotas, key, found))
                 quotas[key] = (used, now + round(check.ttl * MICROS))
                 states.append(CheckState(limit, limit - used if used < limit else 0, 0.0, used))
             else:
-                pending = slots.get(key)
-                in_use = len(self._live_slots(key, now)) if pending is None else pending[0]
-                if in_use >= limit:
-                    return self._refused(checks, index, 0.0, now)
-                taken = 1 if pending is None else pending[2] + 1
-                slots[key] = (in_use + 1, now + round(check.ttl * MICROS), taken)
-                states.append(CheckState(limit, limit - in_use - 1, 0.0))
-        if rates:
-            stored_rates.update(rates)
-        if quotas:
-            stored_quotas.update(quotas)
-        for key, (_, expiry, taken) in slots.items():
-            expiries = self._slots.setdefault(key, [])
-            for _ in range(taken):
-                bisect.insort(expiries, expiry)
+                taken = self._live_slots(key, now)
+                if len(taken) >= limit:
+                    return self._refused(checks, index, 0.0, now, undo)
+                expiry = now + round(check.ttl * MICROS)
+                if taken:
+                    bisect.insort(taken, expiry)
+                else:
+                    taken = self._slots[key] = [expiry]
+                undo.append((self._slots, key, expiry))
+                states.append(CheckState(limit, limit - len(taken), 0.0))
         return Outcome(True, None, 0.0, states)
 
-    def _refused(self, checks: list[Check], index: int, retry: float, now: int) -> Outcome:
-        """Nothing is charged; the states are every counter as it stands."""
+    def _refused(
+        self,
+        checks: list[Check],
+        index: int,
+        retry: float,
+        now: int,
+        undo: list[tuple[dict[str, Any], str, Any]],
+    ) -> Outcome:
+        """Nothing is charged (the charges so far are undone, newest first); the states
+        are every counter as it stands."""
+        for table, key, before in reversed(undo):
+            if table is self._slots:
+                self._slots[key].remove(before)  # ``before`` is the slot's expiry
+            elif before is None:
+                del table[key]
+            else:
+                table[key] = before
         return Outcome(False, index, retry, [self._peek(check, now) for check in checks])
 
     def _peek(self, check: Check, now: int) -> CheckState:

@@ -21,14 +21,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import chain
 from operator import attrgetter
 from typing import Any, Literal, NamedTuple, Protocol, get_args
 
 import sqlalchemy as sa
 
 from gatewise.store.engine import Database
+from gatewise.store.sqlite_appender import SQLiteAppender
 from gatewise.store.tables import usage
+from gatewise.store.urls import sqlite_path
 
 log = logging.getLogger("gatewise.usage")
 
@@ -117,9 +118,6 @@ class UsageSink(Protocol):
     async def insert_many(self, records: Sequence[UsageRecord]) -> None: ...
 
 
-#: Rows per multi-row INSERT on SQLite (18 parameters each; SQLite allows 32,766).
-_SQLITE_ROWS = 500
-
 #: The record's fields, in the table's column names.
 _FIELDS = UsageRecord._fields
 
@@ -130,17 +128,23 @@ class UsageRepository:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._insert: tuple[str, Callable[[UsageRecord], tuple[Any, ...]] | None] | None = None
+        self._appender: SQLiteAppender | None = None
 
     async def insert_many(self, records: Sequence[UsageRecord]) -> None:
         """All ``records`` in one transaction.
 
-        The INSERT is compiled once for the database's dialect and rows go to the driver
-        as plain tuples, not through SQLAlchemy's per-row parameter processing (~25 µs a
-        row; this runs for every model call). On SQLite the rows go in multi-row INSERTs:
-        the driver runs in a thread, and one statement per row would hand the GIL back
-        and forth with the event loop for every row.
+        This runs for every model call, so rows go to the driver as the plain tuples they
+        are, never through SQLAlchemy's per-row parameter processing (~25 µs a row). A
+        SQLite file gets them through its own appender thread (see ``SQLiteAppender``);
+        PostgreSQL (and an in-memory SQLite) through the engine.
         """
         if not records:
+            return
+        path = sqlite_path(self.database.url)
+        if path is not None:
+            if self._appender is None:
+                self._appender = SQLiteAppender(path, usage.name, _FIELDS)
+            await self._appender.append(records)
             return
         engine = self.database.engine
         if self._insert is None:
@@ -157,15 +161,13 @@ class UsageRepository:
             records if reorder is None else [reorder(record) for record in records]
         )
         async with engine.begin() as connection:
-            if engine.dialect.name != "sqlite":
-                await connection.exec_driver_sql(sql, rows)
-                return
-            values = sql.partition(" VALUES ")[2]
-            for start in range(0, len(rows), _SQLITE_ROWS):
-                chunk = rows[start : start + _SQLITE_ROWS]
-                statement = sql + (", " + values) * (len(chunk) - 1)
-                flat = tuple(chain.from_iterable(chunk))
-                await connection.exec_driver_sql(statement, flat)
+            await connection.exec_driver_sql(sql, rows)
+
+    async def close(self) -> None:
+        """Stop the SQLite appender's thread (the engine is the ``Database``'s to close)."""
+        appender, self._appender = self._appender, None
+        if appender is not None:
+            await appender.close()
 
     async def summary(
         self, group_by: GroupBy, since: float, until: float, tenant_id: str | None = None
