@@ -1,0 +1,136 @@
+"""GatewayCycle: the response head it writes is uvicorn's, byte for byte, and anything
+unusual still goes through uvicorn's own checks.
+
+Two real uvicorn servers run the same tiny ASGI app, one with uvicorn's protocol and
+one with the gateway's; raw sockets compare what each writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from gatewise.http.protocol import CoalescingHttpToolsProtocol, GatewayCycle
+
+RATE_HEADERS = [
+    (b"x-request-id", b"req_1"),
+    (b"x-ratelimit-limit-requests", b"100"),
+    (b"x-ratelimit-remaining-requests", b"99"),
+    (b"x-ratelimit-reset-requests", b"600ms"),
+    (b"content-type", b"application/json"),
+]
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers with the headers the path asks for (and a body of 2 bytes)."""
+    if scope["type"] != "http":
+        return
+    path = scope["path"]
+    headers = list(RATE_HEADERS)
+    if path == "/length":
+        headers.append((b"content-length", b"2"))
+    elif path == "/upper":
+        headers += [(b"X-Custom", b"yes"), (b"content-length", b"2")]
+    elif path == "/newline":
+        headers.append((b"x-bad", b"a\nb"))
+    elif path == "/close":
+        headers += [(b"connection", b"close"), (b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@contextlib.contextmanager
+def serving(protocol: type[HttpToolsProtocol]) -> Iterator[int]:
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, http=protocol, lifespan="off", log_config=None,
+        access_log=False, server_header=False, date_header=False, loop="asyncio",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=lambda: loop.run_until_complete(server.serve()))
+    thread.start()
+    try:
+        while not server.started:
+            assert thread.is_alive()
+            threading.Event().wait(0.01)
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def exchange(port: int, request: bytes) -> bytes:
+    """Everything the server writes until it closes or stays quiet for 0.3 s."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        sock.settimeout(0.3)
+        received = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := sock.recv(65536):
+                received += chunk
+        return received
+
+
+@pytest.fixture(scope="module")
+def ports() -> Iterator[tuple[int, int]]:
+    with serving(HttpToolsProtocol) as plain, serving(CoalescingHttpToolsProtocol) as ours:
+        yield plain, ours
+
+
+@pytest.mark.parametrize(
+    ("path", "connection"),
+    [
+        ("/length", "keep-alive"),
+        ("/chunked", "keep-alive"),  # no content-length: uvicorn chunks the body
+        ("/upper", "keep-alive"),  # a header name in capitals: uvicorn's own path
+        ("/close", "keep-alive"),  # the app closes the connection
+        ("/length", "close"),  # the client asks to close
+    ],
+)
+def test_the_head_is_uvicorns_byte_for_byte(
+    ports: tuple[int, int], path: str, connection: str
+) -> None:
+    request = f"GET {path} HTTP/1.1\r\nhost: x\r\nconnection: {connection}\r\n\r\n".encode()
+    plain, ours = (exchange(port, request) for port in ports)
+    assert plain == ours
+    assert ours.startswith(b"HTTP/1.1 200 OK\r\n") and b"x-ratelimit-remaining-requests: 99" in ours
+
+
+def test_a_keep_alive_connection_serves_the_next_request(ports: tuple[int, int]) -> None:
+    one = b"GET /length HTTP/1.1\r\nhost: x\r\n\r\n"
+    received = exchange(ports[1], one + one)
+    assert received.count(b"HTTP/1.1 200 OK") == 2 and received.endswith(b"\r\n\r\nok")
+
+
+def test_a_header_value_with_a_newline_is_refused_as_uvicorn_refuses_it(
+    ports: tuple[int, int],
+) -> None:
+    # uvicorn raises in the app's send and closes the connection without writing a head.
+    request = b"GET /newline HTTP/1.1\r\nhost: x\r\n\r\n"
+    plain, ours = (exchange(port, request) for port in ports)
+    assert plain == ours == b""
+
+
+def test_the_gateway_path_is_taken_unless_a_header_is_unusual(
+    ports: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    heads: list[bytes | None] = []
+    original = GatewayCycle._head
+
+    def spy(self: GatewayCycle, message: Any) -> bytes | None:
+        heads.append(original(self, message))
+        return heads[-1]
+
+    monkeypatch.setattr(GatewayCycle, "_head", spy)
+    for path in ("/length", "/upper"):
+        exchange(ports[1], f"GET {path} HTTP/1.1\r\nhost: x\r\n\r\n".encode())
+    assert heads[0] is not None and heads[0].endswith(b"content-length: 2\r\n\r\n")
+    assert heads[1] is None  # "X-Custom": uvicorn's path
