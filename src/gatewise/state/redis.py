@@ -5,8 +5,9 @@ server has not cached the script yet), so a decision is atomic and costs one
 round trip. Calls go through our own pipelined client (``state.resp``):
 redis-py's pool and layers cost more than the round trip itself. The scripts
 read Redis's clock (``TIME``), so replicas' clock skew does not matter; they
-compute exactly what ``MemoryCounterStore`` computes (same integer GCRA, see
-``memory.Gcra``). Every key expires on its own (PEXPIRE).
+decide exactly as ``MemoryCounterStore`` does (exact GCRA, see ``lua/admit.lua``;
+both are tested against the same rational reference). Every key expires on its
+own (PEXPIRE).
 
 Failure is fast and explicit: connecting and each call time out after ``timeout``
 seconds, nothing is retried here, and any error becomes ``StateUnavailableError``

@@ -5,7 +5,7 @@
 -- ARGV[2]: a token unique to this call (slot members are token..':'..i).
 -- ARGV[2 + i]: the i-th check, its fields separated by spaces (few arguments are cheap
 -- to send and to parse):
---   'r limit period_us cost'        rate (GCRA in whole ticks, see memory.Gcra)
+--   'r limit period_us cost'        rate (GCRA in whole ticks, see below)
 --   'q limit cost ttl_ms hard'      quota (hard: 1 or 0)
 --   's limit ttl_us'                concurrency slots (a sorted set of expiries)
 -- Returns one string of integers separated by spaces: the refused check's index (0:
@@ -43,7 +43,9 @@ local function arg(i, j)
 end
 
 -- A rate key holds 'phase:offset': the µs its TAT was last reset to now, and the TAT
--- minus that phase (a whole number of ticks times T). See memory.Gcra.
+-- minus that phase, a whole number of ticks T = period / limit times T. Counting whole
+-- ticks from a phase keeps every comparison exact in doubles (the memory store counts in
+-- 1/limit µs instead); both stores are tested against one exact rational reference.
 local function rate_position(key, interval)
   local staged = rates[key]
   local value = staged or redis.call('GET', key)

@@ -1,0 +1,107 @@
+"""TrafficControl's plans: compiled once per caller and model, rebuilt when a calendar period
+ends, never shared between callers; and what admission and settlement charge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gatewise.config.limits import BudgetConfig, LimitConfig
+from gatewise.core.context import Attempt, RequestContext
+from gatewise.core.errors import PermissionDeniedError, RateLimitError
+from gatewise.core.types import Usage
+from gatewise.identity.principal import Principal
+from gatewise.identity.roles import Role
+from gatewise.policies.limits import Planner
+from gatewise.policies.traffic import DEFAULT_OUTPUT_TOKENS, TrafficControl
+from gatewise.pricing.catalog import Price
+from gatewise.state.memory import MemoryCounterStore
+
+UTC = ZoneInfo("UTC")
+PRICE = Price(input=Decimal(1_000_000), output=Decimal(2_000_000))  # $1 / $2 per million tokens
+
+
+def caller(key: str, app: str = "app_1") -> Principal:
+    return Principal(
+        "key", f"key:{key}", Role.CONSUMER, app, tenant_id="ten_1", app_id=app, key_id=key
+    )
+
+
+class Clock:
+    def __init__(self, when: datetime) -> None:
+        self.now = when.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def control(
+    clock: Clock, *, limits: list[LimitConfig], budgets: list[BudgetConfig]
+) -> TrafficControl:
+    store = MemoryCounterStore(clock)
+    return TrafficControl(
+        store, Planner(limits, budgets), tenant_name=lambda _: "acme", clock=clock
+    )
+
+
+def context(principal: Principal) -> RequestContext:
+    ctx = RequestContext(request_id="req_1", operation="chat", model="m")
+    ctx.principal = principal
+    ctx.attempts.append(Attempt("p", "m", 200))
+    return ctx
+
+
+async def test_a_calendar_budget_starts_afresh_when_its_day_ends() -> None:
+    clock = Clock(datetime(2026, 11, 27, 23, 59, 58, tzinfo=UTC))
+    budget = BudgetConfig(name="daily", per="app", tokens=3000, period="day", timezone="UTC")
+    traffic = control(clock, limits=[], budgets=[budget])
+    one = caller("k1")
+    admitted = await traffic.admit(context(one), "m", lambda: 976, None, PRICE)
+    assert admitted is not None and admitted.tokens == 976 + DEFAULT_OUTPUT_TOKENS
+    assert admitted.checks[0].key.endswith(":2026-11-27")
+    with pytest.raises(RateLimitError) as refused:  # 2,000 + 2,000 > 3,000
+        await traffic.admit(context(one), "m", lambda: 976, None, PRICE)
+    assert refused.value.code == "insufficient_quota"
+    clock.now += 3  # 00:00:01 the next day: a new period, a new key, a new plan
+    again = await traffic.admit(context(one), "m", lambda: 976, None, PRICE)
+    assert again is not None and again.checks[0].key.endswith(":2026-11-28")
+
+
+async def test_plans_belong_to_their_caller_and_model() -> None:
+    clock = Clock(datetime(2026, 11, 27, 12, tzinfo=UTC))
+    limit = LimitConfig(per="key", requests_per_minute=1)
+    traffic = control(clock, limits=[limit], budgets=[])
+    assert await traffic.admit(context(caller("k1")), "m", lambda: 1, 1, PRICE) is not None
+    # Another key has its own counter; the same key on another model shares its own.
+    assert await traffic.admit(context(caller("k2")), "m", lambda: 1, 1, PRICE) is not None
+    with pytest.raises(RateLimitError):
+        await traffic.admit(context(caller("k1")), "other", lambda: 1, 1, PRICE)
+
+
+async def test_settlement_corrects_tokens_and_cost_and_frees_the_slot() -> None:
+    clock = Clock(datetime(2026, 11, 27, 12, tzinfo=UTC))
+    limits = [LimitConfig(per="key", tokens_per_minute=10_000, concurrent=1)]
+    budgets = [BudgetConfig(name="spend", per="app", usd="1", period="month", timezone="UTC")]
+    traffic = control(clock, limits=limits, budgets=budgets)
+    ctx = context(caller("k1"))
+    admission = await traffic.admit(ctx, "m", lambda: 1000, 500, PRICE)
+    assert admission is not None and (admission.tokens, admission.cost) == (1500, 2000)
+    with pytest.raises(RateLimitError):  # the only slot is taken
+        await traffic.admit(context(caller("k1")), "m", lambda: 1, 1, PRICE)
+    traffic.settle(ctx, admission, Usage(prompt_tokens=1000, completion_tokens=100), PRICE)
+    assert ctx.cost_micros == 1200  # 1000 x $1 + 100 x $2 per million
+    states = traffic.store.admit_now(admission.checks)  # type: ignore[attr-defined]
+    # 1,100 tokens used, then the same 1,500 again; 1,200 micro-USD, then 2,000 again.
+    assert [s.remaining for s in states.states] == [10_000 - 1100 - 1500, 0, 1_000_000 - 3200]
+
+
+async def test_a_usd_budget_refuses_a_model_without_a_price() -> None:
+    clock = Clock(datetime(2026, 11, 27, 12, tzinfo=UTC))
+    budget = BudgetConfig(name="spend", per="app", usd="1", period="month")
+    traffic = control(clock, limits=[], budgets=[budget])
+    with pytest.raises(PermissionDeniedError) as refused:
+        await traffic.admit(context(caller("k1")), "m", lambda: 1, 1, None)
+    assert refused.value.code == "price_unknown"
