@@ -42,3 +42,18 @@ def test_bench_smoke_prints_every_section(tmp_path: Path) -> None:
         assert heading in proc.stdout, f"missing {heading!r} in:\n{proc.stdout}"
     assert "failed requests" not in proc.stdout, proc.stdout
     assert result_file.read_text().startswith("{")
+
+
+def test_compare_reports_each_pair_and_the_median_growth() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "compare.py"), "--pairs", "1", "--duration", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    pair = proc.stdout.splitlines()[1].split()
+    assert pair[0] == "1" and float(pair[1]) > 0 and float(pair[2]) > 0
+    assert "median growth of gateway CPU per request, memory over off" in proc.stdout
