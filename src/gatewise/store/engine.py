@@ -91,8 +91,9 @@ class Database:
         except Exception as exc:
             await engine.dispose()
             # The driver's message may quote the URL: show only the redacted one.
+            reason = describe_error(exc)
             raise StoreError(
-                f"store.url: cannot open the records database {self.shown_url}: {_describe(exc)}"
+                f"store.url: cannot open the records database {self.shown_url}: {reason}"
             ) from exc
         self._engine = engine
 
@@ -102,9 +103,10 @@ class Database:
             self._engine = None
 
 
-def _describe(exc: BaseException) -> str:
-    """The driver's first line about a failure; never the URL's password."""
+def describe_error(exc: BaseException, *, limit: int = 300) -> str:
+    """The error's type and the driver's first line about it, at most ``limit`` characters;
+    never the URL (the driver may quote it, password included)."""
     cause = getattr(exc, "orig", None) or exc
     text = str(cause).strip().splitlines()
     message = f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
-    return message[:300]
+    return message[:limit]

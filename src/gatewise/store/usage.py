@@ -26,7 +26,7 @@ from typing import Any, Literal, NamedTuple, Protocol, get_args
 
 import sqlalchemy as sa
 
-from gatewise.store.engine import Database
+from gatewise.store.engine import Database, describe_error
 from gatewise.store.sqlite_appender import SQLiteAppender
 from gatewise.store.tables import usage
 from gatewise.store.urls import sqlite_path
@@ -127,6 +127,7 @@ class UsageRepository:
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        self._sqlite_file = sqlite_path(database.url)  # None: PostgreSQL or in-memory SQLite
         self._insert: tuple[str, Callable[[UsageRecord], tuple[Any, ...]] | None] | None = None
         self._appender: SQLiteAppender | None = None
 
@@ -140,10 +141,9 @@ class UsageRepository:
         """
         if not records:
             return
-        path = sqlite_path(self.database.url)
-        if path is not None:
+        if self._sqlite_file is not None:
             if self._appender is None:
-                self._appender = SQLiteAppender(path, usage.name, _FIELDS)
+                self._appender = SQLiteAppender(self._sqlite_file, usage.name, _FIELDS)
             await self._appender.append(records)
             return
         engine = self.database.engine
@@ -348,7 +348,7 @@ class UsageWriter:
                     len(batch),
                     attempt,
                     "giving up" if final else "will retry",
-                    _describe(exc),
+                    describe_error(exc, limit=200),
                 )
                 if final:
                     self.failed += len(batch)
@@ -364,11 +364,3 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
     """Until ``event`` is set or ``seconds`` have passed."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
-
-
-def _describe(exc: BaseException) -> str:
-    """The error's type and first line, without the database URL (the driver may quote it)."""
-    cause = getattr(exc, "orig", None) or exc
-    lines = str(cause).strip().splitlines()
-    text = f"{type(cause).__name__}: {lines[0]}" if lines else type(cause).__name__
-    return text[:200]
