@@ -39,9 +39,8 @@ class Accounting:
             if details:
                 found = details.get("cached_tokens")
                 cached = found if isinstance(found, int) else 0
-        attempts = ctx.attempts
         # No upstream was called (refused, invalid): it cost nothing.
-        cost = ctx.cost_micros if attempts else (ctx.cost_micros or 0)
+        cost = ctx.cost_micros if ctx.attempts else (ctx.cost_micros or 0)
         self.writer.submit(
             UsageRecord(  # positional: this runs for every call (field order in UsageRecord)
                 ctx.request_id,
@@ -54,7 +53,7 @@ class Accounting:
                 principal.app_id,
                 principal.user_id,
                 principal.key_id,
-                attempts[-1].provider if attempts else None,
+                ctx.provider,
                 ctx.stream,
                 prompt,
                 completion,

@@ -80,8 +80,6 @@ def _describe(
     if anthropic:
         moment = datetime.fromtimestamp(time.time() + reset_after, UTC)
         reset = moment.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
-    elif reset_after < 1:
-        reset = b"%dms" % round(reset_after * 1000) if reset_after > 0 else b"0ms"
     else:
         reset = go_duration(reset_after).encode()
     headers += (
