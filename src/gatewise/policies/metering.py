@@ -35,9 +35,12 @@ class CallMeter:
             return None
         first = route.targets[0]
         price = self.prices.price(first.provider.name, first.model)
+        charge = traffic.charge(ctx, route.name, count_prompt, output_tokens, price)
+        if charge is None:
+            return None
         if traffic.synchronous:  # one coroutine less on every call
-            return traffic.admit_now(ctx, route.name, count_prompt, output_tokens, price)
-        return await traffic.admit(ctx, route.name, count_prompt, output_tokens, price)
+            return traffic.decide_now(ctx, charge)
+        return await traffic.decide(ctx, charge)
 
     def settle(self, ctx: RequestContext, admission: Admission | None, usage: Usage | None) -> None:
         attempt = ctx.attempts[-1] if ctx.attempts else None

@@ -85,7 +85,7 @@ class TrafficControl:
 
     @property
     def synchronous(self) -> bool:
-        """Whether ``admit_now`` can be used: the store decides without I/O (memory)."""
+        """Whether ``decide_now`` can be used: the store decides without I/O (memory)."""
         return self._admit_now is not None
 
     async def admit(
@@ -96,23 +96,12 @@ class TrafficControl:
         output_tokens: int | None,
         price: Price | None,
     ) -> Admission | None:
-        if self._admit_now is not None:
-            return self.admit_now(ctx, model, count_prompt, output_tokens, price)
-        charge = self._charge(ctx, model, count_prompt, output_tokens, price)
-        if charge is None:
-            return None
-        try:
-            outcome = await self.store.admit(charge.checks)
-        except StateUnavailableError as exc:
-            log.warning("limits cannot be checked: %s", exc)
-            raise ServiceUnavailableError(
-                "Rate limits and budgets cannot be checked right now; try again shortly.",
-                code="limits_unavailable",
-                headers={"retry-after": "1"},
-            ) from None
-        return self._decided(ctx, charge, outcome)
+        """``charge`` and ``decide`` in one call (``CallMeter`` takes the two steps itself,
+        to skip the coroutine with a memory store)."""
+        charge = self.charge(ctx, model, count_prompt, output_tokens, price)
+        return None if charge is None else await self.decide(ctx, charge)
 
-    def admit_now(
+    def charge(
         self,
         ctx: RequestContext,
         model: str,
@@ -120,22 +109,8 @@ class TrafficControl:
         output_tokens: int | None,
         price: Price | None,
     ) -> Admission | None:
-        """``admit`` without a coroutine, for a store that decides without I/O."""
-        assert self._admit_now is not None
-        charge = self._charge(ctx, model, count_prompt, output_tokens, price)
-        if charge is None:
-            return None
-        return self._decided(ctx, charge, self._admit_now(charge.checks))
-
-    def _charge(
-        self,
-        ctx: RequestContext,
-        model: str,
-        count_prompt: Callable[[], int],
-        output_tokens: int | None,
-        price: Price | None,
-    ) -> Admission | None:
-        """What this call is charged: its plan's checks with the estimates filled in."""
+        """What this call is charged: its plan's checks with the estimates filled in (None:
+        no counter counts it)."""
         principal = ctx.principal
         if principal is None:
             return None
@@ -157,6 +132,24 @@ class TrafficControl:
                     )
                 cost = estimate_cost_micros(price, prompt, output)
         return Admission(plan, plan.checks_for(tokens, cost), tokens, cost)
+
+    async def decide(self, ctx: RequestContext, charge: Admission) -> Admission:
+        """Check and charge ``charge`` in the store; raises the refusal."""
+        try:
+            outcome = await self.store.admit(charge.checks)
+        except StateUnavailableError as exc:
+            log.warning("limits cannot be checked: %s", exc)
+            raise ServiceUnavailableError(
+                "Rate limits and budgets cannot be checked right now; try again shortly.",
+                code="limits_unavailable",
+                headers={"retry-after": "1"},
+            ) from None
+        return self._decided(ctx, charge, outcome)
+
+    def decide_now(self, ctx: RequestContext, charge: Admission) -> Admission:
+        """``decide`` without a coroutine, for a store that decides without I/O."""
+        assert self._admit_now is not None
+        return self._decided(ctx, charge, self._admit_now(charge.checks))
 
     def _decided(self, ctx: RequestContext, charge: Admission, outcome: Outcome) -> Admission:
         plan = charge.plan
