@@ -27,16 +27,20 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def test_bench_smoke_prints_every_section(tmp_path: Path) -> None:
-    result_file = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--json", str(result_file)],
+def bench(script: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
+
+
+def test_bench_smoke_prints_every_section(tmp_path: Path) -> None:
+    result_file = tmp_path / "bench.json"
+    proc = bench("run.py", "--smoke", "--json", str(result_file), timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for heading in HEADINGS:
         assert heading in proc.stdout, f"missing {heading!r} in:\n{proc.stdout}"
@@ -45,14 +49,7 @@ def test_bench_smoke_prints_every_section(tmp_path: Path) -> None:
 
 
 def test_compare_reports_each_pair_and_the_median_growth() -> None:
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "compare.py"), "--pairs", "1", "--duration", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    proc = bench("compare.py", "--pairs", "1", "--duration", "1", timeout=90)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     pair = proc.stdout.splitlines()[1].split()
     assert pair[0] == "1" and float(pair[1]) > 0 and float(pair[2]) > 0
