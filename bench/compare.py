@@ -22,10 +22,8 @@ from pathlib import Path
 
 from measure import measure_load
 from procs import BenchError, Services
-from run import find_gatewise, request_bodies, start_services
+from run import TRAFFIC, find_gatewise, request_bodies, start_services
 from wrk import find_wrk
-
-TRAFFIC = ("off", "memory", "redis")
 
 
 @dataclass

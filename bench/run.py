@@ -51,10 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
     parser.add_argument(
         "--traffic",
-        choices=("off", "memory", "redis"),
+        choices=TRAFFIC,
         default="off",
         help="limits, a budget and usage records on, with counters in memory or Redis "
-        "(127.0.0.1:6379); off: no limits and no usage records (default)",
+        "(127.0.0.1:6379); off: no limits and no usage records (default); limits: the "
+        "memory limits without usage records; usage: usage records without limits",
     )
     parser.add_argument(
         "--auth",
@@ -124,9 +125,13 @@ def request_bodies(tmp: Path) -> tuple[Path, Path]:
     return paths
 
 
+#: ``--traffic`` settings: the first is the baseline, the last two split ``memory`` in its parts.
+TRAFFIC = ("off", "memory", "redis", "limits", "usage")
+
+
 def traffic_config(traffic: str) -> str:
     """Limits that never refuse (the load must pass) but are all checked and charged."""
-    if traffic == "off":
+    if traffic in ("off", "usage"):
         return ""
     state = (
         "state: {backend: redis, redis_url: 'redis://127.0.0.1:6379/0', "
@@ -150,12 +155,13 @@ def gateway_config(
     # The fake upstream's model is not in the price catalog: price it like gpt-4o-mini.
     price = ", price: {input_per_million: '0.15', output_per_million: '0.60'}"
     price = price if traffic != "off" else ""
+    records = "false" if traffic in ("off", "limits") else "true"
     path.write_text(
         traffic_config(traffic) + "version: 1\n"
         f"server: {{host: 127.0.0.1, port: {port}, workers: {workers}}}\n"
         f"auth: {{mode: {auth}}}\n"
         f"store: {{url: 'sqlite+aiosqlite:///{tmp}/gatewise.db', "
-        f"usage_records: {'false' if traffic == 'off' else 'true'}}}\n"
+        f"usage_records: {records}}}\n"
         "providers:\n"
         "  fake:\n"
         "    type: openai-compatible\n"
