@@ -33,15 +33,19 @@ HELLO = [{"role": "user", "content": "hello"}]
 class Setup:
     gateway: RunningGateway
     keys: dict[str, str]
+    ledger_tenant: str  # the tenant of the "ledger" key, used by no other test
 
 
-async def seed(store: IdentityStore) -> dict[str, str]:
+async def seed(store: IdentityStore) -> tuple[dict[str, str], str]:
     tenant = await store.create_tenant(ACTOR, name="acme")
     keys = {}
     for name in ("rpm", "rps", "tokens", "budget", "slow", "claude", "usd", "drip"):
         app = await store.create_app(ACTOR, tenant_id=tenant.id, name=name)
         _, keys[name] = await store.create_key(ACTOR, name=name, app_id=app.id)
-    return keys
+    ledger = await store.create_tenant(ACTOR, name="ledger")
+    app = await store.create_app(ACTOR, tenant_id=ledger.id, name="ledger")
+    _, keys["ledger"] = await store.create_key(ACTOR, name="ledger", app_id=app.id)
+    return keys, ledger.id
 
 
 def model(name: str, **extra: object) -> dict[str, object]:
@@ -51,7 +55,7 @@ def model(name: str, **extra: object) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     store_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('limits')}/gatewise.db"
-    keys = with_store(store_url, seed)
+    keys, ledger_tenant = with_store(store_url, seed)
     config = {
         "auth": {"mode": "keys", "refresh_seconds": 0.2},
         "store": {"url": store_url},
@@ -97,7 +101,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         ],
     }
     with run_gateway_in_thread(config) as gateway:
-        yield Setup(gateway, keys)
+        yield Setup(gateway, keys, ledger_tenant)
 
 
 def post(
@@ -226,13 +230,16 @@ def test_a_usd_budget_stops_at_its_price(setup: Setup) -> None:
 
 def test_every_call_leaves_a_usage_record_with_its_cost(setup: Setup) -> None:
     before = time.time()
-    assert post(setup, setup.keys["claude"], chat_body("priced-gpt")).status == 200
-    refused = post(setup, setup.keys["claude"], chat_body("priced-gpt", max_tokens=10**6))
+    assert post(setup, setup.keys["ledger"], chat_body("priced-gpt")).status == 200
+    refused = post(setup, setup.keys["ledger"], chat_body("priced-gpt", max_tokens=10**6))
     assert refused.status == 429  # a call refused by a budget is recorded too
     store_url = str(setup.gateway.app.runtime.database.url)
 
     async def by_model(store: IdentityStore) -> dict[str, UsageRow]:
-        rows = await UsageRepository(store.database).summary("model", before, time.time() + 60)
+        # Only this test's tenant: the minute it ran in may hold other tests' calls too.
+        rows = await UsageRepository(store.database).summary(
+            "model", before, time.time() + 60, tenant_id=setup.ledger_tenant
+        )
         return {row.group: row for row in rows if row.group is not None}
 
     deadline = time.monotonic() + 5

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gatewise.store import sqlite_appender
-from gatewise.store.engine import Database
+from gatewise.store import migrations, sqlite_appender
+from gatewise.store.engine import Database, make_engine
 from gatewise.store.tables import usage
 from gatewise.store.usage import (
     UsageRecord,
@@ -26,7 +26,7 @@ from gatewise.store.usage import (
     parse_moment,
     period,
 )
-from tests.integration.pg import started_database
+from tests.integration.pg import Backend, started_database
 
 T0 = 1_800_000_000.0
 
@@ -52,6 +52,7 @@ def record(n: int = 0, **fields: Any) -> UsageRecord:
         "operation": "chat",
         "status": 200,
         "tenant_id": "ten_a",
+        "key_id": f"key-{n}",  # one rollup row per record unless a test says otherwise
         "prompt_tokens": 10,
         "completion_tokens": 5,
         "cost_micros": 7,
@@ -102,7 +103,7 @@ async def until(condition: Any, timeout: float = 5.0) -> None:
 # --- the repository ---------------------------------------------------------------------------
 
 
-async def test_insert_many_round_trips_every_field(
+async def test_records_are_summed_per_minute_and_key(
     database: Database, repository: UsageRepository, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     full = UsageRecord(
@@ -125,15 +126,46 @@ async def test_insert_many_round_trips_every_field(
         usage_estimated=True,
         duration_ms=12.5,
     )
+    same_minute = full._replace(at=T0 + 59.5, prompt_tokens=7, cost_micros=40, duration_ms=0.5)
+    next_minute = full._replace(at=T0 + 60)
+    refused = full._replace(status=429)
     with inserts_counted(database, monkeypatch) as sizes:
-        await repository.insert_many([full, record(1)])
+        await repository.insert_many([full, same_minute, next_minute, refused, record(1)])
         await repository.insert_many([])
-    assert sizes == [2]
+    assert sizes == [4]  # one INSERT, four rows
     rows = await rows_in(database)
-    assert len(rows) == 2
-    stored = {k: v for k, v in rows[0].items() if k != "id"}
-    assert stored == {k: getattr(full, k) for k in stored}
-    assert rows[1]["cost_micros"] == 7 and rows[1]["stream"] is False
+    assert {k: v for k, v in rows[0].items() if k != "id"} == {
+        "request_id": None,
+        "at": T0,
+        "tenant_id": "ten_a",
+        "team_id": "team_1",
+        "app_id": "app_1",
+        "user_id": "usr_1",
+        "key_id": "key_1",
+        "model": "claude-sonnet",
+        "provider": "anthropic",
+        "operation": "messages",
+        "stream": True,
+        "status": 200,
+        "usage_estimated": True,
+        "requests": 2,
+        "prompt_tokens": 1_234_567_890_130,
+        "completion_tokens": 4,
+        "cached_tokens": 6,
+        "cost_micros": 40,  # the priced call's cost ...
+        "cost_unknown": 1,  # ... and the other one counted apart
+        "duration_ms": 13.0,
+    }
+    later, other_status, plain = rows[1:]
+    assert (later["at"], later["requests"], later["cost_micros"], later["cost_unknown"]) == (
+        T0 + 60,
+        1,
+        None,
+        1,
+    )
+    assert (other_status["status"], other_status["at"], other_status["requests"]) == (429, T0, 1)
+    assert (plain["key_id"], plain["cost_micros"], plain["cost_unknown"]) == ("key-1", 7, 0)
+    assert plain["stream"] is False
 
 
 async def test_summary_sums_and_groups(repository: UsageRepository) -> None:
@@ -145,7 +177,7 @@ async def test_summary_sums_and_groups(repository: UsageRepository) -> None:
             record(3, model="b", key_id="k2", tenant_id="ten_b", cost_micros=10_000_000_000),
             record(4, model="a", key_id="k1", status=429, prompt_tokens=0, completion_tokens=0),
             record(-10, model="a"),  # before the window
-            record(100, model="a"),  # at the window's end: excluded
+            record(120, model="a"),  # its minute starts at the window's end: excluded
         ]
     )
     by_model = await repository.summary("model", T0, T0 + 100)
@@ -162,9 +194,42 @@ async def test_summary_sums_and_groups(repository: UsageRepository) -> None:
     assert [(r.group, r.requests) for r in by_team] == [("t1", 2), (None, 3)]
     by_tenant = await repository.summary("tenant", T0, T0 + 5)
     assert [(r.group, r.requests) for r in by_tenant] == [("ten_a", 4), ("ten_b", 1)]
-    assert await repository.summary("key", T0 + 50, T0 + 60) == []
+    assert await repository.summary("key", T0 + 60, T0 + 120) == []
+    # A minute that overlaps the window counts whole.
+    assert await repository.summary("model", T0 + 59, T0 + 60) == by_model
     with pytest.raises(ValueError, match="group_by"):
         await repository.summary("colour", T0, T0 + 1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_rows_from_before_rollups_still_count_one_call_each(
+    kind: str, tmp_path: Path
+) -> None:
+    """Revision 0004 turns the per-call table into rollups: rows written before it are
+    one call each, and a call that had no price still counts as unpriced."""
+    backend = Backend(kind, tmp_path)
+    await backend.setup()
+    database = backend.database()
+    old_engine = make_engine(backend.url, backend.connect_args)
+    try:
+        async with old_engine.connect() as connection:
+            await connection.run_sync(lambda c: migrations._run_alembic(c, "0003"))
+            old = "INSERT INTO usage (request_id, at, tenant_id, model, operation, stream, "
+            old += "status, prompt_tokens, completion_tokens, cached_tokens, cost_micros, "
+            old += "usage_estimated, duration_ms) VALUES (:r, :at, 'ten_a', 'm', 'chat', "
+            old += "false, 200, 10, 5, 0, :cost, false, 1.0)"
+            for n, cost in enumerate([3, None, 4]):
+                await connection.execute(sa.text(old), {"r": f"req-{n}", "at": T0, "cost": cost})
+            await connection.commit()
+        await old_engine.dispose()
+        await database.start()  # migrates to the head revision
+        repository = UsageRepository(database)
+        await repository.insert_many([record(0, model="m"), record(1, model="m")])
+        await repository.close()
+        assert await repository.summary("model", T0, T0 + 60) == [UsageRow("m", 5, 50, 25, 21, 1)]
+    finally:
+        await database.close()
+        await backend.teardown()
 
 
 # --- the writer -------------------------------------------------------------------------------
@@ -183,9 +248,7 @@ async def test_writer_batches_many_records_into_few_inserts(
         await writer.close()
     assert sizes == [100, 100, 50]
     assert (writer.written, writer.dropped, writer.failed) == (250, 0, 0)
-    assert [row["request_id"] for row in await rows_in(database)] == [
-        f"req-{n}" for n in range(250)
-    ]
+    assert [row["key_id"] for row in await rows_in(database)] == [f"key-{n}" for n in range(250)]
 
 
 async def test_writer_flushes_a_partial_batch_on_its_interval(
@@ -268,8 +331,8 @@ async def test_a_failing_database_keeps_the_batch_until_it_recovers(
     finally:
         await writer.close()
     assert writer.failed == 0
-    assert sorted(row["request_id"] for row in await rows_in(database)) == sorted(
-        f"req-{n}" for n in range(25)
+    assert sorted(row["key_id"] for row in await rows_in(database)) == sorted(
+        f"key-{n}" for n in range(25)
     )
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "will retry" in messages and database.url.split("@")[0] not in messages

@@ -29,7 +29,11 @@ async def usage_summary(
     group_by: Annotated[GroupBy, Query(description="What to sum per")] = "tenant",
     since: Annotated[
         str | None,
-        Query(alias="from", description=MOMENT + "; inclusive. Default: 30 days before `to`"),
+        Query(
+            alias="from",
+            description=MOMENT + "; inclusive (usage is kept per minute: a minute counts when "
+            "it overlaps the window). Default: 30 days before `to`",
+        ),
     ] = None,
     until: Annotated[
         str | None, Query(alias="to", description=MOMENT + "; exclusive. Default: now")

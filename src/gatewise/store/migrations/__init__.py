@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - Windows: no concurrent workers to guar
     fcntl = None  # type: ignore[assignment]
 
 #: The newest revision in ``versions/`` (a test checks they agree).
-HEAD = "0003"
+HEAD = "0004"
 SCRIPT_LOCATION = Path(__file__).parent
 _PROCESS_LOCK = threading.Lock()
 
@@ -71,14 +71,14 @@ def upgrade(url: str, base_dir: Path | None = None) -> str:
     return HEAD
 
 
-def _run_alembic(connection: Connection) -> None:
+def _run_alembic(connection: Connection, revision: str = "head") -> None:
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(SCRIPT_LOCATION).replace("%", "%%"))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 @contextlib.asynccontextmanager
