@@ -126,7 +126,12 @@ class Pipeline:
         """Route, admit against limits and budgets, call. A call that fails is settled here
         (its estimates given back); a successful one is settled by the caller, with usage."""
         route = self._route(ctx, model)
-        admission = await self.meter.admit(ctx, route, count_prompt, output_tokens)
+        meter = self.meter
+        admission = (
+            meter.admit_now(ctx, route, count_prompt, output_tokens)
+            if meter.synchronous
+            else await meter.admit(ctx, route, count_prompt, output_tokens)
+        )
         try:
             return await self._call(ctx, route, call), admission
         except BaseException:

@@ -22,8 +22,38 @@ class CallMeter:
     def __init__(self, traffic: TrafficControl | None, prices: PriceBook) -> None:
         self.traffic = traffic
         self.prices = prices
+        #: Whether ``admit_now`` can be used: no limits, or a store that decides without
+        #: I/O (memory). The pipeline then skips a coroutine on every call.
+        self.synchronous = traffic is None or traffic.synchronous
 
     async def admit(
+        self,
+        ctx: RequestContext,
+        route: Route,
+        count_prompt: Callable[[], int],
+        output_tokens: int | None,
+    ) -> Admission | None:
+        charge = self._charge(ctx, route, count_prompt, output_tokens)
+        if charge is None:
+            return None
+        assert self.traffic is not None
+        return await self.traffic.decide(ctx, charge)
+
+    def admit_now(
+        self,
+        ctx: RequestContext,
+        route: Route,
+        count_prompt: Callable[[], int],
+        output_tokens: int | None,
+    ) -> Admission | None:
+        """``admit`` without a coroutine, when ``synchronous``."""
+        charge = self._charge(ctx, route, count_prompt, output_tokens)
+        if charge is None:
+            return None
+        assert self.traffic is not None
+        return self.traffic.decide_now(ctx, charge)
+
+    def _charge(
         self,
         ctx: RequestContext,
         route: Route,
@@ -35,12 +65,7 @@ class CallMeter:
             return None
         first = route.targets[0]
         price = self.prices.price(first.provider.name, first.model)
-        charge = traffic.charge(ctx, route.name, count_prompt, output_tokens, price)
-        if charge is None:
-            return None
-        if traffic.synchronous:  # one coroutine less on every call
-            return traffic.decide_now(ctx, charge)
-        return await traffic.decide(ctx, charge)
+        return traffic.charge(ctx, route.name, count_prompt, output_tokens, price)
 
     def settle(self, ctx: RequestContext, admission: Admission | None, usage: Usage | None) -> None:
         attempt = ctx.attempts[-1] if ctx.attempts else None

@@ -84,7 +84,7 @@ class MemoryCounterStore:
         Each check is charged as soon as it passes (so a key named twice sees its own
         first charge) and the charges are undone if a later check refuses (rare)."""
         now = self._now()
-        rates, quotas = self._rates, self._quotas
+        rates, quotas, slots = self._rates, self._quotas, self._slots
         undo: list[tuple[dict[str, Any], str, Any]] = []
         states: list[CheckState] = []
         for index, check in enumerate(checks):
@@ -121,14 +121,18 @@ class MemoryCounterStore:
                 quotas[key] = (used, now + round(check.ttl * MICROS))
                 states.append(CheckState(limit, limit - used if used < limit else 0, 0.0, used))
             else:
-                taken = self._live_slots(key, now)
-                if len(taken) >= limit:
+                taken = slots.get(key)
+                if taken and taken[0] <= now:  # expired slots first
+                    del taken[: bisect.bisect_right(taken, now)]
+                if taken and len(taken) >= limit:
                     return self._refused(checks, index, 0.0, now, undo)
                 expiry = now + round(check.ttl * MICROS)
-                if taken:
-                    bisect.insort(taken, expiry)
+                if not taken:
+                    taken = slots[key] = [expiry]
+                elif taken[-1] <= expiry:  # the usual case: one ttl per key
+                    taken.append(expiry)
                 else:
-                    taken = self._slots[key] = [expiry]
+                    bisect.insort(taken, expiry)
                 undo.append((self._slots, key, expiry))
                 states.append(CheckState(limit, limit - len(taken), 0.0))
         return Outcome(True, None, 0.0, states)
@@ -170,8 +174,10 @@ class MemoryCounterStore:
         return self.settle_now(adjustments, release)
 
     def settle_now(self, adjustments: list[Adjustment], release: list[Slots]) -> list[int]:
-        """``settle`` without the coroutine (callers skip a task per call)."""
+        """``settle`` without the coroutine (callers skip a task per call). Written flat,
+        like ``admit_now``: the lookups with lazy expiry are in line."""
         now = self._now()
+        rates, quotas = self._rates, self._quotas
         totals: list[int] = []
         for adjustment in adjustments:
             check, delta = adjustment.check, adjustment.delta
@@ -180,28 +186,36 @@ class MemoryCounterStore:
                 totals.append(0)
                 limit = check.limit
                 now_s = now * limit
-                tat = self._tat(key, limit, now)
-                if tat is None:
+                entry = rates.get(key)
+                if entry is None or entry[2] <= now:  # no live TAT: the bucket is full
                     if delta <= 0:
                         continue  # nothing to give back
                     tat = now_s
+                else:
+                    tat = entry[0] if entry[1] == limit else -(-entry[0] * limit // entry[1])
                 period = round(check.period * MICROS)
                 # A refund cannot bank credit: the TAT stops at now.
                 tat = max(max(tat, now_s) + delta * period, now_s)
-                self._rates[key] = (tat, limit, now + _ceil_div(tat - now_s, limit) + period)
+                rates[key] = (tat, limit, now + -(-(tat - now_s) // limit) + period)
             else:
-                used = self._used(key, now)
-                exists = key in self._quotas
-                used = max(0, used + delta)
-                if exists or used:
-                    self._quotas[key] = (used, now + round(check.ttl * MICROS))
+                found = quotas.get(key)
+                live = found is not None and found[1] > now
+                used = max(0, (found[0] if live else 0) + delta)  # type: ignore[index]
+                if live or used:
+                    quotas[key] = (used, now + round(check.ttl * MICROS))
+                elif found is not None:
+                    del quotas[key]  # expired, and nothing to keep
                 totals.append(used)
         for slot in release:
-            taken = self._live_slots(slot.key, now)
+            taken = self._slots.get(slot.key)
+            if taken is None:
+                continue
+            if taken and taken[0] <= now:  # expired slots first
+                del taken[: bisect.bisect_right(taken, now)]
             if taken:
                 taken.pop()  # the newest: a leaked (oldest) slot still expires on time
             if not taken:
-                self._slots.pop(slot.key, None)
+                del self._slots[slot.key]
         return totals
 
     async def once(self, key: str, ttl: float) -> bool:
