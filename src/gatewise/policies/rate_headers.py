@@ -67,9 +67,10 @@ def rate_headers(
 
 def _tightest(states: Sequence[CheckState], indexes: Sequence[int]) -> CheckState:
     state = states[indexes[0]]
-    for index in indexes[1:]:
-        if states[index].remaining < state.remaining:
-            state = states[index]
+    if len(indexes) > 1:
+        for index in indexes[1:]:
+            if states[index].remaining < state.remaining:
+                state = states[index]
     return state
 
 

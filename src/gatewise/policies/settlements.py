@@ -1,8 +1,8 @@
 """Settling finished calls: corrections of their estimates, and their freed slots.
 
-A store that settles without I/O (memory) is settled in line, at once. Against
-Redis each settlement is a network round trip; sent per call it doubles the
-store's work and competes with the next call's admission. So corrections of
+For a store that settles over the network (Redis; ``TrafficControl`` settles a
+memory store in line). Each settlement is a network round trip: sent per call it
+doubles the store's work and competes with the next call's admission. So corrections of
 calls that end within ``window`` seconds (20 ms) go together in one ``settle``
 call. A freed concurrency slot is sent at once (with whatever waits), since
 the caller may call again as soon as it has its answer. ``close`` sends what
@@ -34,16 +34,8 @@ class SettlementBatcher:
         self._waiting: list[tuple[Any, list[Adjustment], list[Slots]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._now: set[asyncio.Task[None]] = set()  # flushes that did not wait for the window
-        self._settle_now: Callable[[list[Adjustment], list[Slots]], list[int]] | None = getattr(
-            store, "settle_now", None
-        )
 
     def add(self, call: Any, adjustments: list[Adjustment], release: list[Slots]) -> None:
-        if self._settle_now is not None:
-            totals = self._settle_now(adjustments, release)
-            if self._on_settled is not None:
-                self._on_settled(call, adjustments, totals)
-            return
         self._waiting.append((call, adjustments, release))
         loop = asyncio.get_running_loop()
         if release:

@@ -40,6 +40,7 @@ from gatewise.state.base import (
     Outcome,
     Quota,
     Rate,
+    Slots,
     StateUnavailableError,
 )
 
@@ -79,6 +80,9 @@ class TrafficControl:
         self._alerts = alerts
         self._clock = clock
         self._batcher = SettlementBatcher(store, self._settled)
+        self._settle_now: Callable[[list[Adjustment], list[Slots]], list[int]] | None = getattr(
+            store, "settle_now", None
+        )
         self._plans: dict[tuple[str | None, ...], Plan] = {}
         # The memory store decides without I/O: call it without a coroutine.
         self._admit_now: Callable[[list[Check]], Outcome] | None = getattr(store, "admit_now", None)
@@ -207,13 +211,21 @@ class TrafficControl:
             used = (usage.prompt_tokens + usage.completion_tokens) if usage is not None else 0
             delta = used - admission.tokens
             if delta:
-                adjustments = [Adjustment(check, delta) for check in plan.token_counters]
+                for check in plan.token_counters:
+                    adjustments.append(Adjustment(check, delta))
         if plan.usd_counters:
             delta = (ctx.cost_micros or 0) - admission.cost
             if delta:
-                adjustments += [Adjustment(check, delta) for check in plan.usd_counters]
-        if adjustments or plan.slots:
+                for check in plan.usd_counters:
+                    adjustments.append(Adjustment(check, delta))
+        if not adjustments and not plan.slots:
+            return
+        if self._settle_now is None:
             self._batcher.add(admission, adjustments, plan.slots)
+            return
+        totals = self._settle_now(adjustments, plan.slots)  # memory: at once, in line
+        if plan.alerts:
+            self._settled(admission, adjustments, totals)
 
     def _settled(
         self, admission: Admission, adjustments: list[Adjustment], totals: list[int]
