@@ -10,6 +10,7 @@ import pytest
 
 from gatewise.config.limits import BudgetConfig, LimitConfig
 from gatewise.core.errors import RateLimitError
+from gatewise.http.asgi import header_pairs
 from gatewise.identity.principal import Principal
 from gatewise.identity.roles import Role
 from gatewise.policies.limits import (
@@ -151,12 +152,14 @@ def test_headers_describe_the_tightest_counter_in_each_dialect() -> None:
     )
     states = [CheckState(100, 99, 0.6), CheckState(5, 2, 36.0), CheckState(900, 850, 3.5)]
     requests, tokens = plan.request_rates, plan.token_rates
-    openai = dict(rate_headers("openai", states, requests, tokens))
+    framed = rate_headers("openai", states, requests, tokens)
+    assert framed.endswith(b"\r\n") and framed.count(b"\r\n") == 6  # one line per header
+    openai = dict(header_pairs(framed))
     assert openai[b"x-ratelimit-limit-requests"] == b"5"
     assert openai[b"x-ratelimit-remaining-requests"] == b"2"
     assert openai[b"x-ratelimit-reset-requests"] == b"36s"
     assert openai[b"x-ratelimit-remaining-tokens"] == b"850"
-    anthropic = dict(rate_headers("anthropic", states, requests, tokens))
+    anthropic = dict(header_pairs(rate_headers("anthropic", states, requests, tokens)))
     assert anthropic[b"anthropic-ratelimit-requests-limit"] == b"5"
     assert anthropic[b"anthropic-ratelimit-tokens-reset"].endswith(b"Z")
     assert not any(name.startswith(b"x-ratelimit") for name in anthropic)

@@ -43,8 +43,12 @@ class RequestContext:
     client_ip: str | None = None
     #: The front door's wire format ("openai" or "anthropic"): how rate headers are written.
     wire: str = "openai"
-    #: Rate-limit headers for the response, in ``wire``'s dialect (set by traffic control).
-    rate_headers: list[tuple[bytes, bytes]] | None = None
+    #: Rate-limit headers for the response, in ``wire``'s dialect (set by traffic control),
+    #: as framed lines: ``name: value\r\n`` each.
+    rate_headers: bytes | None = None
+    #: The server writes header lines the gateway framed itself (``gatewise.http.protocol``
+    #: says so in the request's scope): ``rate_headers`` go out as they are.
+    framed_headers: bool = False
     #: What the call cost in micro-USD (None: not priced).
     cost_micros: int | None = None
 

@@ -38,6 +38,7 @@ from gatewise.http.asgi import (
     HTTPRequest,
     Send,
     response_headers,
+    response_start,
     send_event_data,
     send_json,
 )
@@ -117,7 +118,7 @@ class AnthropicFrontDoor:
         try:
             headers = response_headers(ctx, {"request-id": ctx.request_id})
             headers.extend(SSE_HEADERS)
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send(response_start(ctx, 200, headers))
             await send_event_data(send, encoder.start())
             async for batch in stream:
                 data = encoder.encode(batch)

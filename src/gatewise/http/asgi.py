@@ -28,6 +28,10 @@ SSE_HEADERS = (
     (b"x-accel-buffering", b"no"),
 )
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+#: The ASGI extension of a server that takes header lines the app framed itself: the
+#: ``http.response.start`` message may then carry them, as bytes, under this key
+#: (``gatewise.http.protocol`` offers it; with any other server they go as pairs).
+FRAMED_HEADERS = "gatewise.framed_headers"
 
 
 class ClientDisconnected(Exception):
@@ -53,6 +57,9 @@ class HTTPRequest:
             else new_request_id()
         )
         self.ctx = RequestContext(request_id=request_id)
+        extensions = scope.get("extensions")
+        if extensions and FRAMED_HEADERS in extensions:
+            self.ctx.framed_headers = True
         client = scope.get("client")
         if client:
             self.ctx.client_ip = client[0]
@@ -162,12 +169,34 @@ class DisconnectWatch:
 def response_headers(
     ctx: RequestContext, extra: dict[str, str] | None = None
 ) -> list[tuple[bytes, bytes]]:
+    """The gateway's headers of every response (the rate headers come with ``response_start``)."""
     headers = [(b"x-request-id", ctx.request_id.encode("ascii"))]
-    if ctx.rate_headers:
-        headers.extend(ctx.rate_headers)
     if extra:
         headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
     return headers
+
+
+def response_start(ctx: RequestContext, status: int, headers: list[tuple[bytes, bytes]]) -> Message:
+    """The ``http.response.start`` message, with ``ctx``'s rate headers: framed lines for a
+    server that takes them, pairs added to ``headers`` for any other."""
+    message: Message = {"type": "http.response.start", "status": status, "headers": headers}
+    rate_headers = ctx.rate_headers
+    if rate_headers:
+        if ctx.framed_headers:
+            message[FRAMED_HEADERS] = rate_headers
+        else:
+            headers.extend(header_pairs(rate_headers))
+    return message
+
+
+def header_pairs(lines: bytes) -> list[tuple[bytes, bytes]]:
+    """Framed header lines (``name: value\\r\\n`` each) as ASGI ``(name, value)`` pairs."""
+    pairs = []
+    for line in lines.split(b"\r\n"):
+        if line:
+            name, _, value = line.partition(b": ")
+            pairs.append((name, value))
+    return pairs
 
 
 async def send_json(
@@ -181,14 +210,14 @@ async def send_json(
     headers.append(JSON_CONTENT_TYPE)
     headers.append((b"content-length", str(len(body)).encode("ascii")))
     ctx.status = status
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send(response_start(ctx, status, headers))
     await send({"type": "http.response.body", "body": body})
 
 
 async def start_event_stream(send: Send, ctx: RequestContext) -> None:
     headers = response_headers(ctx)
     headers.extend(SSE_HEADERS)
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send(response_start(ctx, 200, headers))
 
 
 async def send_event_data(send: Send, data: bytes, *, last: bool = False) -> None:

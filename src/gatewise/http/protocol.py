@@ -33,6 +33,8 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
+from gatewise.http.asgi import FRAMED_HEADERS, header_pairs
+
 #: What a header name may hold: a lower-case token (RFC 9110 tchar without upper case).
 #: Checked with ``bytes.translate`` (deleting these leaves nothing), five times faster
 #: than a regular expression.
@@ -95,6 +97,8 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(CoalescingTransport(real, self.loop))  # type: ignore[arg-type]
 
     def on_headers_complete(self) -> None:
+        # This server writes header lines the app framed itself (see ``GatewayCycle``).
+        self.scope["extensions"] = {FRAMED_HEADERS: {}}
         super().on_headers_complete()
         cycle = self.cycle
         # The cycle's ASGI task is created but has not run yet: it will send through ours.
@@ -106,17 +110,22 @@ class GatewayCycle(RequestResponseCycle):
     """uvicorn's request cycle with the header checks done once per response head."""
 
     async def send(self, message: ASGISendEvent) -> None:
-        if (
-            message["type"] != "http.response.start"
-            or self.response_started
-            or self.disconnected
-            or self.flow.write_paused
-        ):
+        if message["type"] != "http.response.start":
             await super().send(message)
             return
-        head = self._head(message)
-        if head is None:
-            await super().send(message)  # an unusual header: uvicorn checks (and refuses) it
+        head = None
+        if not (self.response_started or self.disconnected or self.flow.write_paused):
+            head = self._head(message)
+        if head is None:  # uvicorn's own path (and its checks and errors), with pairs only
+            framed = message.get(FRAMED_HEADERS)
+            if framed:
+                pairs = [*message.get("headers", ()), *header_pairs(framed)]  # type: ignore[arg-type]
+                message = {
+                    "type": "http.response.start",
+                    "status": message["status"],
+                    "headers": pairs,
+                }
+            await super().send(message)
             return
         self.response_started = True
         self.waiting_for_100_continue = False
@@ -153,6 +162,9 @@ class GatewayCycle(RequestResponseCycle):
         lines = [STATUS_LINE[message["status"]], b"\r\n".join(map(_HEADER_LINE, headers))]
         if headers:
             lines.append(b"\r\n")
+        framed = message.get(FRAMED_HEADERS)
+        if framed:
+            lines.append(framed)  # type: ignore[arg-type]
         if not self.keep_alive and not closing:
             lines.append(b"connection: close\r\n")
         if (

@@ -5,6 +5,10 @@ Go duration: ``20ms``, ``1s``, ``6m0s``) on every response, and Anthropic's
 ``anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`` (reset as an
 RFC 3339 time). When several limits count a call, the headers describe the
 tightest one (the fewest remaining), which is what a client must respect.
+
+They come as framed header lines (``name: value\r\n`` each), built with one
+format per kind: the gateway's own server writes them as they are, and
+``gatewise.http.asgi`` splits them into ASGI pairs for any other server.
 """
 
 from __future__ import annotations
@@ -14,8 +18,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from gatewise.state.base import CheckState
-
-Headers = list[tuple[bytes, bytes]]
 
 
 def go_duration(seconds: float) -> str:
@@ -52,17 +54,17 @@ _ANTHROPIC = (
 
 def rate_headers(
     wire: str, states: Sequence[CheckState], requests: Sequence[int], tokens: Sequence[int]
-) -> Headers:
-    """The headers for the counters at ``requests`` and ``tokens`` (indexes into ``states``,
-    the request and token rate limits of a call). Runs on every response: kept lean."""
-    headers: Headers = []
+) -> bytes:
+    """The header lines for the counters at ``requests`` and ``tokens`` (indexes into
+    ``states``, the request and token rate limits of a call). Runs on every response."""
     anthropic = wire == "anthropic"
     names = _ANTHROPIC if anthropic else _OPENAI
+    lines = b""
     if requests:
-        headers += _describe(names[0], _tightest(states, requests), anthropic)
+        lines = _describe(names[0], _tightest(states, requests), anthropic)
     if tokens:
-        headers += _describe(names[1], _tightest(states, tokens), anthropic)
-    return headers
+        lines += _describe(names[1], _tightest(states, tokens), anthropic)
+    return lines
 
 
 def _tightest(states: Sequence[CheckState], indexes: Sequence[int]) -> CheckState:
@@ -74,9 +76,7 @@ def _tightest(states: Sequence[CheckState], indexes: Sequence[int]) -> CheckStat
     return state
 
 
-def _describe(
-    names: tuple[bytes, bytes, bytes], state: CheckState, anthropic: bool
-) -> tuple[tuple[bytes, bytes], ...]:
+def _describe(names: tuple[bytes, bytes, bytes], state: CheckState, anthropic: bool) -> bytes:
     reset_after = state.reset_after
     if anthropic:
         moment = datetime.fromtimestamp(time.time() + reset_after, UTC)
@@ -85,8 +85,11 @@ def _describe(
         reset = b"%dms" % round(reset_after * 1000) if reset_after > 0 else b"0ms"
     else:
         reset = go_duration(reset_after).encode()
-    return (
-        (names[0], b"%d" % state.limit),
-        (names[1], b"%d" % state.remaining),
-        (names[2], reset),
+    return b"%s: %d\r\n%s: %d\r\n%s: %s\r\n" % (
+        names[0],
+        state.limit,
+        names[1],
+        state.remaining,
+        names[2],
+        reset,
     )
