@@ -193,7 +193,10 @@ def test_an_exhausted_quota_is_429_insufficient_quota_and_not_retried(setup: Set
 def test_token_limits_count_the_estimate_and_refuse_oversized_calls(setup: Setup) -> None:
     refused = post(setup, setup.keys["tokens"], chat_body(max_tokens=5000))
     assert refused.status == 429
-    assert refused.json["error"]["type"] in ("tokens", "insufficient_quota")
+    error = refused.json["error"]
+    # The estimate (the prompt plus 5,000 output tokens) is over 'tpm' (2,000 a minute) alone.
+    assert error["type"] == "tokens" and "needs about 50" in error["message"]
+    assert refused.headers["x-should-retry"] == "false"
 
 
 def test_the_anthropic_door_speaks_anthropic_rate_limits(setup: Setup) -> None:

@@ -93,7 +93,7 @@ async def test_settlement_corrects_tokens_and_cost_and_frees_the_slot() -> None:
         await traffic.admit(context(caller("k1")), "m", lambda: 1, 1, PRICE)
     traffic.settle(ctx, admission, Usage(prompt_tokens=1000, completion_tokens=100), PRICE)
     assert ctx.cost_micros == 1200  # 1000 x $1 + 100 x $2 per million
-    states = traffic.store.admit_now(admission.checks)  # type: ignore[attr-defined]
+    states = traffic.store.admit_now(admission.checks, admission.costs)  # type: ignore[attr-defined]
     # 1,100 tokens used, then the same 1,500 again; 1,200 micro-USD, then 2,000 again.
     assert [s.remaining for s in states.states] == [10_000 - 1100 - 1500, 0, 1_000_000 - 3200]
 

@@ -69,6 +69,8 @@ class Plan:
     meters: list[Meter] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     units: list[int] = field(default_factory=list)
+    #: Each check's fixed cost (1 for a request rate), 0 where the call's estimate goes.
+    costs: list[int] = field(default_factory=list)
     #: Wall-clock time at which a calendar period of this plan ends (keys change).
     until: float = math.inf
     #: Indexes of the counters charged in tokens / in micro-USD.
@@ -90,6 +92,7 @@ class Plan:
         self.meters.append(meter)
         self.checks.append(check)
         self.units.append(unit)
+        self.costs.append(check.cost if isinstance(check, Rate | Quota) else 1)
         if unit != FIXED:
             assert isinstance(check, Rate | Quota)  # slots are always FIXED
             if unit == TOKENS:
@@ -106,6 +109,16 @@ class Plan:
             self.slots.append(check)
         if meter.budget is not None and meter.budget.webhook is not None:
             self.alerts = True
+
+    def costs_for(self, tokens: int, cost: int) -> list[int]:
+        """Each check's cost for this call (a store that takes costs apart, e.g. memory,
+        charges ``checks`` with these: no per-call check objects)."""
+        costs = self.costs.copy()
+        for index in self.in_tokens:
+            costs[index] = tokens
+        for index in self.in_usd:
+            costs[index] = cost
+        return costs
 
     def checks_for(self, tokens: int, cost: int) -> list[Check]:
         """The checks with this call's token and micro-USD estimates filled in."""

@@ -58,6 +58,13 @@ class Admission:
     checks: list[Check]
     tokens: int  # the token estimate charged (0 when no counter is charged in tokens)
     cost: int  # the micro-USD estimate charged (0 when no counter is charged in USD)
+    #: For a store that takes costs apart (memory): each check's cost, and ``checks`` are
+    #: the plan's own. None: ``checks`` carry this call's costs.
+    costs: list[int] | None = None
+
+    def priced_checks(self) -> list[Check]:
+        """The checks with this call's costs in them (for refusal messages)."""
+        return self.checks if self.costs is None else self.plan.checks_for(self.tokens, self.cost)
 
 
 #: Plans remembered at most (callers x models); beyond that the memo starts over.
@@ -85,7 +92,9 @@ class TrafficControl:
         )
         self._plans: dict[tuple[str | None, ...], Plan] = {}
         # The memory store decides without I/O: call it without a coroutine.
-        self._admit_now: Callable[[list[Check]], Outcome] | None = getattr(store, "admit_now", None)
+        self._admit_now: Callable[[list[Check], list[int] | None], Outcome] | None = getattr(
+            store, "admit_now", None
+        )
 
     @property
     def synchronous(self) -> bool:
@@ -135,10 +144,14 @@ class TrafficControl:
                         param="model",
                     )
                 cost = estimate_cost_micros(price, prompt, output)
+        if self._admit_now is not None:
+            return Admission(plan, plan.checks, tokens, cost, plan.costs_for(tokens, cost))
         return Admission(plan, plan.checks_for(tokens, cost), tokens, cost)
 
     async def decide(self, ctx: RequestContext, charge: Admission) -> Admission:
         """Check and charge ``charge`` in the store; raises the refusal."""
+        if self._admit_now is not None:
+            return self.decide_now(ctx, charge)
         try:
             outcome = await self.store.admit(charge.checks)
         except StateUnavailableError as exc:
@@ -153,7 +166,7 @@ class TrafficControl:
     def decide_now(self, ctx: RequestContext, charge: Admission) -> Admission:
         """``decide`` without a coroutine, for a store that decides without I/O."""
         assert self._admit_now is not None
-        return self._decided(ctx, charge, self._admit_now(charge.checks))
+        return self._decided(ctx, charge, self._admit_now(charge.checks, charge.costs))
 
     def _decided(self, ctx: RequestContext, charge: Admission, outcome: Outcome) -> Admission:
         plan = charge.plan
@@ -162,7 +175,7 @@ class TrafficControl:
         )
         if not outcome.allowed:
             ctx.decisions.append(f"limited:{_describe(plan.meters[outcome.refused or 0])}")
-            raise _refusal(plan.meters, charge.checks, outcome)
+            raise _refusal(plan.meters, charge.priced_checks(), outcome)
         if plan.alerts and self._alerts is not None:
             self._alerts.after_admit(plan.meters, charge.checks, outcome.states)
         return charge

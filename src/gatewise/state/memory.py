@@ -78,11 +78,13 @@ class MemoryCounterStore:
     async def admit(self, checks: list[Check]) -> Outcome:
         return self.admit_now(checks)
 
-    def admit_now(self, checks: list[Check]) -> Outcome:
+    def admit_now(self, checks: list[Check], costs: list[int] | None = None) -> Outcome:
         """``admit`` without the coroutine: check and charge in one synchronous step.
 
-        Each check is charged as soon as it passes (so a key named twice sees its own
-        first charge) and the charges are undone if a later check refuses (rare)."""
+        ``costs`` (one per check) replace the checks' own, so a caller can charge the same
+        check objects on every call. Each check is charged as soon as it passes (so a key
+        named twice sees its own first charge) and the charges are undone if a later
+        check refuses (rare)."""
         now = self._now()
         rates, quotas, slots = self._rates, self._quotas, self._slots
         undo: list[tuple[dict[str, Any], str, Any]] = []
@@ -101,7 +103,7 @@ class MemoryCounterStore:
                         stored = -(-stored * limit // entry[1])
                     if stored > now_s:
                         tat = stored
-                tat += check.cost * period
+                tat += (check.cost if costs is None else costs[index]) * period
                 spent = tat - now_s  # the TAT's lead over now, in 1/limit µs
                 if spent > period * limit:
                     retry = -((period * limit - spent) // limit) / MICROS
@@ -114,7 +116,7 @@ class MemoryCounterStore:
             elif isinstance(check, Quota):
                 found = quotas.get(key)
                 used = found[0] if found is not None and found[1] > now else 0
-                used += check.cost
+                used += check.cost if costs is None else costs[index]
                 if check.hard and used > limit:
                     return self._refused(checks, index, 0.0, now, undo)
                 undo.append((quotas, key, found))
