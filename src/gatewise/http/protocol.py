@@ -9,14 +9,18 @@ JSON response (head + body) becomes one write, and stream chunks that are
 ready together go out together. Nothing is delayed beyond the end of the
 current loop iteration.
 
-Only ``connection_made`` is overridden; everything else is uvicorn's.
+Only ``connection_made`` and ``on_headers_complete`` are overridden; everything
+else is uvicorn's.
 
 ``GatewayCycle`` shortens the response head: uvicorn checks every response
 header with two regular expressions and lower-cases its name, about 0.45 µs a
 header, and a rate-limited response has eleven. The gateway writes its headers
 itself, in lower case, so the same checks run once over all of them, as byte
 translations (no regular expression); any header that fails them sends the
-response through uvicorn's own path (and its errors).
+response through uvicorn's own path (and its errors). The rate-limit headers
+come already framed (the ``FRAMED_HEADERS`` extension this server offers in the
+scope): the gateway builds those lines from numbers and fixed names, and they
+are written as they are.
 """
 
 from __future__ import annotations
