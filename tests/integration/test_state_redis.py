@@ -219,6 +219,26 @@ async def test_settle_refunds_and_charges(env: Env) -> None:
     assert await env.store.settle([Adjustment(Quota("absent", 10, 0, 60.0), -3)], []) == [0]
 
 
+async def test_an_admission_carries_a_settlement_applied_first(env: Env) -> None:
+    """Finished calls' corrections and freed slots ride with the next admission (one round
+    trip): they apply before its checks, also when it is refused."""
+    slot = Slots("one", limit=1, ttl=30.0)
+    tokens = Rate("tpm", limit=100, period=60.0, cost=90)
+    budget = Quota("usd", limit=1_000, cost=600, ttl=3600.0)
+    first = await env.store.admit([slot, tokens, budget])
+    assert first.allowed and first.settled == []
+    # The same caller again: the first call is over (60 tokens and 200 USD given back) and
+    # its slot goes with this admission, so the second fits all three limits.
+    settlement = ([Adjustment(tokens, -60), Adjustment(budget, -200)], [slot])
+    second = await env.store.admit([slot, Rate("tpm", 100, 60.0, 50), budget], settlement)
+    assert second.allowed and second.settled == [0, 400]
+    assert remaining(second) == [0, 20, 0]  # 30 + 50 tokens; 400 + 600 USD
+    # A refused admission still applies what it carries.
+    third = await env.store.admit([slot], ([Adjustment(budget, -1_000)], []))
+    assert not third.allowed and third.settled == [0]
+    assert remaining(await env.store.admit([budget])) == [400]
+
+
 async def test_once_deduplicates_within_ttl(env: Env) -> None:
     assert await env.store.once("alert:team-a:80", 0.2)
     assert not await env.store.once("alert:team-a:80", 0.2)

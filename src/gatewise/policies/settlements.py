@@ -2,11 +2,14 @@
 
 For a store that settles over the network (Redis; ``TrafficControl`` settles a
 memory store in line). Each settlement is a network round trip: sent per call it
-doubles the store's work and competes with the next call's admission. So corrections of
-calls that end within ``window`` seconds (20 ms) go together in one ``settle``
-call. A freed concurrency slot is sent at once (with whatever waits), since
-the caller may call again as soon as it has its answer. ``close`` sends what
-is still waiting, so a clean stop loses nothing.
+doubles the store's work and competes with the next call's admission. So
+settlements wait here and go with this process's next admission (``take``; the
+admission script applies them first, in the same round trip), or on their own
+when no admission comes soon enough: within ``release_window`` (2 ms) for a freed
+concurrency slot, since the caller may call again at once (through another
+replica, which only sees the slot free once it is sent), and within ``window``
+(20 ms) for corrections alone. ``close`` sends what is still waiting, so a clean
+stop loses nothing.
 """
 
 from __future__ import annotations
@@ -16,51 +19,57 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from gatewise.state.base import Adjustment, CounterStore, Slots, StateUnavailableError
+from gatewise.state.base import Adjustment, CounterStore, Settlement, Slots, StateUnavailableError
 
 log = logging.getLogger("gatewise.limits")
 
 #: Called per call once settled, with that call's adjustments and their new totals.
 OnSettled = Callable[[Any, list[Adjustment], list[int]], None]
 
+#: The calls of one settlement: (call, its adjustments, its slots), in order.
+Batch = list[tuple[Any, list[Adjustment], list[Slots]]]
+
 
 class SettlementBatcher:
     def __init__(
-        self, store: CounterStore, on_settled: OnSettled | None, *, window: float = 0.02
+        self,
+        store: CounterStore,
+        on_settled: OnSettled | None,
+        *,
+        window: float = 0.02,
+        release_window: float = 0.002,
     ) -> None:
         self._store = store
         self._on_settled = on_settled
         self._window = window
-        self._waiting: list[tuple[Any, list[Adjustment], list[Slots]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self._now: set[asyncio.Task[None]] = set()  # flushes that did not wait for the window
+        self._release_window = release_window
+        self._waiting: Batch = []
+        self._due: float | None = None  # loop time by which the waiting batch must go
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
 
     def add(self, call: Any, adjustments: list[Adjustment], release: list[Slots]) -> None:
         self._waiting.append((call, adjustments, release))
         loop = asyncio.get_running_loop()
-        if release:
-            task = loop.create_task(self._flush())
-            self._now.add(task)
-            task.add_done_callback(self._now.discard)
-        elif self._flusher is None:
-            self._flusher = loop.create_task(self._flush_later())
+        due = loop.time() + (self._release_window if release else self._window)
+        if self._due is None or due < self._due:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._due = due
+            self._timer = loop.call_at(due, self._flush_soon)
 
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(self._window)
-        self._flusher = None
-        await self._flush()
-
-    async def _flush(self) -> None:
-        batch, self._waiting = self._waiting, []
+    def take(self) -> tuple[Batch, Settlement] | None:
+        """What waits, for an admission to carry (then ``settled`` with its totals)."""
+        batch = self._waiting
         if not batch:
-            return
+            return None
+        self._waiting = []
         adjustments = [a for _, calls, _ in batch for a in calls]
         release = [slot for _, _, slots in batch for slot in slots]
-        try:
-            totals = await self._store.settle(adjustments, release)
-        except StateUnavailableError as exc:
-            log.warning("could not settle %d calls' limits: %s", len(batch), exc)
-            return
+        return batch, (adjustments, release)
+
+    def settled(self, batch: Batch, totals: list[int]) -> None:
+        """Tell each call of ``batch`` its adjustments' new totals (for alerts)."""
         if self._on_settled is None:
             return
         start = 0
@@ -68,11 +77,30 @@ class SettlementBatcher:
             self._on_settled(call, calls, totals[start : start + len(calls)])
             start += len(calls)
 
+    def _flush_soon(self) -> None:
+        self._timer = self._due = None
+        if self._waiting:
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self) -> None:
+        taken = self.take()
+        if taken is None:
+            return
+        batch, (adjustments, release) = taken
+        try:
+            totals = await self._store.settle(adjustments, release)
+        except StateUnavailableError as exc:
+            log.warning("could not settle %d calls' limits: %s", len(batch), exc)
+            return
+        self.settled(batch, totals)
+
     async def close(self) -> None:
         """Send everything still waiting (a clean stop loses no settlement)."""
-        if self._flusher is not None:
-            self._flusher.cancel()
-            self._flusher = None
-        if self._now:
-            await asyncio.wait(set(self._now), timeout=5)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._due = None
+        if self._flushes:
+            await asyncio.wait(set(self._flushes), timeout=5)
         await self._flush()

@@ -152,15 +152,20 @@ class TrafficControl:
         """Check and charge ``charge`` in the store; raises the refusal."""
         if self._admit_now is not None:
             return self.decide_now(ctx, charge)
+        taken = self._batcher.take()  # finished calls' settlements ride along
         try:
-            outcome = await self.store.admit(charge.checks)
+            outcome = await self.store.admit(charge.checks, taken[1] if taken else None)
         except StateUnavailableError as exc:
+            if taken:
+                log.warning("could not settle %d calls' limits: %s", len(taken[0]), exc)
             log.warning("limits cannot be checked: %s", exc)
             raise ServiceUnavailableError(
                 "Rate limits and budgets cannot be checked right now; try again shortly.",
                 code="limits_unavailable",
                 headers={"retry-after": "1"},
             ) from None
+        if taken:
+            self._batcher.settled(taken[0], outcome.settled)
         return self._decided(ctx, charge, outcome)
 
     def decide_now(self, ctx: RequestContext, charge: Admission) -> Admission:

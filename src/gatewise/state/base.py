@@ -75,6 +75,8 @@ class Outcome:
     #: quota: seconds until ``ttl`` expiry is unknown, so 0 and callers say "quota exhausted").
     retry_after: float
     states: list[CheckState] = field(default_factory=list)  # one per check, same order
+    #: The new used totals of the settlement the call carried (see ``CounterStore.admit``).
+    settled: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -83,6 +85,10 @@ class Adjustment:
 
     check: Rate | Quota
     delta: int
+
+
+#: Corrections and slot releases of finished calls, applied together.
+Settlement = tuple[list[Adjustment], list[Slots]]
 
 
 class StateUnavailableError(Exception):
@@ -94,8 +100,11 @@ class CounterStore(Protocol):
 
     async def close(self) -> None: ...
 
-    async def admit(self, checks: list[Check]) -> Outcome:
-        """Check every counter; charge them all only if all pass. Raises StateUnavailableError."""
+    async def admit(self, checks: list[Check], settlement: Settlement | None = None) -> Outcome:
+        """Check every counter; charge them all only if all pass. Raises StateUnavailableError.
+
+        ``settlement`` (finished calls' corrections and slot releases) is applied first, in
+        the same round trip, whatever the decision; ``Outcome.settled`` has its totals."""
         ...
 
     async def settle(self, adjustments: list[Adjustment], release: list[Slots]) -> list[int]:

@@ -32,6 +32,7 @@ from gatewise.state.base import (
     Outcome,
     Quota,
     Rate,
+    Settlement,
     Slots,
 )
 
@@ -75,8 +76,11 @@ class MemoryCounterStore:
         """Keys held (expired ones included until swept)."""
         return len(self._rates) + len(self._quotas) + len(self._slots) + len(self._seen)
 
-    async def admit(self, checks: list[Check]) -> Outcome:
-        return self.admit_now(checks)
+    async def admit(self, checks: list[Check], settlement: Settlement | None = None) -> Outcome:
+        settled = self.settle_now(*settlement) if settlement is not None else []
+        outcome = self.admit_now(checks)
+        outcome.settled = settled
+        return outcome
 
     def admit_now(self, checks: list[Check], costs: list[int] | None = None) -> Outcome:
         """``admit`` without the coroutine: check and charge in one synchronous step.

@@ -32,6 +32,7 @@ from gatewise.state.base import (
     Outcome,
     Quota,
     Rate,
+    Settlement,
     Slots,
     StateUnavailableError,
 )
@@ -40,10 +41,12 @@ from gatewise.state.resp import Address, Arg, RespClient, RespError
 
 
 class _Script:
-    """A Lua script from ``state/lua``, called by its SHA1 once the server has it."""
+    """A Lua script from ``state/lua`` (after ``common.lua``, which both scripts use),
+    called by its SHA1 once the server has it."""
 
     def __init__(self, name: str) -> None:
-        self.source = files("gatewise.state").joinpath("lua", name).read_text()
+        lua = files("gatewise.state").joinpath("lua")
+        self.source = lua.joinpath("common.lua").read_text() + lua.joinpath(name).read_text()
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
     async def __call__(
@@ -111,11 +114,14 @@ class RedisCounterStore:
         if client is not None:
             await client.close()
 
-    async def admit(self, checks: list[Check]) -> Outcome:
-        if not checks:
+    async def admit(self, checks: list[Check], settlement: Settlement | None = None) -> Outcome:
+        if not checks and settlement is None:
             return Outcome(True, None, 0.0, [])
         keys: list[str] = []
         args: list[Arg] = [self._now_arg(), f"{self._stem}.{next(self._serial)}"]
+        adjustments, release = settlement if settlement is not None else ([], [])
+        args.append(f"{len(adjustments)} {len(release)}")
+        self._settlement(adjustments, release, keys, args)
         for check in checks:
             keys.append(self._prefix + check.key)
             if isinstance(check, Rate):
@@ -128,18 +134,29 @@ class RedisCounterStore:
         reply = await self._call(_ADMIT, keys, args)
         assert isinstance(reply, bytes)
         numbers = [int(field) for field in reply.split()]
+        end = 2 + 3 * len(checks)
         states = [
             CheckState(check.limit, numbers[i], numbers[i + 1] / MICROS, numbers[i + 2])
-            for check, i in zip(checks, range(2, len(numbers), 3), strict=True)
+            for check, i in zip(checks, range(2, end, 3), strict=True)
         ]
         refused = numbers[0] - 1 if numbers[0] else None
-        return Outcome(refused is None, refused, numbers[1] / MICROS, states)
+        return Outcome(refused is None, refused, numbers[1] / MICROS, states, numbers[end:])
 
     async def settle(self, adjustments: list[Adjustment], release: list[Slots]) -> list[int]:
         if not adjustments and not release:
             return []
         keys: list[str] = []
         args: list[Arg] = [self._now_arg(), len(adjustments)]
+        self._settlement(adjustments, release, keys, args)
+        reply = await self._call(_SETTLE, keys, args)
+        assert isinstance(reply, list)
+        return [int(used) for used in reply]
+
+    def _settlement(
+        self, adjustments: list[Adjustment], release: list[Slots], keys: list[str], args: list[Arg]
+    ) -> None:
+        """The keys and specs of a settlement, as both scripts take them (``settle()`` in
+        ``lua/common.lua``): each correction's key and spec, then the slot keys."""
         for adjustment in adjustments:
             check = adjustment.check
             keys.append(self._prefix + check.key)
@@ -148,9 +165,6 @@ class RedisCounterStore:
             else:
                 args.append(f"q {adjustment.delta} {_ms(check.ttl)}")
         keys += [self._prefix + slot.key for slot in release]
-        reply = await self._call(_SETTLE, keys, args)
-        assert isinstance(reply, list)
-        return [int(used) for used in reply]
 
     async def once(self, key: str, ttl: float) -> bool:
         try:

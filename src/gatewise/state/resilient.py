@@ -24,6 +24,7 @@ from gatewise.state.base import (
     Check,
     CounterStore,
     Outcome,
+    Settlement,
     Slots,
     StateUnavailableError,
 )
@@ -76,8 +77,8 @@ class ResilientStore:
             if self.fallback is not None:
                 await self.fallback.close()
 
-    async def admit(self, checks: list[Check]) -> Outcome:
-        return await self._route(lambda store: store.admit(checks))
+    async def admit(self, checks: list[Check], settlement: Settlement | None = None) -> Outcome:
+        return await self._route(lambda store: store.admit(checks, settlement))
 
     async def settle(self, adjustments: list[Adjustment], release: list[Slots]) -> list[int]:
         return await self._route(lambda store: store.settle(adjustments, release))

@@ -1,40 +1,38 @@
--- admit: check every counter, and charge them all only if all pass (gatewise.state.redis).
+-- admit: settle finished calls, then check every counter, and charge them all only if all
+-- pass (gatewise.state.redis). Runs after common.lua (now, int(), settle()).
 --
--- KEYS[i]: the i-th check's key.
--- ARGV[1]: now in microseconds, or '' to read Redis's clock (TIME, minus EPOCH below).
 -- ARGV[2]: a token unique to this call (slot members are token..':'..i).
--- ARGV[2 + i]: the i-th check, its fields separated by spaces (few arguments are cheap
--- to send and to parse):
+-- ARGV[3]: 'n_adjust n_release': corrections and slot releases of finished calls that this
+--   call carries (one round trip for both): KEYS[1..n_adjust] with specs ARGV[4..], then
+--   n_release slot keys (see settle() in common.lua). They apply first, whatever the
+--   decision: they are facts about calls that are over.
+-- Then KEYS[base + i] (base = n_adjust + n_release): the i-th check's key, and
+-- ARGV[3 + n_adjust + i]: the i-th check, its fields separated by spaces (few arguments
+-- are cheap to send and to parse):
 --   'r limit period_us cost'        rate (GCRA in whole ticks, see below)
 --   'q limit cost ttl_ms hard'      quota (hard: 1 or 0)
 --   's limit ttl_us'                concurrency slots (a sorted set of expiries)
 -- Returns one string of integers separated by spaces: the refused check's index (0:
--- allowed), retry_after_us, then per check: remaining, reset_after_us, used.
--- Times are whole microseconds; Lua numbers are doubles, exact below 2^53.
+-- allowed), retry_after_us, then per check: remaining, reset_after_us, used; then each
+-- carried correction's new used total (0 for rates).
 
-local EPOCH = 1735689600 -- 2025-01-01T00:00:00Z: keeps microsecond counts small
-
-local now
-if ARGV[1] ~= '' then
-  now = tonumber(ARGV[1])
-else
-  local t = redis.call('TIME')
-  now = (tonumber(t[1]) - EPOCH) * 1000000 + tonumber(t[2])
-end
 local token = ARGV[2]
+local n_adjust, n_release = string.match(ARGV[3], '^(%d+) (%d+)$')
+n_adjust, n_release = tonumber(n_adjust), tonumber(n_release)
+local settled = settle(1, n_adjust, n_release, 4)
+
+-- The checks' keys and specs, after the settlement's.
+local base, arg_base = n_adjust + n_release, 3 + n_adjust
+local CHECKS = {}
+for i = 1, #KEYS - base do CHECKS[i] = KEYS[base + i] end
 
 local rates, quotas, slots = {}, {}, {} -- staged values, so a key named twice sees the first
 local expiries = {} -- rate key -> µs from now until it may go
 
--- Numbers passed to redis.call are formatted with %.14g (lossy above 1e14): format them.
-local function int(x)
-  return string.format('%.0f', x)
-end
-
 local specs = {}
-for i = 1, #KEYS do
+for i = 1, #CHECKS do
   local spec = {}
-  for field in string.gmatch(ARGV[2 + i], '%S+') do spec[#spec + 1] = field end
+  for field in string.gmatch(ARGV[arg_base + i], '%S+') do spec[#spec + 1] = field end
   specs[i] = spec
 end
 
@@ -75,7 +73,7 @@ end
 -- Checks check i; charges it (staged) when charge is true. Returns the state triple and,
 -- when refused, the retry-after in microseconds.
 local function check(i, charge)
-  local key, kind = KEYS[i], arg(i, 1)
+  local key, kind = CHECKS[i], arg(i, 1)
   local limit = tonumber(arg(i, 2))
   if kind == 'r' then
     local period = tonumber(arg(i, 3))
@@ -109,24 +107,30 @@ local function check(i, charge)
   end
 end
 
+-- The carried corrections' totals, after the checks' figures.
+local function reply(out)
+  for _, used in ipairs(settled) do out[#out + 1] = int(used) end
+  return table.concat(out, ' ')
+end
+
 local out = {0, 0}
-for i = 1, #KEYS do
+for i = 1, #CHECKS do
   local state, retry = check(i, true)
   if not state then
     -- Refused: charge nothing, and report every counter as it stands.
     rates, quotas, slots = {}, {}, {}
     out = {i, int(retry)}
-    for j = 1, #KEYS do
+    for j = 1, #CHECKS do
       local peek = check(j, false)
       out[#out + 1], out[#out + 2], out[#out + 3] = int(peek[1]), int(peek[2]), int(peek[3])
     end
-    return table.concat(out, ' ')
+    return reply(out)
   end
   out[#out + 1], out[#out + 2], out[#out + 3] = int(state[1]), int(state[2]), int(state[3])
 end
 
-for i = 1, #KEYS do
-  local key, kind = KEYS[i], arg(i, 1)
+for i = 1, #CHECKS do
+  local key, kind = CHECKS[i], arg(i, 1)
   if kind == 'r' and rates[key] then
     redis.call('SET', key, rates[key], 'PX', int(math.ceil(expiries[key] / 1000)))
     rates[key] = nil
@@ -141,4 +145,4 @@ for i = 1, #KEYS do
     slots[key] = nil
   end
 end
-return table.concat(out, ' ')
+return reply(out)
