@@ -76,7 +76,9 @@ def heuristic_count(text: str) -> int:
     """About four bytes of UTF-8 per token: close for English, cautious for other scripts."""
     if not text:
         return 0
-    return (len(text.encode("utf-8", "surrogatepass")) + 3) // 4
+    # ASCII is one byte a character: no need to encode (isascii is a flag lookup).
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    return (size + 3) // 4
 
 
 def _build(encoding: str) -> Counter:
