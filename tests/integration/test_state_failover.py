@@ -24,6 +24,7 @@ from gatewise.state.base import (
     Outcome,
     Quota,
     Rate,
+    Settlement,
     Slots,
     StateUnavailableError,
 )
@@ -104,9 +105,9 @@ class Counting:
     async def close(self) -> None:
         await self.inner.close()
 
-    async def admit(self, checks: list[Check]) -> Outcome:
+    async def admit(self, checks: list[Check], settlement: Settlement | None = None) -> Outcome:
         self.calls += 1
-        return await self.inner.admit(checks)
+        return await self.inner.admit(checks, settlement)
 
     async def settle(self, adjustments: list[Adjustment], release: list[Slots]) -> list[int]:
         self.calls += 1
