@@ -127,11 +127,13 @@ class Pipeline:
         (its estimates given back); a successful one is settled by the caller, with usage."""
         route = self._route(ctx, model)
         meter = self.meter
-        admission = (
-            meter.admit_now(ctx, route, count_prompt, output_tokens)
-            if meter.synchronous
-            else await meter.admit(ctx, route, count_prompt, output_tokens)
-        )
+        admission = meter.charge(ctx, route, count_prompt, output_tokens)
+        if admission is not None:
+            admission = (
+                meter.decide_now(ctx, admission)
+                if meter.synchronous
+                else await meter.decide(ctx, admission)
+            )
         try:
             return await self._call(ctx, route, call), admission
         except BaseException:
