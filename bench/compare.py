@@ -32,6 +32,7 @@ class Sample:
     requests_per_s: float
     gateway_ms: float  # gateway CPU per request (master and workers)
     upstream_ms: float  # the fake upstream's CPU per request, for context
+    p50_ms: float  # the gateway's median latency
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -63,7 +64,13 @@ def sample(args: argparse.Namespace, traffic: str, gatewise: str) -> Sample:
         run = measure_load(endpoints, "gateway", chat, c, args.duration, threads)
     if run.wrk.errors:
         raise BenchError(f"{run.wrk.errors} failed requests with traffic {traffic}")
-    return Sample(traffic, run.wrk.rps, run.gateway_ms_per_request, run.upstream_ms_per_request)
+    return Sample(
+        traffic,
+        run.wrk.rps,
+        run.gateway_ms_per_request,
+        run.upstream_ms_per_request,
+        run.wrk.p50_us / 1000,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,15 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         find_wrk()
         gatewise = find_gatewise(args.gatewise)
-        print(f"pair  {args.a:>8} ms  {args.b:>8} ms  growth ms  req/s A / B   upstream ms A / B")
-        growths = []
+        print(
+            f"pair  {args.a:>8} ms  {args.b:>8} ms  growth ms  req/s A / B   upstream ms A / B"
+            "   p50 ms A / B"
+        )
+        growths, latencies = [], []
         for pair in range(1, args.pairs + 1):
             a, b = sample(args, args.a, gatewise), sample(args, args.b, gatewise)
             growths.append(b.gateway_ms - a.gateway_ms)
+            latencies.append(b.p50_ms - a.p50_ms)
             print(
                 f"{pair:>4}  {a.gateway_ms:11.3f}  {b.gateway_ms:11.3f}  {growths[-1]:+9.3f}  "
                 f"{a.requests_per_s:6,.0f} / {b.requests_per_s:6,.0f}  "
-                f"{a.upstream_ms:.3f} / {b.upstream_ms:.3f}",
+                f"{a.upstream_ms:.3f} / {b.upstream_ms:.3f}  "
+                f"{a.p50_ms:.3f} / {b.p50_ms:.3f}",
                 flush=True,
             )
     except BenchError as error:
@@ -91,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"median growth of gateway CPU per request, {args.b} over {args.a}: "
         f"{statistics.median(growths):+.3f} ms ({len(growths)} pairs, c={args.connections}, "
-        f"{args.workers} workers)"
+        f"{args.workers} workers)\n"
+        f"median growth of the gateway's p50 latency: {statistics.median(latencies):+.3f} ms"
     )
     return 0
 

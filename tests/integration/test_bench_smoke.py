@@ -53,4 +53,6 @@ def test_compare_reports_each_pair_and_the_median_growth() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     pair = proc.stdout.splitlines()[1].split()
     assert pair[0] == "1" and float(pair[1]) > 0 and float(pair[2]) > 0
+    assert float(pair[-3]) > 0 and float(pair[-1]) > 0  # each side's p50 latency
     assert "median growth of gateway CPU per request, memory over off" in proc.stdout
+    assert "median growth of the gateway's p50 latency" in proc.stdout
