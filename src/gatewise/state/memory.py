@@ -205,12 +205,12 @@ class MemoryCounterStore:
                 rates[key] = (tat, limit, now + -(-(tat - now_s) // limit) + period)
             else:
                 found = quotas.get(key)
-                live = found is not None and found[1] > now
-                used = max(0, (found[0] if live else 0) + delta)  # type: ignore[index]
-                if live or used:
+                if found is not None and found[1] <= now:  # expired: as if absent
+                    del quotas[key]
+                    found = None
+                used = max(0, (0 if found is None else found[0]) + delta)
+                if found is not None or used:
                     quotas[key] = (used, now + round(check.ttl * MICROS))
-                elif found is not None:
-                    del quotas[key]  # expired, and nothing to keep
                 totals.append(used)
         for slot in release:
             taken = self._slots.get(slot.key)
