@@ -3,6 +3,7 @@ ends, never shared between callers; and what admission and settlement charge."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from gatewise.core.types import Usage
 from gatewise.identity.principal import Principal
 from gatewise.identity.roles import Role
 from gatewise.policies.limits import Planner
-from gatewise.policies.traffic import DEFAULT_OUTPUT_TOKENS, TrafficControl
+from gatewise.policies.traffic import DEFAULT_OUTPUT_TOKENS, Admission, TrafficControl
 from gatewise.pricing.catalog import Price
 from gatewise.state.memory import MemoryCounterStore
 
@@ -47,6 +48,19 @@ def control(
     )
 
 
+async def admit(
+    traffic: TrafficControl,
+    ctx: RequestContext,
+    model: str,
+    count_prompt: Callable[[], int],
+    output_tokens: int | None,
+    price: Price | None,
+) -> Admission | None:
+    """Charge, then decide: the two steps the pipeline takes (through ``CallMeter``)."""
+    charge = traffic.charge(ctx, model, count_prompt, output_tokens, price)
+    return None if charge is None else await traffic.decide(ctx, charge)
+
+
 def context(principal: Principal) -> RequestContext:
     ctx = RequestContext(request_id="req_1", operation="chat", model="m")
     ctx.principal = principal
@@ -59,14 +73,14 @@ async def test_a_calendar_budget_starts_afresh_when_its_day_ends() -> None:
     budget = BudgetConfig(name="daily", per="app", tokens=3000, period="day", timezone="UTC")
     traffic = control(clock, limits=[], budgets=[budget])
     one = caller("k1")
-    admitted = await traffic.admit(context(one), "m", lambda: 976, None, PRICE)
+    admitted = await admit(traffic, context(one), "m", lambda: 976, None, PRICE)
     assert admitted is not None and admitted.tokens == 976 + DEFAULT_OUTPUT_TOKENS
     assert admitted.checks[0].key.endswith(":2026-11-27")
     with pytest.raises(RateLimitError) as refused:  # 2,000 + 2,000 > 3,000
-        await traffic.admit(context(one), "m", lambda: 976, None, PRICE)
+        await admit(traffic, context(one), "m", lambda: 976, None, PRICE)
     assert refused.value.code == "insufficient_quota"
     clock.now += 3  # 00:00:01 the next day: a new period, a new key, a new plan
-    again = await traffic.admit(context(one), "m", lambda: 976, None, PRICE)
+    again = await admit(traffic, context(one), "m", lambda: 976, None, PRICE)
     assert again is not None and again.checks[0].key.endswith(":2026-11-28")
 
 
@@ -74,11 +88,11 @@ async def test_plans_belong_to_their_caller_and_model() -> None:
     clock = Clock(datetime(2026, 11, 27, 12, tzinfo=UTC))
     limit = LimitConfig(per="key", requests_per_minute=1)
     traffic = control(clock, limits=[limit], budgets=[])
-    assert await traffic.admit(context(caller("k1")), "m", lambda: 1, 1, PRICE) is not None
+    assert await admit(traffic, context(caller("k1")), "m", lambda: 1, 1, PRICE) is not None
     # Another key has its own counter; the same key on another model shares its own.
-    assert await traffic.admit(context(caller("k2")), "m", lambda: 1, 1, PRICE) is not None
+    assert await admit(traffic, context(caller("k2")), "m", lambda: 1, 1, PRICE) is not None
     with pytest.raises(RateLimitError):
-        await traffic.admit(context(caller("k1")), "other", lambda: 1, 1, PRICE)
+        await admit(traffic, context(caller("k1")), "other", lambda: 1, 1, PRICE)
 
 
 async def test_settlement_corrects_tokens_and_cost_and_frees_the_slot() -> None:
@@ -87,10 +101,10 @@ async def test_settlement_corrects_tokens_and_cost_and_frees_the_slot() -> None:
     budgets = [BudgetConfig(name="spend", per="app", usd="1", period="month", timezone="UTC")]
     traffic = control(clock, limits=limits, budgets=budgets)
     ctx = context(caller("k1"))
-    admission = await traffic.admit(ctx, "m", lambda: 1000, 500, PRICE)
+    admission = await admit(traffic, ctx, "m", lambda: 1000, 500, PRICE)
     assert admission is not None and (admission.tokens, admission.cost) == (1500, 2000)
     with pytest.raises(RateLimitError):  # the only slot is taken
-        await traffic.admit(context(caller("k1")), "m", lambda: 1, 1, PRICE)
+        await admit(traffic, context(caller("k1")), "m", lambda: 1, 1, PRICE)
     traffic.settle(ctx, admission, Usage(prompt_tokens=1000, completion_tokens=100), PRICE)
     assert ctx.cost_micros == 1200  # 1000 x $1 + 100 x $2 per million
     states = traffic.store.admit_now(admission.checks, admission.costs)  # type: ignore[attr-defined]
@@ -103,5 +117,5 @@ async def test_a_usd_budget_refuses_a_model_without_a_price() -> None:
     budget = BudgetConfig(name="spend", per="app", usd="1", period="month")
     traffic = control(clock, limits=[], budgets=[budget])
     with pytest.raises(PermissionDeniedError) as refused:
-        await traffic.admit(context(caller("k1")), "m", lambda: 1, 1, None)
+        await admit(traffic, context(caller("k1")), "m", lambda: 1, 1, None)
     assert refused.value.code == "price_unknown"

@@ -1,6 +1,7 @@
 """Traffic control: admit a call against every limit and budget, settle it afterwards.
 
-``admit`` runs before the upstream call, with estimates: tokens are the
+Admission runs before the upstream call in two steps, ``charge`` then ``decide``
+(``decide_now`` for a memory store), with estimates: tokens are the
 prompt (counted locally) plus the output the request allows (``max_tokens``,
 else ``DEFAULT_OUTPUT_TOKENS``), cost is those tokens at the deployment's
 price. One ``CounterStore.admit`` checks and charges every counter at once,
@@ -52,7 +53,7 @@ DEFAULT_OUTPUT_TOKENS = 1024
 
 @dataclass(slots=True)
 class Admission:
-    """What ``admit`` charged, so ``settle`` can correct it."""
+    """What a call was charged (``charge``), so ``settle`` can correct it."""
 
     plan: Plan
     checks: list[Check]
@@ -100,19 +101,6 @@ class TrafficControl:
     def synchronous(self) -> bool:
         """Whether ``decide_now`` can be used: the store decides without I/O (memory)."""
         return self._admit_now is not None
-
-    async def admit(
-        self,
-        ctx: RequestContext,
-        model: str,
-        count_prompt: Callable[[], int],
-        output_tokens: int | None,
-        price: Price | None,
-    ) -> Admission | None:
-        """``charge`` and ``decide`` in one call (``CallMeter`` takes the two steps itself,
-        to skip the coroutine with a memory store)."""
-        charge = self.charge(ctx, model, count_prompt, output_tokens, price)
-        return None if charge is None else await self.decide(ctx, charge)
 
     def charge(
         self,
