@@ -68,7 +68,6 @@ class Plan:
 
     meters: list[Meter] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
-    units: list[int] = field(default_factory=list)
     #: Each check's fixed cost (1 for a request rate), 0 where the call's estimate goes.
     costs: list[int] = field(default_factory=list)
     #: Wall-clock time at which a calendar period of this plan ends (keys change).
@@ -91,7 +90,6 @@ class Plan:
         index = len(self.checks)
         self.meters.append(meter)
         self.checks.append(check)
-        self.units.append(unit)
         self.costs.append(check.cost if isinstance(check, Rate | Quota) else 1)
         if unit != FIXED:
             assert isinstance(check, Rate | Quota)  # slots are always FIXED
@@ -109,6 +107,17 @@ class Plan:
             self.slots.append(check)
         if meter.budget is not None and meter.budget.webhook is not None:
             self.alerts = True
+
+    @property
+    def units(self) -> list[int]:
+        """What each check is charged in (``FIXED``, ``TOKENS`` or ``USD``), from the
+        indexes that charging uses."""
+        units = [FIXED] * len(self.checks)
+        for index in self.in_tokens:
+            units[index] = TOKENS
+        for index in self.in_usd:
+            units[index] = USD
+        return units
 
     def costs_for(self, tokens: int, cost: int) -> list[int]:
         """Each check's cost for this call (a store that takes costs apart, e.g. memory,
