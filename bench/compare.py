@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from measure import measure_load
-from procs import BenchError, Services
+from procs import BenchError, Services, run_command
 from run import TRAFFIC, find_gatewise, request_bodies, start_services
 from wrk import find_wrk
 
@@ -75,31 +75,28 @@ def sample(args: argparse.Namespace, traffic: str, gatewise: str) -> Sample:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        find_wrk()
-        gatewise = find_gatewise(args.gatewise)
+    return run_command("compare", lambda: compare(args))
+
+
+def compare(args: argparse.Namespace) -> int:
+    find_wrk()
+    gatewise = find_gatewise(args.gatewise)
+    print(
+        f"pair  {args.a:>8} ms  {args.b:>8} ms  growth ms  req/s A / B   upstream ms A / B"
+        "   p50 ms A / B"
+    )
+    growths, latencies = [], []
+    for pair in range(1, args.pairs + 1):
+        a, b = sample(args, args.a, gatewise), sample(args, args.b, gatewise)
+        growths.append(b.gateway_ms - a.gateway_ms)
+        latencies.append(b.p50_ms - a.p50_ms)
         print(
-            f"pair  {args.a:>8} ms  {args.b:>8} ms  growth ms  req/s A / B   upstream ms A / B"
-            "   p50 ms A / B"
+            f"{pair:>4}  {a.gateway_ms:11.3f}  {b.gateway_ms:11.3f}  {growths[-1]:+9.3f}  "
+            f"{a.requests_per_s:6,.0f} / {b.requests_per_s:6,.0f}  "
+            f"{a.upstream_ms:.3f} / {b.upstream_ms:.3f}  "
+            f"{a.p50_ms:.3f} / {b.p50_ms:.3f}",
+            flush=True,
         )
-        growths, latencies = [], []
-        for pair in range(1, args.pairs + 1):
-            a, b = sample(args, args.a, gatewise), sample(args, args.b, gatewise)
-            growths.append(b.gateway_ms - a.gateway_ms)
-            latencies.append(b.p50_ms - a.p50_ms)
-            print(
-                f"{pair:>4}  {a.gateway_ms:11.3f}  {b.gateway_ms:11.3f}  {growths[-1]:+9.3f}  "
-                f"{a.requests_per_s:6,.0f} / {b.requests_per_s:6,.0f}  "
-                f"{a.upstream_ms:.3f} / {b.upstream_ms:.3f}  "
-                f"{a.p50_ms:.3f} / {b.p50_ms:.3f}",
-                flush=True,
-            )
-    except BenchError as error:
-        print(f"compare: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("compare: interrupted; child processes stopped", file=sys.stderr)
-        return 130
     print(
         f"median growth of gateway CPU per request, {args.b} over {args.a}: "
         f"{statistics.median(growths):+.3f} ms ({len(growths)} pairs, c={args.connections}, "

@@ -8,16 +8,38 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 
 from auth import auth_headers
 
 
 class BenchError(RuntimeError):
     """A failure that stops the benchmark; its message is printed to the user."""
+
+
+def run_command(name: str, body: Callable[[], int]) -> int:
+    """A bench command's exit code: ``body``'s, 2 after a ``BenchError`` (its message is
+    printed), 130 when interrupted. SIGTERM and SIGHUP interrupt it as Ctrl-C does, so
+    the ``Services`` it started are stopped on the way out."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:  # respect nohup
+            signal.signal(sig, _raise_interrupt)
+    try:
+        return body()
+    except BenchError as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; child processes stopped", file=sys.stderr)
+        return 130
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 class Service:

@@ -12,18 +12,16 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 
 import procstat
 from auth import AUTH_ENV, create_bench_key
 from measure import Endpoints
-from procs import BenchError, Service, Services, free_port, wait_until_serving
+from procs import BenchError, Service, Services, free_port, run_command, wait_until_serving
 from report import print_report
 from results import Results, evaluate, write_json
 from session import Plan, Session, progress
@@ -308,32 +306,22 @@ def run_benchmark(
     return res
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is not signal.SIG_IGN:  # respect nohup
-            signal.signal(sig, _raise_interrupt)
-    try:
-        find_wrk()
-        gatewise = find_gatewise(args.gatewise)
-        with (
-            tempfile.TemporaryDirectory(prefix="gatewise-bench-") as tmp_name,
-            Services(Path(tmp_name)) as services,
-        ):
-            try:
-                res = run_benchmark(args, gatewise, Path(tmp_name), services)
-            except BenchError as error:
-                raise BenchError(f"{error}\n{services.diagnose()}") from error
-    except BenchError as error:
-        print(f"bench: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; child processes stopped", file=sys.stderr)
-        return 130
+    return run_command("bench", lambda: bench(args))
+
+
+def bench(args: argparse.Namespace) -> int:
+    find_wrk()
+    gatewise = find_gatewise(args.gatewise)
+    with (
+        tempfile.TemporaryDirectory(prefix="gatewise-bench-") as tmp_name,
+        Services(Path(tmp_name)) as services,
+    ):
+        try:
+            res = run_benchmark(args, gatewise, Path(tmp_name), services)
+        except BenchError as error:
+            raise BenchError(f"{error}\n{services.diagnose()}") from error
     print_report(res)
     if args.json:
         write_json(res, args.json)
