@@ -17,6 +17,7 @@ import argparse
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,12 +36,26 @@ class Sample:
     p50_ms: float  # the gateway's median latency
 
 
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: ``kind`` of the text, refused unless above zero."""
+
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+        return value
+
+    return parse
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", choices=TRAFFIC, default="off", help="baseline (default off)")
     parser.add_argument("--b", choices=TRAFFIC, default="memory", help="compared (default memory)")
-    parser.add_argument("--pairs", type=int, default=5, help="A/B pairs (default 5)")
-    parser.add_argument("--duration", type=float, default=6.0, help="seconds per run (default 6)")
+    parser.add_argument("--pairs", type=_positive(int), default=5, help="A/B pairs (default 5)")
+    parser.add_argument(
+        "--duration", type=_positive(float), default=6.0, help="seconds per run (default 6)"
+    )
     parser.add_argument("--connections", type=int, default=50, help="wrk connections (default 50)")
     parser.add_argument("--workers", type=int, default=2, help="gateway workers (default 2)")
     parser.add_argument("--auth", choices=("keys", "open"), default="keys")

@@ -56,3 +56,9 @@ def test_compare_reports_each_pair_and_the_median_growth() -> None:
     assert float(pair[-3]) > 0 and float(pair[-1]) > 0  # each side's p50 latency
     assert "median growth of gateway CPU per request, memory over off" in proc.stdout
     assert "median growth of the gateway's p50 latency" in proc.stdout
+
+
+def test_compare_refuses_an_empty_comparison() -> None:
+    for flag, value in (("--pairs", "0"), ("--duration", "-1")):
+        proc = bench("compare.py", flag, value, timeout=30)
+        assert proc.returncode == 2 and f"argument {flag}: must be above 0" in proc.stderr
