@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -250,15 +249,3 @@ def create_app(
     config: Config, config_dir: Path | None = None, *, tune_gc: bool = False
 ) -> GatewayApp:
     return GatewayApp(build_runtime(config, config_dir), tune_gc=tune_gc)
-
-
-def create_app_from_env() -> GatewayApp:
-    """The factory each server worker calls: the config path comes from ``GATEWISE_CONFIG``."""
-    from gatewise.config.loader import load_config
-    from gatewise.server import CONFIG_ENV
-    from gatewise.telemetry.logging import configure_logging
-
-    path = Path(os.environ[CONFIG_ENV])
-    config = load_config(path)
-    configure_logging(config.server.log_level)
-    return create_app(config, path.parent, tune_gc=True)

@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from gatewise.identity import cli as identity_cli
-from gatewise.identity import cli_usage
+from gatewise.commands import identity as identity_cli
+from gatewise.commands import usage as cli_usage
 
 app = typer.Typer(
     name="gatewise",
@@ -57,7 +57,7 @@ def config_validate(
     file: Annotated[Path, typer.Argument(help="The YAML configuration file to check.")],
 ) -> None:
     """Check a config file; print every error with file, line and field. Exit 1 if invalid."""
-    from gatewise.config.commands import validate_command
+    from gatewise.commands.config import validate_command
 
     raise typer.Exit(validate_command(file))
 
@@ -65,7 +65,7 @@ def config_validate(
 @config_app.command("schema")
 def config_schema() -> None:
     """Print the configuration's JSON Schema (for editors and CI)."""
-    from gatewise.config.commands import schema_command
+    from gatewise.commands.config import schema_command
 
     raise typer.Exit(schema_command())
 
@@ -73,7 +73,7 @@ def config_schema() -> None:
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = Path("examples/quickstart.yaml")) -> None:
     """Apply the records database's migrations (the gateway also does this when it starts)."""
-    from gatewise.store.commands import upgrade_command
+    from gatewise.commands.db import upgrade_command
 
     raise typer.Exit(upgrade_command(config))
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from gatewise.config.models import Config
 from gatewise.config.secrets import SecretResolutionError
-from gatewise.core.catalog import ModelCatalog, Route, Target
 from gatewise.core.pipeline import Pipeline
 from gatewise.core.types import ModelCard
 from gatewise.identity.cache import IdentityCache
@@ -24,6 +23,7 @@ from gatewise.policies.auth import Authenticator
 from gatewise.policies.metering import CallMeter
 from gatewise.policies.traffic_setup import TrafficParts, build_traffic
 from gatewise.providers.base import Provider, provider_factory
+from gatewise.routing.catalog import ModelCatalog, Route, Target
 from gatewise.store.urls import resolve_store_url
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only where a runtime is really built

@@ -6,11 +6,14 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatewise import __version__
 from gatewise.config.models import Config
 from gatewise.runtime import StartupError, prepare
+
+if TYPE_CHECKING:
+    from gatewise.app import GatewayApp
 
 # Where worker processes find the config (they import the app factory by name).
 CONFIG_ENV = "GATEWISE_CONFIG"
@@ -49,12 +52,24 @@ def run(
     options = uvicorn_options(host, port)
     if workers > 1:
         os.environ[CONFIG_ENV] = str(config_path.resolve())
-        uvicorn.run("gatewise.app:create_app_from_env", factory=True, workers=workers, **options)
+        uvicorn.run("gatewise.server:create_app_from_env", factory=True, workers=workers, **options)
     else:
         from gatewise.app import create_app
 
         uvicorn.run(create_app(config, config_path.parent, tune_gc=True), **options)
     return 0
+
+
+def create_app_from_env() -> GatewayApp:
+    """The factory each server worker calls: the config path comes from ``GATEWISE_CONFIG``."""
+    from gatewise.app import create_app
+    from gatewise.config.loader import load_config
+    from gatewise.telemetry.logging import configure_logging
+
+    path = Path(os.environ[CONFIG_ENV])
+    config = load_config(path)
+    configure_logging(config.server.log_level)
+    return create_app(config, path.parent, tune_gc=True)
 
 
 def uvicorn_options(host: str, port: int, *, loop: str | None = None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from gatewise.providers.http1 import (
+from gatewise.net.http1 import (
     ConnectError,
     ConnectionLost,
     HTTPClient,

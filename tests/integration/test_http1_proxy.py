@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gatewise.providers.http1 import ConnectError, HTTPClient, Origin
-from gatewise.providers.proxy import Proxy, resolver
+from gatewise.net.http1 import ConnectError, HTTPClient, Origin
+from gatewise.net.proxy import Proxy, resolver
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 

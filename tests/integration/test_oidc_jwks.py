@@ -14,7 +14,7 @@ from gatewise.core.errors import AuthenticationError, PermissionDeniedError
 from gatewise.identity.jwks import JWKSCache
 from gatewise.identity.oidc import OIDCIdentity, OIDCVerifier
 from gatewise.identity.roles import Role
-from gatewise.providers.http1 import HTTPClient
+from gatewise.net.http1 import HTTPClient
 from gatewise.testing import run_in_thread
 from gatewise.testing.oidc import FakeOIDCIssuer
 

@@ -116,7 +116,7 @@ async def test_concurrent_starts_migrate_once(backend: Backend) -> None:
 def test_worker_processes_share_a_new_sqlite_file(tmp_path: Path) -> None:
     """Several processes starting on one fresh file: the lock lets exactly one migrate."""
     url = f"sqlite+aiosqlite:///{tmp_path}/shared.db"
-    code = "import sys; from gatewise.store.migrations import upgrade; print(upgrade(sys.argv[1]))"
+    code = "import sys; from gatewise.commands.db import upgrade; print(upgrade(sys.argv[1]))"
     workers = [
         subprocess.Popen(
             [sys.executable, "-c", code, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE

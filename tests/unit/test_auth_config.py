@@ -62,7 +62,7 @@ def test_good_issuer_with_defaults() -> None:
     assert entry.subject_claim == "sub"
     assert entry.audiences == ["https://gateway.example.com"]
     rule = entry.rules[0]
-    assert rule.role is Role.CONSUMER
+    assert rule.role == Role.CONSUMER
     assert rule.match["ref_protected"] is True
     assert rule.match["ref"] == ["main", "release/*"]
     assert rule.models == ["prod-*"]
@@ -271,3 +271,12 @@ def test_the_loader_reports_file_line_and_path() -> None:
     )
     assert [entry.name for entry in config.auth.oidc] == ["gitlab", "gl2"]
     assert config.auth.oidc[0].algorithms == ["RS256", "ES256"]
+
+
+def test_config_role_names_are_the_identity_roles() -> None:
+    """config sits below identity and spells the role names itself: they must stay equal."""
+    from typing import get_args
+
+    from gatewise.config.auth import RoleName
+
+    assert set(get_args(RoleName)) == {role.value for role in Role}

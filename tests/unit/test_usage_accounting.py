@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from gatewise.core.catalog import ModelCatalog, Route, Target
 from gatewise.core.context import RequestContext
 from gatewise.core.pipeline import Pipeline
 from gatewise.core.types import (
@@ -20,6 +19,7 @@ from gatewise.core.types import (
     ResponseMessage,
     Usage,
 )
+from gatewise.routing.catalog import ModelCatalog, Route, Target
 
 
 class ScriptedProvider:

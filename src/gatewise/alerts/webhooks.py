@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from gatewise.config.alerts import WebhookConfig
-from gatewise.providers.http1 import ClientError, HTTPClient, Origin
+from gatewise.net.http1 import ClientError, HTTPClient, Origin
 
 __all__ = [
     "WebhookSender",

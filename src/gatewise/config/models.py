@@ -20,7 +20,7 @@ from gatewise.config.base import Name, Strict
 from gatewise.config.limits import BudgetConfig, LimitConfig, StateConfig
 from gatewise.config.pricing import PriceConfig
 from gatewise.config.secrets import REFERENCE, WHOLE_REFERENCE, looks_like_literal_secret
-from gatewise.store.urls import DEFAULT_URL, check_store_url
+from gatewise.config.store_url import DEFAULT_URL, check_store_url
 
 
 def _check_secret_reference(value: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from gatewise.core.catalog import ModelCatalog, Route, Target
 from gatewise.core.context import RequestContext
 from gatewise.core.errors import GatewayError, ModelNotFoundError
 from gatewise.core.tokens import admission_count_request, estimate_usage, heuristic_count
@@ -32,6 +31,7 @@ from gatewise.policies.metering import CallMeter
 from gatewise.policies.traffic import Admission
 from gatewise.pricing.book import PriceBook
 from gatewise.providers.base import ChunkStream
+from gatewise.routing.catalog import ModelCatalog, Route, Target
 
 T = TypeVar("T")
 

@@ -26,7 +26,7 @@ import orjson
 from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
-from gatewise.providers.http1 import ClientError, HTTPClient, Origin
+from gatewise.net.http1 import ClientError, HTTPClient, Origin
 
 __all__ = ["FETCH_TIMEOUT", "JWKSCache", "JWKSUnavailableError", "key_fits"]
 

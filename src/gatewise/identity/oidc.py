@@ -43,7 +43,7 @@ from gatewise.config.auth import ClaimPattern, OIDCIssuerConfig, OIDCRule
 from gatewise.core.errors import AuthenticationError, PermissionDeniedError
 from gatewise.identity.jwks import FETCH_TIMEOUT, JWKSCache, JWKSUnavailableError
 from gatewise.identity.roles import Role
-from gatewise.providers.http1 import HTTPClient
+from gatewise.net.http1 import HTTPClient
 
 __all__ = ["OIDCIdentity", "OIDCVerifier", "TokenCache", "rule_matches"]
 
@@ -303,7 +303,7 @@ class OIDCVerifier:
                     tenant=rule.tenant,
                     team=rule.team,
                     app=rule.app,
-                    role=rule.role,
+                    role=Role(rule.role),
                     models=list(rule.models) if rule.models is not None else None,
                     expires_at=float(claims["exp"]),
                     claims=claims,

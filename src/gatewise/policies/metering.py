@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gatewise.core.catalog import Route
 from gatewise.core.context import RequestContext
 from gatewise.core.types import Usage
 from gatewise.policies.traffic import Admission, TrafficControl
 from gatewise.pricing.book import PriceBook
 from gatewise.pricing.cost import cost_micros
+from gatewise.routing.catalog import Route
 
 
 class CallMeter:

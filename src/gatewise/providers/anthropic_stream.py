@@ -32,6 +32,7 @@ from gatewise.core.types import (
     FunctionCall,
     ToolCallDelta,
 )
+from gatewise.net.http1 import Response
 from gatewise.providers.anthropic_response import (
     AnthropicUsage,
     ContentBlock,
@@ -39,7 +40,6 @@ from gatewise.providers.anthropic_response import (
     error_from_event,
     finish_reason,
 )
-from gatewise.providers.http1 import Response
 from gatewise.providers.sse import SSEDecoder
 from gatewise.providers.transport import HTTPTransport, Redactor
 

@@ -42,9 +42,9 @@ from gatewise.core.types import (
 )
 from gatewise.formats.gemini import BatchEmbedContentsResponse, model_path
 from gatewise.formats.openai import floats_to_base64
+from gatewise.net.http1 import Response
 from gatewise.providers.gemini_request import chat_body
 from gatewise.providers.gemini_response import StreamTranslator, chat_response, decode
-from gatewise.providers.http1 import Response
 from gatewise.providers.openai import build_transport
 from gatewise.providers.sse import SSEDecoder
 from gatewise.providers.transport import RELAYED_ERROR_HEADERS, HTTPTransport, openai_error_type

@@ -22,8 +22,8 @@ from gatewise.core.types import (
     EmbeddingResponse,
 )
 from gatewise.formats import openai as wire
-from gatewise.providers.http1 import Response
-from gatewise.providers.proxy import resolver as proxy_resolver
+from gatewise.net.http1 import Response
+from gatewise.net.proxy import resolver as proxy_resolver
 from gatewise.providers.sse import SSEDecoder
 from gatewise.providers.transport import HTTPTransport, Redactor
 

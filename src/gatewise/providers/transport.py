@@ -24,7 +24,7 @@ from gatewise.core.errors import (
     UpstreamUnavailableError,
 )
 from gatewise.formats.openai import upstream_error_fields
-from gatewise.providers.http1 import (
+from gatewise.net.http1 import (
     ClientError,
     ConnectError,
     ConnectTimeout,
@@ -33,7 +33,7 @@ from gatewise.providers.http1 import (
     ProtocolError,
     Response,
 )
-from gatewise.providers.proxy import ProxyResolver
+from gatewise.net.proxy import ProxyResolver
 
 # Headers worth relaying from an upstream error: they drive the SDKs' retry logic.
 RELAYED_ERROR_HEADERS = (

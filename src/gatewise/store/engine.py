@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from gatewise.store.migrations import upgrade_engine
 from gatewise.store.urls import SQLITE, redacted, sqlite_path
 
 log = logging.getLogger("gatewise.store")
@@ -74,8 +75,6 @@ class Database:
         return redacted(self.url)
 
     async def start(self, *, migrate: bool = True) -> None:
-        from gatewise.store.migrations import upgrade_engine
-
         path = sqlite_path(self.url)
         if path is not None and not path.parent.is_dir():
             raise StoreError(

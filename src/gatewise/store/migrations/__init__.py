@@ -57,20 +57,6 @@ async def upgrade_engine(engine: AsyncEngine, url: str) -> bool:
     return True
 
 
-def upgrade(url: str, base_dir: Path | None = None) -> str:
-    """Migrate the database at ``url`` (a ``store.url`` value) to ``HEAD``: the CLI's entry."""
-    from gatewise.store.engine import Database
-    from gatewise.store.urls import resolve_store_url
-
-    async def run() -> None:
-        database = Database(resolve_store_url(url, base_dir))
-        await database.start()
-        await database.close()
-
-    asyncio.run(run())
-    return HEAD
-
-
 def _run_alembic(connection: Connection, revision: str = "head") -> None:
     from alembic import command
     from alembic.config import Config

@@ -18,7 +18,7 @@ def run_migrations() -> None:
     connection: Connection | None = context.config.attributes.get("connection")
     if connection is None or context.is_offline_mode():
         raise RuntimeError(
-            "run migrations with `gatewise db upgrade` (gatewise.store.migrations.upgrade)"
+            "run migrations with `gatewise db upgrade` (gatewise.commands.db.upgrade)"
         )
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
     with context.begin_transaction():

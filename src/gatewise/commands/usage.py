@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from gatewise.identity import cli_support as cs
-from gatewise.identity.cli_support import DEFAULT_CONFIG, ConfigOption, JsonOption, MaybeTenant
+from gatewise.commands import support as cs
+from gatewise.commands.support import DEFAULT_CONFIG, ConfigOption, JsonOption, MaybeTenant
 
 if TYPE_CHECKING:
     from gatewise.store.identity import IdentityStore

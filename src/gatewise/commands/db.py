@@ -7,6 +7,7 @@ any instance restarts.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -17,7 +18,6 @@ from gatewise.config.secrets import SecretResolutionError
 def upgrade_command(file: Path) -> int:
     """Migrate the database named by ``store.url`` in ``file`` to the newest revision."""
     from gatewise.store.engine import StoreError
-    from gatewise.store.migrations import upgrade
     from gatewise.store.urls import redacted, resolve_store_url
 
     try:
@@ -35,3 +35,18 @@ def upgrade_command(file: Path) -> int:
         return 1
     print(f"OK: {shown} is at revision {revision}")
     return 0
+
+
+def upgrade(url: str, base_dir: Path | None = None) -> str:
+    """Migrate the database at ``url`` (a ``store.url`` value) to the newest revision."""
+    from gatewise.store.engine import Database
+    from gatewise.store.migrations import HEAD
+    from gatewise.store.urls import resolve_store_url
+
+    async def run() -> None:
+        database = Database(resolve_store_url(url, base_dir))
+        await database.start()  # migrates
+        await database.close()
+
+    asyncio.run(run())
+    return HEAD

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from gatewise.providers.proxy import Proxy, ProxyResolver
+from gatewise.net.proxy import Proxy, ProxyResolver
 
 # Pause reading from the upstream when this much body is buffered and unread.
 _HIGH_WATER = 1 << 20

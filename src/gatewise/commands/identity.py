@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from gatewise.identity import cli_support as cs
-from gatewise.identity.cli_keys import admin_app, keys_app
-from gatewise.identity.cli_support import (
+from gatewise.commands import support as cs
+from gatewise.commands.keys import admin_app, keys_app
+from gatewise.commands.support import (
     DEFAULT_CONFIG,
     ConfigOption,
     JsonOption,

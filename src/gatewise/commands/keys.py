@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from gatewise.identity import cli_support as cs
-from gatewise.identity.cli_support import (
+from gatewise.commands import support as cs
+from gatewise.commands.support import (
     DEFAULT_CONFIG,
     ConfigOption,
     JsonOption,
