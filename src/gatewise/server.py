@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from gatewise import __version__
 from gatewise.config.models import Config
-from gatewise.runtime import StartupError, prepare
+from gatewise.runtime.prepare import StartupError, prepare
 
 if TYPE_CHECKING:
     from gatewise.app import GatewayApp

@@ -236,7 +236,7 @@ def test_every_call_leaves_a_usage_record_with_its_cost(setup: Setup) -> None:
     assert post(setup, setup.keys["ledger"], chat_body("priced-gpt")).status == 200
     refused = post(setup, setup.keys["ledger"], chat_body("priced-gpt", max_tokens=10**6))
     assert refused.status == 429  # a call refused by a budget is recorded too
-    store_url = str(setup.gateway.app.runtime.database.url)
+    store_url = str(setup.gateway.app.services.database.url)
 
     async def by_model(store: IdentityStore) -> dict[str, UsageRow]:
         # Only this test's tenant: the minute it ran in may hold other tests' calls too.

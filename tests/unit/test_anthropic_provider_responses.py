@@ -75,7 +75,7 @@ def test_response_with_text_tools_and_thinking() -> None:
         "cached_tokens": 1000,
         "cache_write_tokens": 100,
     }
-    encoded = orjson.loads(openai_wire.encode_chat_response(response))
+    encoded = orjson.loads(openai_wire.encode_chat_response(response, relay_raw=True))
     assert encoded["choices"][0]["message"]["tool_calls"][0]["type"] == "function"
 
 

@@ -48,15 +48,13 @@ def parse_events(data: bytes) -> list[tuple[str, dict[str, Any]]]:
 
 
 def run(
-    batches: list[list[ChatChunk]], input_estimate: int = 11
+    batches: list[list[ChatChunk]], input_estimate: int = 11, usage: Usage | None = None
 ) -> tuple[list[tuple[str, dict[str, Any]]], AnthropicStreamEncoder]:
-    encoder = AnthropicStreamEncoder(
-        "public", "msg_1", input_estimate, lambda text: len(text.split())
-    )
+    encoder = AnthropicStreamEncoder("public", "msg_1", input_estimate)
     data = (
         encoder.start()
         + b"".join(encoder.encode(ChunkBatch(b)) for b in batches)
-        + encoder.finish()
+        + encoder.finish(usage)
     )
     return parse_events(data), encoder
 
@@ -116,15 +114,18 @@ def test_stream_text_then_tool_calls() -> None:
     assert encoder.usage is usage
 
 
-def test_stream_without_usage_estimates_output() -> None:
+def test_stream_without_upstream_usage_reports_the_corridors_estimate() -> None:
+    estimate = Usage(prompt_tokens=7, completion_tokens=3, total_tokens=10)
     events, encoder = run(
-        [[chunk(Delta(content="one two three")), chunk(Delta(), "length")]], input_estimate=7
+        [[chunk(Delta(content="one two three")), chunk(Delta(), "length")]],
+        input_estimate=7,
+        usage=estimate,
     )
     delta = events[-2][1]
     assert delta["delta"]["stop_reason"] == "max_tokens"
     assert delta["usage"]["input_tokens"] == 7
-    assert delta["usage"]["output_tokens"] == 3  # the injected counter: words
-    assert encoder.usage is None
+    assert delta["usage"]["output_tokens"] == 3
+    assert encoder.usage is estimate
 
 
 def test_stream_odd_orders_still_close_every_block() -> None:
@@ -175,5 +176,5 @@ def test_stream_with_no_content_and_other_choices() -> None:
 
 
 def test_empty_batch_encodes_to_nothing() -> None:
-    encoder = AnthropicStreamEncoder("m", "msg_1", 0, len)
+    encoder = AnthropicStreamEncoder("m", "msg_1", 0)
     assert encoder.encode(ChunkBatch([chunk(Delta(role="assistant", content=""))])) == b""

@@ -145,11 +145,41 @@ def test_stream_usage_is_forced_only_for_streams() -> None:
     )
 
 
-def test_upstream_response_is_relayed_verbatim_until_modified() -> None:
+def test_upstream_response_is_relayed_verbatim_only_while_raw_relay_is_allowed() -> None:
     raw = b'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"x","choices":[{"index":0,"message":{"role":"assistant","content":"hi","annotations":[]},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2},"service_tier":"default"}'
     response = wire.decode_chat_response(raw)
     assert response.usage is not None and response.usage.total_tokens == 2
-    assert wire.encode_chat_response(response) == raw
+    assert wire.encode_chat_response(response, relay_raw=True) == raw
+    # A step that may change output switches relay off: the canonical reply is encoded.
+    response.choices[0].message.content = "changed"
+    encoded = orjson.loads(wire.encode_chat_response(response, relay_raw=False))
+    assert encoded["choices"][0]["message"]["content"] == "changed"
+    assert "service_tier" not in encoded
+
+
+def test_native_body_keeps_everything_the_client_sent() -> None:
+    data = {
+        "model": "public-name",
+        "messages": [{"role": "user", "content": "hi", "vendor_field": {"x": [1, 2]}}],
+        "max_tokens": 5,
+        "stream": True,
+        "stream_options": {"include_obfuscation": False},
+        "unknown_top_level": None,
+    }
+    body = orjson.loads(
+        wire.native_chat_body(
+            data, "upstream-name", force_stream_usage=True, modern_max_tokens=True
+        )
+    )
+    assert body == {
+        "model": "upstream-name",
+        "messages": data["messages"],
+        "max_completion_tokens": 5,
+        "stream": True,
+        "stream_options": {"include_obfuscation": False, "include_usage": True},
+        "unknown_top_level": None,
+    }
+    assert data["model"] == "public-name" and "max_tokens" in data  # the client's dict is untouched
 
 
 @pytest.mark.parametrize("body", [b"not json", b'{"choices": "nope"}', b"[]"])

@@ -268,7 +268,7 @@ def make_request(headers: list[tuple[bytes, bytes]]) -> HTTPRequest:
 def test_owner_key_is_the_callers_owner() -> None:
     def owner_for(headers: list[tuple[bytes, bytes]]) -> str:
         request = make_request(headers)
-        request.ctx.principal = anonymous(presented_credential(request.headers))
+        request.principal = anonymous(presented_credential(request.headers))
         return owner_key(request)
 
     digest = hashlib.sha256(b"sk-client").hexdigest()
@@ -279,7 +279,7 @@ def test_owner_key_is_the_callers_owner() -> None:
     assert owner_for([]) == "anonymous"
     assert owner_for([(b"authorization", b"Bearer ")]) == "anonymous"
     keyed = make_request([])
-    keyed.ctx.principal = Principal(kind="key", name="key:k", role=Role.CONSUMER, owner="app_1")
+    keyed.principal = Principal(kind="key", name="key:k", role=Role.CONSUMER, owner="app_1")
     assert owner_key(keyed) == "app_1"
 
 

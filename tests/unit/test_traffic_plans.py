@@ -56,8 +56,9 @@ async def admit(
     output_tokens: int | None,
     price: Price | None,
 ) -> Admission | None:
-    """Charge, then decide: the two steps the pipeline takes (through ``CallMeter``)."""
-    charge = traffic.charge(ctx, model, count_prompt, output_tokens, price)
+    """Charge, then decide: the two steps the admission step takes."""
+    assert isinstance(ctx.principal, Principal)
+    charge = traffic.charge(ctx, ctx.principal, model, count_prompt, output_tokens, price)
     return None if charge is None else await traffic.decide(ctx, charge)
 
 
@@ -105,8 +106,8 @@ async def test_settlement_corrects_tokens_and_cost_and_frees_the_slot() -> None:
     assert admission is not None and (admission.tokens, admission.cost) == (1500, 2000)
     with pytest.raises(RateLimitError):  # the only slot is taken
         await admit(traffic, context(caller("k1")), "m", lambda: 1, 1, PRICE)
-    traffic.settle(ctx, admission, Usage(prompt_tokens=1000, completion_tokens=100), PRICE)
-    assert ctx.cost_micros == 1200  # 1000 x $1 + 100 x $2 per million
+    ctx.cost_micros = 1200  # 1000 x $1 + 100 x $2 per million, as accounting prices it
+    traffic.settle(ctx, admission, Usage(prompt_tokens=1000, completion_tokens=100))
     states = traffic.store.admit_now(admission.checks, admission.costs)  # type: ignore[attr-defined]
     # 1,100 tokens used, then the same 1,500 again; 1,200 micro-USD, then 2,000 again.
     assert [s.remaining for s in states.states] == [10_000 - 1100 - 1500, 0, 1_000_000 - 3200]
@@ -119,3 +120,30 @@ async def test_a_usd_budget_refuses_a_model_without_a_price() -> None:
     with pytest.raises(PermissionDeniedError) as refused:
         await admit(traffic, context(caller("k1")), "m", lambda: 1, 1, None)
     assert refused.value.code == "price_unknown"
+
+
+async def test_a_dearer_deployment_is_charged_the_difference_before_it_is_called() -> None:
+    clock = Clock(datetime(2026, 11, 27, 12, tzinfo=UTC))
+    budgets = [BudgetConfig(name="spend", per="app", usd="0.005", period="month", timezone="UTC")]
+    traffic = control(clock, limits=[], budgets=budgets)
+    cheap = Price(input=Decimal(0), output=Decimal(0))
+    ctx = context(caller("k1"))
+    admission = await admit(traffic, ctx, "m", lambda: 1000, 500, cheap)
+    assert admission is not None and admission.cost == 0
+    # 1,000 x $1 + 500 x $2 per million = 2,000 micro-USD more at PRICE: the budget takes it.
+    extra = traffic.extra_cost(admission, PRICE, "m")
+    assert extra == 2000
+    await traffic.recharge(ctx, admission, extra)
+    assert admission.cost == 2000
+    assert traffic.extra_cost(admission, PRICE, "m") == 0  # already charged at that price
+    assert traffic.extra_cost(admission, cheap, "m") == 0  # a cheaper one costs nothing more
+    dear = Price(input=Decimal(4_000_000), output=Decimal(0))  # 4,000 micro-USD for the prompt
+    assert traffic.extra_cost(admission, dear, "m") == 2000
+    await traffic.recharge(ctx, admission, 2000)  # 4,000 of 5,000 charged
+    dearest = Price(input=Decimal(6_000_000), output=Decimal(0))  # 6,000: over the budget
+    with pytest.raises(RateLimitError) as refused:
+        await traffic.recharge(ctx, admission, traffic.extra_cost(admission, dearest, "m"))
+    assert refused.value.code == "insufficient_quota"
+    assert admission.cost == 4000  # a refused re-charge charges nothing
+    with pytest.raises(PermissionDeniedError):  # a deployment without a price cannot be enforced
+        traffic.extra_cost(admission, None, "m")

@@ -1,11 +1,10 @@
-"""Usage accounting in the pipeline: the upstream's figures, or an estimate marked as such."""
+"""Usage in the corridor: the upstream's figures, or an estimate marked as such."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 from gatewise.core.context import RequestContext
-from gatewise.core.pipeline import Pipeline
 from gatewise.core.types import (
     ChatChunk,
     ChatRequest,
@@ -16,9 +15,11 @@ from gatewise.core.types import (
     Delta,
     Message,
     ModelCard,
+    NativeBody,
     ResponseMessage,
     Usage,
 )
+from gatewise.corridor.chain import Corridor
 from gatewise.routing.catalog import ModelCatalog, Route, Target
 
 
@@ -30,11 +31,15 @@ class ScriptedProvider:
     def __init__(self, usage: Usage | None) -> None:
         self.usage = usage
 
-    async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
+    async def chat(
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
+    ) -> ChatResponse:
         choice = Choice(0, ResponseMessage(content="four words of reply"), "stop")
         return ChatResponse(id="x", created=1, model=model, choices=[choice], usage=self.usage)
 
-    async def chat_stream(self, request: ChatRequest, model: str, ctx: RequestContext) -> Stream:
+    async def chat_stream(
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
+    ) -> Stream:
         return Stream(self.usage)
 
 
@@ -55,10 +60,10 @@ class Stream:
         return None
 
 
-def pipeline(usage: Usage | None) -> Pipeline:
+def corridor(usage: Usage | None) -> Corridor:
     provider = ScriptedProvider(usage)
     card = ModelCard(id="m", created=0, owned_by="t")
-    return Pipeline(ModelCatalog([Route("m", (Target(provider, "m"),), card)]))  # type: ignore[arg-type]
+    return Corridor(ModelCatalog([Route("m", (Target(provider, "m"),), card)]))  # type: ignore[arg-type]
 
 
 REQUEST = ChatRequest(
@@ -69,21 +74,23 @@ REPORTED = Usage(prompt_tokens=11, completion_tokens=4, total_tokens=15)
 
 async def test_reported_usage_is_kept() -> None:
     ctx = RequestContext(request_id="r")
-    await pipeline(REPORTED).chat(ctx, REQUEST)
+    chain = corridor(REPORTED)
+    await chain.chat(chain.open(ctx, None, REQUEST))
     assert ctx.usage == REPORTED and not ctx.usage_estimated
     ctx = RequestContext(request_id="r")
-    stream = await pipeline(REPORTED).chat_stream(ctx, REQUEST)
+    stream = await chain.chat_stream(chain.open(ctx, None, REQUEST))
     batches = [batch async for batch in stream]
     assert len(batches) == 4 and ctx.usage == REPORTED and not ctx.usage_estimated
 
 
 async def test_missing_usage_is_estimated_and_marked() -> None:
     ctx = RequestContext(request_id="r")
-    await pipeline(None).chat(ctx, REQUEST)
+    chain = corridor(None)
+    await chain.chat(chain.open(ctx, None, REQUEST))
     assert ctx.usage_estimated and ctx.usage is not None
     assert ctx.usage.prompt_tokens > 5 and ctx.usage.completion_tokens >= 3
     streamed = RequestContext(request_id="r")
-    stream = await pipeline(None).chat_stream(streamed, REQUEST)
+    stream = await chain.chat_stream(chain.open(streamed, None, REQUEST))
     [batch async for batch in stream]
     assert streamed.usage_estimated and streamed.usage is not None
     assert streamed.usage.completion_tokens == ctx.usage.completion_tokens  # same text

@@ -5,27 +5,70 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from gatewise.core.types import Usage
-from gatewise.identity.principal import Principal
+
+
+class Caller(Protocol):
+    """Who made a request, as the records of it need to know (``identity.Principal`` is one).
+
+    The corridor's steps that decide (access, limits) read the full principal from the
+    ``Call``; what is recorded about a request needs only these names.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def owner(self) -> str: ...
+
+    @property
+    def tenant_id(self) -> str | None: ...
+
+    @property
+    def team_id(self) -> str | None: ...
+
+    @property
+    def app_id(self) -> str | None: ...
+
+    @property
+    def user_id(self) -> str | None: ...
+
+    @property
+    def key_id(self) -> str | None: ...
 
 
 @dataclass(slots=True)
 class Attempt:
-    """One call to an upstream deployment."""
+    """One call to an upstream deployment, timed by dispatch (providers never touch it).
+
+    ``status`` is the upstream's HTTP status when one was received (200 for a reply or
+    an opened stream); ``error`` the gateway error code when the attempt failed, also
+    after the first byte (a stream cut mid-way). ``first_byte_ms`` is the time to the
+    reply (or, for a stream, to its opening); ``duration_ms`` the whole attempt.
+    """
 
     provider: str
     model: str
     status: int | None = None
     error: str | None = None
+    first_byte_ms: float = 0.0
     duration_ms: float = 0.0
 
 
 @dataclass(slots=True)
 class RequestContext:
-    """Created by the front door for every request; policies record their decisions here."""
+    """Created by the front door for every request: what happened to it, for observers.
+
+    The corridor's steps record their decisions here, dispatch its attempts, the front
+    door the final status; observers (logs, usage records, metrics) read it when the
+    request is over.
+    """
 
     request_id: str
+    method: str = ""
+    path: str = ""
     operation: str = ""
     model: str = ""
     stream: bool = False
@@ -38,7 +81,7 @@ class RequestContext:
     status: int = 200
     error_type: str | None = None
     #: The authenticated caller (None only where no authentication runs, e.g. unit tests).
-    principal: Principal | None = None
+    principal: Caller | None = None
     #: The peer's address (limits per client IP).
     client_ip: str | None = None
     #: The front door's wire format ("openai" or "anthropic"): how rate headers are written.

@@ -206,39 +206,55 @@ class EmbeddingResponse(msgspec.Struct, omit_defaults=True):
 class ChunkBatch:
     """Stream chunks that arrived together, written to the client in one send.
 
-    ``raw`` holds, while no policy changed the chunks, the upstream's own
-    OpenAI bytes for each chunk: the OpenAI front door relays them verbatim
-    (faster than re-encoding, and fields the canonical types do not model,
-    such as ``reasoning_content`` or ``obfuscation``, survive). A policy that
-    changes a chunk calls ``modified()``.
+    ``raw`` holds the upstream's own bytes for the batch in its wire format
+    (``wire``): for ``openai`` one ``data:`` payload per chunk, in order; for
+    ``anthropic`` the batch's framed SSE events (which may carry events that
+    have no canonical chunk: pings, thinking, citations). A front door of the
+    same format relays them verbatim, but only while the call allows raw relay
+    (``Call.relay_raw``: no step of the corridor may change output). ``chunks``
+    are always the canonical reading of the same data, which steps see.
     """
 
-    __slots__ = ("chunks", "raw")
+    __slots__ = ("chunks", "raw", "wire")
 
-    def __init__(self, chunks: list[ChatChunk], raw: list[bytes] | None = None) -> None:
+    def __init__(
+        self, chunks: list[ChatChunk], raw: list[bytes] | None = None, wire: str = "openai"
+    ) -> None:
         self.chunks = chunks
         self.raw = raw
-
-    def modified(self) -> None:
-        self.raw = None
+        self.wire = wire
 
 
-def attach_raw(response: ChatResponse, data: bytes) -> None:
-    """Keep the upstream's own OpenAI bytes on a decoded response.
+def attach_raw(response: ChatResponse, data: bytes, wire: str = "openai") -> None:
+    """Keep the upstream's own bytes (in ``wire`` format) on a decoded response.
 
-    While a policy has not changed the response, the OpenAI front door relays
-    these bytes verbatim. A policy that modifies a response calls ``detach_raw``.
+    A front door of the same format relays them verbatim while the call allows
+    raw relay (no step of the corridor may change output).
     """
-    response.raw = data  # type: ignore[attr-defined]
+    response.raw = (wire, data)  # type: ignore[attr-defined]
 
 
-def detach_raw(response: ChatResponse) -> None:
-    response.__dict__.pop("raw", None)
+def raw_of(response: ChatResponse, wire: str) -> bytes | None:
+    """The upstream's own bytes of ``response`` when they are in ``wire`` format."""
+    raw: tuple[str, bytes] | None = response.__dict__.get("raw")
+    return raw[1] if raw is not None and raw[0] == wire else None
 
 
-def raw_of(response: ChatResponse) -> bytes | None:
-    raw: bytes | None = response.__dict__.get("raw")
-    return raw
+class NativeBody:
+    """A request as the client sent it, for an upstream of the same wire format.
+
+    The front door keeps the parsed JSON (``data``) beside the canonical request; a
+    provider that speaks ``wire`` sends it on (with its own model name) instead of
+    re-encoding the canonical request, so everything the client sent survives:
+    vendor fields, thinking blocks and their signatures, cache control. The corridor
+    hands it to providers only while no step may rewrite requests.
+    """
+
+    __slots__ = ("data", "wire")
+
+    def __init__(self, wire: str, data: JSONObject) -> None:
+        self.wire = wire
+        self.data = data
 
 
 class ModelCard(msgspec.Struct):

@@ -178,6 +178,27 @@ def chat_request_body(
     return orjson.dumps(body)
 
 
+def native_chat_body(
+    data: JSONObject,
+    model: str,
+    *,
+    force_stream_usage: bool,
+    modern_max_tokens: bool = False,
+) -> bytes:
+    """The client's own OpenAI body, addressed to the upstream ``model``: every field the
+    client sent goes on as it was, with the same two adjustments as ``chat_request_body``."""
+    body = dict(data)
+    body["model"] = model
+    if modern_max_tokens and "max_tokens" in body and "max_completion_tokens" not in body:
+        body["max_completion_tokens"] = body.pop("max_tokens")
+    if force_stream_usage and body.get("stream"):
+        options = body.get("stream_options")
+        options = dict(options) if isinstance(options, dict) else {}
+        options["include_usage"] = True
+        body["stream_options"] = options
+    return orjson.dumps(body)
+
+
 def embedding_request_body(
     request: EmbeddingRequest, model: str, *, encoding_format: str | None
 ) -> bytes:
@@ -197,14 +218,15 @@ def embedding_request_body(
 
 
 def decode_chat_response(body: bytes) -> ChatResponse:
-    """Decode an upstream chat completion, keeping its bytes for verbatim relay."""
+    """Decode an upstream chat completion, keeping its bytes for verbatim relay (while
+    the call allows it)."""
     try:
         response = _response_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError):
         raise UpstreamProtocolError(
             "The upstream returned a response that is not a valid chat completion."
         ) from None
-    attach_raw(response, body)
+    attach_raw(response, body, "openai")
     return response
 
 
@@ -251,8 +273,10 @@ def upstream_error_fields(body: bytes) -> tuple[str | None, str | None, str | No
 # --- canonical -> client responses -----------------------------------------------
 
 
-def encode_chat_response(response: ChatResponse) -> bytes:
-    raw = raw_of(response)
+def encode_chat_response(response: ChatResponse, *, relay_raw: bool) -> bytes:
+    """The OpenAI JSON of ``response``: the upstream's own bytes when it spoke OpenAI's
+    format and ``relay_raw`` (no step may have changed the reply), else encoded."""
+    raw = raw_of(response, "openai") if relay_raw else None
     return raw if raw is not None else _encoder.encode(response)
 
 

@@ -7,8 +7,7 @@ sequence (``anthropic_response``, ``anthropic_stream``), and errors use
 Anthropic's envelope with ``request-id`` and ``x-request-id`` headers so the SDK
 raises the right exception and shows the id.
 
-Credentials in ``x-api-key`` or ``Authorization: Bearer`` are both accepted
-(identity is checked by the pipeline once it exists, not here);
+Credentials in ``x-api-key`` or ``Authorization: Bearer`` are both accepted;
 ``anthropic-version`` and ``anthropic-beta`` are accepted and ignored: the door
 speaks the 2023-06-01 shape, which every version since extends compatibly.
 """
@@ -19,10 +18,10 @@ import asyncio
 import logging
 
 from gatewise.core import tokens
-from gatewise.core.context import RequestContext
 from gatewise.core.errors import GatewayError, UpstreamUnavailableError
-from gatewise.core.pipeline import Pipeline
-from gatewise.core.types import ChatRequest, JSONObject
+from gatewise.core.types import JSONObject, NativeBody
+from gatewise.corridor.call import Call
+from gatewise.corridor.chain import Corridor
 from gatewise.formats.openai import parse_json_object
 from gatewise.http.anthropic_request import Translation, parse_request
 from gatewise.http.anthropic_response import (
@@ -43,6 +42,7 @@ from gatewise.http.asgi import (
     send_json,
 )
 from gatewise.http.errors import openai_error_headers
+from gatewise.routing.catalog import Route
 
 log = logging.getLogger("gatewise")
 
@@ -51,8 +51,8 @@ _COUNT_IN_THREAD_BYTES = 256 * 1024
 
 
 class AnthropicFrontDoor:
-    def __init__(self, pipeline: Pipeline, max_body_bytes: int) -> None:
-        self.pipeline = pipeline
+    def __init__(self, corridor: Corridor, max_body_bytes: int) -> None:
+        self.corridor = corridor
         self.max_body_bytes = max_body_bytes
 
     async def send_error(self, send: Send, request: HTTPRequest, error: GatewayError) -> None:
@@ -63,22 +63,22 @@ class AnthropicFrontDoor:
         await send_json(send, error.status, error_body(error, ctx.request_id), ctx, headers)
 
     def _translate(
-        self, ctx: RequestContext, data: JSONObject, *, count_only: bool
-    ) -> tuple[Translation, str]:
-        """The canonical request and the upstream model name used for token counts.
+        self, request: HTTPRequest, data: JSONObject, *, count_only: bool
+    ) -> tuple[Translation, Route | None]:
+        """The canonical request and the model's route (None when ``model`` is not a string:
+        the translation names that field).
 
         Anthropic-only parameters are kept only when every deployment of the model
         is an Anthropic upstream (see ``anthropic_request``): anything else would
         answer 400 to them. Unknown models fail here with 404 ``not_found_error``.
         """
         model = data.get("model")
+        route = None
         native = False
-        upstream_model = model if isinstance(model, str) else ""
         if isinstance(model, str):
-            targets = self.pipeline.resolve(ctx, model).targets
-            native = all(target.provider.kind == "anthropic" for target in targets)
-            upstream_model = targets[0].model
-        return parse_request(data, native=native, count_only=count_only), upstream_model
+            route = self.corridor.resolve(model)
+            native = all(target.provider.kind == "anthropic" for target in route.targets)
+        return parse_request(data, native=native, count_only=count_only), route
 
     # --- POST /v1/messages --------------------------------------------------------
 
@@ -87,34 +87,29 @@ class AnthropicFrontDoor:
         ctx.operation = "chat"
         ctx.wire = "anthropic"
         data = parse_json_object(await request.body(self.max_body_bytes))
-        translation, upstream_model = self._translate(ctx, data, count_only=False)
+        translation, route = self._translate(request, data, count_only=False)
         if translation.dropped:
             ctx.decisions.append("anthropic:dropped:" + ",".join(translation.dropped))
         chat = translation.chat
+        native = NativeBody("anthropic", data)
+        call = self.corridor.open(ctx, request.principal, chat, route=route, native=native)
         watch = request.start_watch()
         try:
             if chat.stream:
                 ctx.stream = True
-                await self._stream(request, chat, upstream_model, send)
+                await self._stream(request, call, send)
                 return
-            response = await self.pipeline.chat(ctx, chat)
+            response = await self.corridor.chat(call)
             watch.stop()
             body = encode_message(response, chat.model, message_id(ctx.request_id))
             await send_json(send, 200, body, ctx, {"request-id": ctx.request_id})
         finally:
             watch.stop()
 
-    async def _stream(
-        self, request: HTTPRequest, chat: ChatRequest, upstream_model: str, send: Send
-    ) -> None:
+    async def _stream(self, request: HTTPRequest, call: Call, send: Send) -> None:
         ctx = request.ctx
-        stream = await self.pipeline.chat_stream(ctx, chat)
-        encoder = AnthropicStreamEncoder(
-            chat.model,
-            message_id(ctx.request_id),
-            tokens.quick_count_request(chat, upstream_model),
-            lambda text: tokens.quick_count_text(text, upstream_model),
-        )
+        stream = await self.corridor.chat_stream(call)
+        encoder = AnthropicStreamEncoder(call.model, message_id(ctx.request_id), call.prompt_tokens)
         try:
             headers = response_headers(ctx, {"request-id": ctx.request_id})
             headers.extend(SSE_HEADERS)
@@ -136,10 +131,8 @@ class AnthropicFrontDoor:
             return
         finally:
             await stream.aclose()
-            if encoder.usage is not None:
-                ctx.usage = encoder.usage
         request.stop_watch()
-        await send_event_data(send, encoder.finish(), last=True)
+        await send_event_data(send, encoder.finish(ctx.usage), last=True)
 
     async def _end_with_error(self, request: HTTPRequest, send: Send, error: GatewayError) -> None:
         """After the 200: Anthropic's ``error`` event, then the end of the stream."""
@@ -156,9 +149,12 @@ class AnthropicFrontDoor:
         ctx = request.ctx
         ctx.operation = "count_tokens"
         body = await request.body(self.max_body_bytes)
-        translation, upstream_model = self._translate(ctx, parse_json_object(body), count_only=True)
+        translation, route = self._translate(request, parse_json_object(body), count_only=True)
         chat = translation.chat
         ctx.model = chat.model
+        assert route is not None  # the translation refused a model that is not a string
+        self.corridor.authorize(request.principal, chat.model)
+        upstream_model = route.targets[0].model
         if len(body) > _COUNT_IN_THREAD_BYTES or not tokens.is_loaded(upstream_model):
             count = await asyncio.to_thread(tokens.count_request, chat, upstream_model)
         else:

@@ -20,8 +20,6 @@ and ``orjson`` of the text alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import orjson
 
 from gatewise.core.types import ChunkBatch, JSONObject, ToolCallDelta, Usage
@@ -60,14 +58,12 @@ class AnthropicStreamEncoder:
     """Turns canonical ``ChunkBatch``es into Anthropic SSE bytes for one message."""
 
     __slots__ = (
-        "_count",
         "_finish",
         "_input_estimate",
         "_json_prefix",
         "_next",
         "_open",
         "_open_is_text",
-        "_output",
         "_pending",
         "_text_prefix",
         "_tools",
@@ -76,14 +72,11 @@ class AnthropicStreamEncoder:
         "usage",
     )
 
-    def __init__(
-        self, model: str, ident: str, input_estimate: int, count: Callable[[str], int]
-    ) -> None:
+    def __init__(self, model: str, ident: str, input_estimate: int) -> None:
         self.model = model
         self.ident = ident
         self.usage: Usage | None = None
-        self._input_estimate = input_estimate
-        self._count = count  # output tokens of the text, when the upstream reports no usage
+        self._input_estimate = input_estimate  # for message_start, before usage is known
         self._finish: str | None = None
         self._open = -1  # index of the open block, -1 when none is open
         self._open_is_text = False
@@ -92,7 +85,6 @@ class AnthropicStreamEncoder:
         self._json_prefix: dict[int, bytes] = {}  # tool block index -> delta prefix
         self._tools: dict[int, int] = {}  # canonical tool-call index -> block index
         self._pending: dict[int, _PendingTool] = {}
-        self._output: list[str] = []
 
     def start(self) -> bytes:
         message: JSONObject = {
@@ -132,8 +124,14 @@ class AnthropicStreamEncoder:
                     self._finish = choice.finish_reason
         return b"".join(out)
 
-    def finish(self) -> bytes:
-        """Close open blocks, then ``message_delta`` (stop reason, usage) and ``message_stop``."""
+    def finish(self, usage: Usage | None = None) -> bytes:
+        """Close open blocks, then ``message_delta`` (stop reason, usage) and ``message_stop``.
+
+        ``usage``: the call's usage as the corridor recorded it (the upstream's, or the
+        gateway's estimate when it reported none); the upstream's usage chunk otherwise.
+        """
+        if usage is not None:
+            self.usage = usage
         out: list[bytes] = []
         for index in list(self._pending):
             self._open_tool(index, self._pending.pop(index), out)
@@ -151,8 +149,7 @@ class AnthropicStreamEncoder:
     def _final_usage(self) -> dict[str, int]:
         if self.usage is not None:
             return full_usage(anthropic_usage(self.usage))
-        output = self._count("".join(self._output)) if self._output else 0
-        return full_usage({"input_tokens": self._input_estimate, "output_tokens": output})
+        return full_usage({"input_tokens": self._input_estimate, "output_tokens": 0})
 
     # --- blocks ---------------------------------------------------------------------
 
@@ -179,7 +176,6 @@ class AnthropicStreamEncoder:
             self._open_is_text = True
             self._text_prefix = _delta_prefix(index, b'text_delta","text":')
         out.append(self._text_prefix + orjson.dumps(text) + b"}}\n\n")
-        self._output.append(text)
 
     def _tool(self, call: ToolCallDelta, out: list[bytes]) -> None:
         function = call.function
@@ -217,4 +213,3 @@ class AnthropicStreamEncoder:
 
     def _arguments(self, block: int, arguments: str, out: list[bytes]) -> None:
         out.append(self._json_prefix[block] + orjson.dumps(arguments) + b"}}\n\n")
-        self._output.append(arguments)

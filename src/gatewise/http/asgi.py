@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatewise.core.context import RequestContext, new_request_id
 from gatewise.core.errors import InvalidRequestError, RequestTooLargeError
+
+if TYPE_CHECKING:
+    from gatewise.identity.principal import Principal
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,7 +44,18 @@ class ClientDisconnected(Exception):
 class HTTPRequest:
     """One inbound HTTP request as the front doors see it."""
 
-    __slots__ = ("_receive", "ctx", "headers", "method", "path", "query", "scope", "watch")
+    __slots__ = (
+        "_receive",
+        "ctx",
+        "headers",
+        "method",
+        "params",
+        "path",
+        "principal",
+        "query",
+        "scope",
+        "watch",
+    )
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
@@ -56,7 +70,12 @@ class HTTPRequest:
             if supplied and _VALID_REQUEST_ID.match(supplied)
             else new_request_id()
         )
-        self.ctx = RequestContext(request_id=request_id)
+        self.ctx = RequestContext(request_id, self.method, self.path)
+        #: The authenticated caller (set by the app before the handler runs; None for
+        #: public routes).
+        self.principal: Principal | None = None
+        #: The path's parameters (``/v1/models/{model}`` ...), set by the route table.
+        self.params: dict[str, str] = {}
         extensions = scope.get("extensions")
         if extensions and FRAMED_HEADERS in extensions:
             self.ctx.framed_headers = True

@@ -1,15 +1,18 @@
 """The OpenAI front door: ``/v1/chat/completions``, ``/v1/embeddings``, ``/v1/models``.
 
-Translates OpenAI JSON to canonical requests, runs them through the pipeline,
-and writes OpenAI JSON (or an SSE stream of chunks) back. Errors use OpenAI's
-envelope so the official SDKs raise the right exception.
+Translates OpenAI JSON to canonical requests, runs them through the corridor,
+and writes OpenAI JSON (or an SSE stream of chunks) back. While the call allows
+raw relay and the upstream speaks OpenAI's format, the upstream's own bytes go
+back as they are (fields the canonical types do not model survive). Errors use
+OpenAI's envelope so the official SDKs raise the right exception.
 """
 
 from __future__ import annotations
 
 from gatewise.core.errors import GatewayError, UpstreamUnavailableError
-from gatewise.core.pipeline import Pipeline
-from gatewise.core.types import ChatRequest
+from gatewise.core.types import ChatRequest, NativeBody
+from gatewise.corridor.call import Call
+from gatewise.corridor.chain import Corridor
 from gatewise.formats import openai as wire
 from gatewise.http.asgi import (
     HTTPRequest,
@@ -30,8 +33,8 @@ ESTIMATED_USAGE_HEADER = {"x-gatewise-usage-estimated": "true"}
 
 
 class OpenAIFrontDoor:
-    def __init__(self, pipeline: Pipeline, max_body_bytes: int) -> None:
-        self.pipeline = pipeline
+    def __init__(self, corridor: Corridor, max_body_bytes: int) -> None:
+        self.corridor = corridor
         self.max_body_bytes = max_body_bytes
 
     async def send_error(self, send: Send, request: HTTPRequest, error: GatewayError) -> None:
@@ -46,32 +49,38 @@ class OpenAIFrontDoor:
         ctx = request.ctx
         ctx.operation = "chat"
         body = await request.body(self.max_body_bytes)
-        chat = wire.parse_chat_request(wire.parse_json_object(body))
+        data = wire.parse_json_object(body)
+        chat = wire.parse_chat_request(data)
+        call = self.corridor.open(ctx, request.principal, chat, native=NativeBody("openai", data))
         watch = request.start_watch()
         try:
             if chat.stream:
                 ctx.stream = True
-                await self._stream_chat(request, chat, send)
+                await self._stream_chat(request, call, chat, send)
                 return
-            response = await self.pipeline.chat(ctx, chat)
+            response = await self.corridor.chat(call)
             watch.stop()
             headers = ESTIMATED_USAGE_HEADER if ctx.usage_estimated else None
-            await send_json(send, 200, wire.encode_chat_response(response), ctx, headers)
+            body = wire.encode_chat_response(response, relay_raw=call.relay_raw)
+            await send_json(send, 200, body, ctx, headers)
         finally:
             watch.stop()
 
-    async def _stream_chat(self, request: HTTPRequest, chat: ChatRequest, send: Send) -> None:
+    async def _stream_chat(
+        self, request: HTTPRequest, call: Call, chat: ChatRequest, send: Send
+    ) -> None:
         ctx = request.ctx
-        stream = await self.pipeline.chat_stream(ctx, chat)
+        stream = await self.corridor.chat_stream(call)
         include_usage = chat.wants_usage_in_stream
+        relay = call.relay_raw
         try:
             await start_event_stream(send, ctx)
             async for batch in stream:
                 parts: list[bytes] = []
-                raw = batch.raw
+                raw = batch.raw if relay and batch.wire == "openai" else None
                 for index, chunk in enumerate(batch.chunks):
                     if chunk.usage is not None and not chunk.choices and not include_usage:
-                        continue  # asked upstream for accounting only (the pipeline records it)
+                        continue  # asked upstream for accounting only (the corridor records it)
                     data = raw[index] if raw is not None else wire.encode_chunk(chunk)
                     parts += (b"data: ", data, b"\n\n")
                 if parts:
@@ -100,9 +109,10 @@ class OpenAIFrontDoor:
         ctx.operation = "embeddings"
         body = await request.body(self.max_body_bytes)
         embedding_request = wire.parse_embedding_request(wire.parse_json_object(body))
+        call = self.corridor.open(ctx, request.principal, embedding_request)
         watch = request.start_watch()
         try:
-            response = await self.pipeline.embeddings(ctx, embedding_request)
+            response = await self.corridor.embeddings(call)
         finally:
             watch.stop()
         await send_json(send, 200, wire.encode(response), ctx)
@@ -111,11 +121,10 @@ class OpenAIFrontDoor:
 
     async def list_models(self, request: HTTPRequest, send: Send) -> None:
         request.ctx.operation = "models"
-        cards = self.pipeline.models(request.ctx)
+        cards = self.corridor.models(request.principal)
         await send_json(send, 200, wire.encode({"object": "list", "data": cards}), request.ctx)
 
     async def retrieve_model(self, request: HTTPRequest, send: Send) -> None:
         request.ctx.operation = "models"
-        model_id = request.path[len("/v1/models/") :]
-        card = self.pipeline.model(request.ctx, model_id)
+        card = self.corridor.model(request.principal, request.params["model"])
         await send_json(send, 200, wire.encode(card), request.ctx)

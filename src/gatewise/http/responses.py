@@ -1,6 +1,6 @@
 """The OpenAI Responses API front door: ``/v1/responses`` and stored responses.
 
-``POST /v1/responses`` runs on the canonical chat pipeline, so it serves every
+``POST /v1/responses`` runs on the canonical chat corridor, so it serves every
 configured model; the translation lives in ``responses_request`` /
 ``responses_items`` (in) and ``responses_output`` / ``responses_stream`` (out).
 Conversation state is the gateway's: responses are stored (unless
@@ -25,8 +25,9 @@ from gatewise.core.errors import (
     NotFoundError,
     UpstreamUnavailableError,
 )
-from gatewise.core.pipeline import Pipeline
 from gatewise.core.types import JSONObject, Message
+from gatewise.corridor.call import Call
+from gatewise.corridor.chain import Corridor
 from gatewise.formats.openai import parse_json_object
 from gatewise.http.asgi import HTTPRequest, Send, send_event_data, send_json, start_event_stream
 from gatewise.http.openai import OpenAIFrontDoor
@@ -37,18 +38,16 @@ from gatewise.http.responses_request import ResponsesRequest, parse_responses_re
 from gatewise.http.responses_stream import ResponseStreamEncoder
 from gatewise.store.responses import ResponseRepository, StoredResponse
 
-PREFIX = "/v1/responses/"
-
 
 class ResponsesFrontDoor:
     def __init__(
         self,
-        pipeline: Pipeline,
+        corridor: Corridor,
         repository: ResponseRepository,
         max_body_bytes: int,
         errors: OpenAIFrontDoor,
     ) -> None:
-        self.pipeline = pipeline
+        self.corridor = corridor
         self.repository = repository
         self.max_body_bytes = max_body_bytes
         self._errors = errors
@@ -74,14 +73,15 @@ class ResponsesFrontDoor:
             raise InvalidRequestError("'input' must contain at least one item.", param="input")
         chat = parsed.chat
         chat.messages = messages
+        call = self.corridor.open(ctx, request.principal, chat)
         response = new_response(ids, parsed.echo, int(time.time()))
         watch = request.start_watch()
         try:
             if parsed.stream:
                 ctx.stream = True
-                await self._stream(request, send, parsed, response, ids, owner, items)
+                await self._stream(request, call, send, parsed, response, ids, owner, items)
                 return
-            result = await self.pipeline.chat(ctx, chat)
+            result = await self.corridor.chat(call)
             reason = result.choices[0].finish_reason if result.choices else None
             finish(response, output_items(result, ids), reason, result.usage or ctx.usage)
             if parsed.store:
@@ -94,6 +94,7 @@ class ResponsesFrontDoor:
     async def _stream(
         self,
         request: HTTPRequest,
+        call: Call,
         send: Send,
         parsed: ResponsesRequest,
         response: JSONObject,
@@ -102,7 +103,7 @@ class ResponsesFrontDoor:
         items: list[JSONObject],
     ) -> None:
         ctx = request.ctx
-        stream = await self.pipeline.chat_stream(ctx, parsed.chat)
+        stream = await self.corridor.chat_stream(call)
         encoder = ResponseStreamEncoder(response, ids)
         try:
             await start_event_stream(send, ctx)
@@ -111,7 +112,7 @@ class ResponsesFrontDoor:
                 data = encoder.feed(batch.chunks)
                 if data:
                     await send_event_data(send, data)
-            if encoder.usage is None:  # the upstream reported none: the pipeline's estimate
+            if encoder.usage is None:  # the upstream reported none: the corridor's estimate
                 encoder.usage = ctx.usage
             tail = encoder.finish()
             if parsed.store:
@@ -204,44 +205,39 @@ class ResponsesFrontDoor:
     # --- GET / DELETE /v1/responses/{id}[/input_items] -----------------------------------
 
     async def retrieve(self, request: HTTPRequest, send: Send) -> None:
-        request.ctx.operation = "responses"
-        response_id, sub = _target(request)
-        query = parse_qs(request.query.decode("latin-1"))
-        if query.get("stream", [""])[-1].lower() == "true":
-            raise InvalidRequestError(
-                "Streaming a stored response again is not supported by this gateway.",
-                param="stream",
-            )
-        stored = await self._stored(request, response_id)
-        if sub == "input_items":
-            body = _item_page(stored.input_items, query)
-        else:
-            body = stored.to_response()
+        """``GET /v1/responses/{response_id}``"""
+        stored = await self._stored(request)
+        await send_json(send, 200, orjson.dumps(stored.to_response()), request.ctx)
+
+    async def input_items(self, request: HTTPRequest, send: Send) -> None:
+        """``GET /v1/responses/{response_id}/input_items``"""
+        stored = await self._stored(request)
+        body = _item_page(stored.input_items, parse_qs(request.query.decode("latin-1")))
         await send_json(send, 200, orjson.dumps(body), request.ctx)
 
     async def delete(self, request: HTTPRequest, send: Send) -> None:
+        """``DELETE /v1/responses/{response_id}``"""
         request.ctx.operation = "responses"
-        response_id, sub = _target(request)
-        if sub:
-            raise NotFoundError(f"Invalid URL ({request.method} {request.path})")
+        response_id = request.params["response_id"]
         if not await self.repository.delete(owner_key(request), response_id):
             raise _not_found(response_id)
         body = {"id": response_id, "object": "response", "deleted": True}
         await send_json(send, 200, orjson.dumps(body), request.ctx)
 
-    async def _stored(self, request: HTTPRequest, response_id: str) -> StoredResponse:
+    async def _stored(self, request: HTTPRequest) -> StoredResponse:
+        request.ctx.operation = "responses"
+        if request.query and b"stream" in request.query:
+            query = parse_qs(request.query.decode("latin-1"))
+            if query.get("stream", [""])[-1].lower() == "true":
+                raise InvalidRequestError(
+                    "Streaming a stored response again is not supported by this gateway.",
+                    param="stream",
+                )
+        response_id = request.params["response_id"]
         stored = await self.repository.get(owner_key(request), response_id)
         if stored is None:
             raise _not_found(response_id)
         return stored
-
-
-def _target(request: HTTPRequest) -> tuple[str, str]:
-    """(response id, sub-resource) of a ``/v1/responses/{id}[/input_items]`` path."""
-    response_id, _, sub = request.path[len(PREFIX) :].partition("/")
-    if not response_id or sub not in ("", "input_items"):
-        raise NotFoundError(f"Invalid URL ({request.method} {request.path})")
-    return response_id, sub
 
 
 def _not_found(response_id: str) -> NotFoundError:

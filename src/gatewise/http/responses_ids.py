@@ -62,7 +62,7 @@ def owner_key(request: HTTPRequest) -> str:
     gateway the SHA-256 of whatever credential it presented. Owners of
     different tenants never collide: app, user and OIDC owners carry ids.
     """
-    principal = request.ctx.principal
+    principal = request.principal
     if principal is not None:
         return principal.owner
     return ANONYMOUS

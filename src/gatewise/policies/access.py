@@ -10,6 +10,8 @@ failed and what to do, never a 404: the caller is known and deserves to know.
 from __future__ import annotations
 
 from gatewise.core.errors import PermissionDeniedError
+from gatewise.corridor.call import Call
+from gatewise.corridor.step import Reply, Step
 from gatewise.identity.cache import IdentityCache
 from gatewise.identity.principal import Principal
 from gatewise.identity.roles import Permission
@@ -51,3 +53,17 @@ class ModelAccessPolicy:
         if self._cache is None:
             return False
         return self._cache.directory.is_approved(principal.app_id, model)
+
+
+class AccessStep(Step):
+    """The corridor's first room: the caller may use the model, or the call ends in a 403."""
+
+    name = "access"
+
+    def __init__(self, policy: ModelAccessPolicy) -> None:
+        self.policy = policy
+
+    async def before(self, call: Call) -> Reply | None:
+        if call.principal is not None:
+            self.policy.check(call.principal, call.model)
+        return None

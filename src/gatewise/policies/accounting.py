@@ -1,65 +1,34 @@
-"""Accounting: one usage record per model call, handed to the background writer.
+"""Accounting: what a call cost, priced at the deployment that answered it.
 
-Built from the request context when the response is over (streams included)
-and submitted without waiting: the writer batches records into the records
-store. Calls refused before authentication have no caller and are not
-recorded here (the access log has them).
+A step with a ``finish`` hook only: when the call is over it prices the usage
+the corridor recorded (the upstream's, or the gateway's estimate) at the last
+attempted deployment's price and puts it on the context (``cost_micros``), where
+admission's settlement, the usage records and the logs read it. A call that
+failed is not billed (cost 0 when priced); a deployment without a price leaves
+the cost unknown (None).
 """
 
 from __future__ import annotations
 
-import time
-
-from gatewise.core.context import RequestContext
-from gatewise.store.usage import UsageRecord, UsageWriter
-
-#: Operations that are model calls (count_tokens, listing models ... are not).
-MODEL_CALLS = frozenset({"chat", "embeddings", "responses"})
+from gatewise.corridor.call import Call
+from gatewise.corridor.step import Step
+from gatewise.pricing.book import PriceBook
+from gatewise.pricing.cost import cost_micros
 
 
-class Accounting:
-    def __init__(self, writer: UsageWriter, *, enabled: bool = True) -> None:
-        self.writer = writer
-        self.enabled = enabled
+class AccountingStep(Step):
+    name = "accounting"
 
-    def record(self, ctx: RequestContext) -> None:
-        principal = ctx.principal
-        if (
-            not self.enabled
-            or principal is None
-            or ctx.operation not in MODEL_CALLS
-            or not ctx.model
-        ):
-            return
-        usage = ctx.usage
-        prompt = completion = cached = 0
-        if usage is not None:
-            prompt, completion = usage.prompt_tokens, usage.completion_tokens
-            details = usage.prompt_tokens_details
-            if details:
-                found = details.get("cached_tokens")
-                cached = found if isinstance(found, int) else 0
-        # No upstream was called (refused, invalid): it cost nothing.
-        cost = ctx.cost_micros if ctx.attempts else (ctx.cost_micros or 0)
-        self.writer.submit(
-            UsageRecord(  # positional: this runs for every call (field order in UsageRecord)
-                ctx.request_id,
-                time.time(),
-                ctx.model,
-                ctx.operation,
-                ctx.status,
-                principal.tenant_id,
-                principal.team_id,
-                principal.app_id,
-                principal.user_id,
-                principal.key_id,
-                ctx.provider,
-                ctx.stream,
-                prompt,
-                completion,
-                cached,
-                cost,
-                ctx.usage_estimated,
-                ctx.elapsed_ms(),
-            )
-        )
+    def __init__(self, prices: PriceBook) -> None:
+        self.prices = prices
+
+    def finish(self, call: Call) -> None:
+        ctx = call.ctx
+        attempts = ctx.attempts
+        if not attempts:
+            return  # nothing was called: nothing to price
+        attempt = attempts[-1]
+        price = self.prices.price(attempt.provider, attempt.model)
+        if price is not None:
+            usage = ctx.usage  # recorded only when the call got a reply (or a stream)
+            ctx.cost_micros = cost_micros(price, usage) if usage is not None else 0

@@ -29,11 +29,11 @@ from gatewise.core.errors import (
 from gatewise.core.types import Usage
 from gatewise.identity.principal import Principal
 from gatewise.policies.budget_alerts import BudgetAlerts
-from gatewise.policies.limits import Call, Meter, Plan, Planner
+from gatewise.policies.limits import Call, Meter, Plan, Planner, with_cost
 from gatewise.policies.rate_headers import rate_headers
 from gatewise.policies.settlements import SettlementBatcher
 from gatewise.pricing.catalog import Price
-from gatewise.pricing.cost import cost_micros, estimate_cost_micros
+from gatewise.pricing.cost import estimate_cost_micros
 from gatewise.state.base import (
     Adjustment,
     Check,
@@ -58,10 +58,13 @@ class Admission:
     plan: Plan
     checks: list[Check]
     tokens: int  # the token estimate charged (0 when no counter is charged in tokens)
-    cost: int  # the micro-USD estimate charged (0 when no counter is charged in USD)
+    cost: int  # the micro-USD charged so far (0 when no counter is charged in USD)
     #: For a store that takes costs apart (memory): each check's cost, and ``checks`` are
     #: the plan's own. None: ``checks`` carry this call's costs.
     costs: list[int] | None = None
+    #: The estimate's parts, to re-price it at another deployment (0 unless counted).
+    prompt: int = 0
+    output: int = 0
 
     def priced_checks(self) -> list[Check]:
         """The checks with this call's costs in them (for refusal messages)."""
@@ -105,36 +108,59 @@ class TrafficControl:
     def charge(
         self,
         ctx: RequestContext,
+        principal: Principal,
         model: str,
         count_prompt: Callable[[], int],
         output_tokens: int | None,
         price: Price | None,
     ) -> Admission | None:
-        """What this call is charged: its plan's checks with the estimates filled in (None:
-        no counter counts it)."""
-        principal = ctx.principal
-        if principal is None:
-            return None
+        """What this call is charged, priced at the deployment it will call first: its
+        plan's checks with the estimates filled in (None: no counter counts it)."""
         plan = self._plan(principal, model, ctx.client_ip)
         if not plan.checks:
             return None
-        tokens = cost = 0
+        tokens = cost = prompt = output = 0
         if plan.in_tokens or plan.in_usd:
             prompt = count_prompt()
             output = DEFAULT_OUTPUT_TOKENS if output_tokens is None else output_tokens
             tokens = prompt + output
             if plan.in_usd:
-                if price is None:
-                    raise PermissionDeniedError(
-                        f"The model `{model}` has no price, so the USD budget that applies to "
-                        "you cannot be enforced; an admin must set `price:` on its deployment.",
-                        code="price_unknown",
-                        param="model",
-                    )
-                cost = estimate_cost_micros(price, prompt, output)
+                cost = estimate_cost_micros(_priced(price, model), prompt, output)
         if self._admit_now is not None:
-            return Admission(plan, plan.checks, tokens, cost, plan.costs_for(tokens, cost))
-        return Admission(plan, plan.checks_for(tokens, cost), tokens, cost)
+            costs = plan.costs_for(tokens, cost)
+            return Admission(plan, plan.checks, tokens, cost, costs, prompt, output)
+        return Admission(plan, plan.checks_for(tokens, cost), tokens, cost, None, prompt, output)
+
+    def extra_cost(self, admission: Admission, price: Price | None, model: str) -> int:
+        """What calling a deployment at ``price`` costs beyond what ``admission`` charged
+        in USD (0: nothing more to charge, e.g. a cheaper deployment or no USD budget)."""
+        if not admission.plan.in_usd:
+            return 0
+        cost = estimate_cost_micros(_priced(price, model), admission.prompt, admission.output)
+        return max(0, cost - admission.cost)
+
+    async def recharge(self, ctx: RequestContext, admission: Admission, extra: int) -> None:
+        """Charge ``extra`` micro-USD more to the call's USD counters (a failover to a
+        dearer deployment), or raise the budget's refusal: a hard budget is checked against
+        the deployment really called, before it is called."""
+        plan = admission.plan
+        usd = plan.in_usd
+        if self._admit_now is not None:
+            checks = [plan.checks[index] for index in usd]
+            outcome = self._admit_now(checks, [extra] * len(checks))
+        else:
+            checks = [with_cost(plan.checks[index], extra) for index in usd]
+            try:
+                outcome = await self.store.admit(checks)
+            except StateUnavailableError as exc:
+                log.warning("limits cannot be checked: %s", exc)
+                raise _unavailable() from None
+        meters = [plan.meters[index] for index in usd]
+        if not outcome.allowed:
+            ctx.decisions.append(f"limited:{_describe(meters[outcome.refused or 0])}")
+            priced = [with_cost(check, extra) for check in checks]
+            raise _refusal(meters, priced, outcome)
+        admission.cost += extra
 
     async def decide(self, ctx: RequestContext, charge: Admission) -> Admission:
         """Check and charge ``charge`` in the store; raises the refusal."""
@@ -147,11 +173,7 @@ class TrafficControl:
             if taken:
                 log.warning("could not settle %d calls' limits: %s", len(taken[0]), exc)
             log.warning("limits cannot be checked: %s", exc)
-            raise ServiceUnavailableError(
-                "Rate limits and budgets cannot be checked right now; try again shortly.",
-                code="limits_unavailable",
-                headers={"retry-after": "1"},
-            ) from None
+            raise _unavailable() from None
         if taken:
             self._batcher.settled(taken[0], outcome.settled)
         return self._decided(ctx, charge, outcome)
@@ -198,19 +220,9 @@ class TrafficControl:
             plan = self._plans[key] = planner.plan(Call(principal, model, ip, tenant), now)
         return plan
 
-    def settle(
-        self,
-        ctx: RequestContext,
-        admission: Admission | None,
-        usage: Usage | None,
-        price: Price | None,
-    ) -> None:
-        """Record the cost, correct the estimates with ``usage`` and free slots, without
-        making anyone wait."""
-        if price is not None:  # a call without usage (it failed) is not billed
-            ctx.cost_micros = cost_micros(price, usage) if usage is not None else 0
-        if admission is None:
-            return
+    def settle(self, ctx: RequestContext, admission: Admission, usage: Usage | None) -> None:
+        """Correct the estimates with ``usage`` and ``ctx.cost_micros`` (what the call
+        really cost, priced by accounting) and free slots, without making anyone wait."""
         plan = admission.plan
         adjustments: list[Adjustment] = []
         if plan.token_counters:
@@ -243,6 +255,27 @@ class TrafficControl:
     async def close(self) -> None:
         """Send the settlements still waiting (a clean stop loses none)."""
         await self._batcher.close()
+
+
+def _priced(price: Price | None, model: str) -> Price:
+    """``price``, or the refusal a USD budget gives a deployment without one (it could
+    not be enforced)."""
+    if price is None:
+        raise PermissionDeniedError(
+            f"The model `{model}` has no price, so the USD budget that applies to "
+            "you cannot be enforced; an admin must set `price:` on its deployment.",
+            code="price_unknown",
+            param="model",
+        )
+    return price
+
+
+def _unavailable() -> ServiceUnavailableError:
+    return ServiceUnavailableError(
+        "Rate limits and budgets cannot be checked right now; try again shortly.",
+        code="limits_unavailable",
+        headers={"retry-after": "1"},
+    )
 
 
 def _describe(meter: Meter) -> str:

@@ -25,9 +25,14 @@ from typing import Any
 
 from gatewise.config.models import AnthropicProviderConfig
 from gatewise.config.secrets import resolve
-from gatewise.core.context import RequestContext
 from gatewise.core.errors import InvalidRequestError, UpstreamError
-from gatewise.core.types import ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse
+from gatewise.core.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    NativeBody,
+)
 from gatewise.providers.anthropic_request import messages_request_body
 from gatewise.providers.anthropic_response import decode_message, error_from_response
 from gatewise.providers.anthropic_stream import AnthropicChunkStream
@@ -67,23 +72,21 @@ class AnthropicProvider:
     async def close(self) -> None:
         await self.transport.close()
 
-    async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
+    async def chat(
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
+    ) -> ChatResponse:
         body = self._body(request, model, stream=False)
-        data = await self.transport.call(self.messages_url, body, ctx, model, self._error)
+        data = await self.transport.call(self.messages_url, body, self._error)
         return decode_message(data)
 
     async def chat_stream(
-        self, request: ChatRequest, model: str, ctx: RequestContext
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
     ) -> AnthropicChunkStream:
         body = self._body(request, model, stream=True)
-        response, attempt = await self.transport.open_stream(
-            self.messages_url, body, ctx, model, self._error
-        )
-        return AnthropicChunkStream(self.transport, response, attempt)
+        response = await self.transport.open_stream(self.messages_url, body, self._error)
+        return AnthropicChunkStream(self.transport, response)
 
-    async def embed(
-        self, request: EmbeddingRequest, model: str, ctx: RequestContext
-    ) -> EmbeddingResponse:
+    async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
         raise InvalidRequestError(
             f"The model '{request.model}' is served by Anthropic, which has no embeddings API.",
             param="model",

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
-from gatewise.core.context import Attempt
 from gatewise.core.errors import GatewayError, UpstreamProtocolError
 from gatewise.core.types import (
     ChatChunk,
@@ -194,10 +193,9 @@ class StreamTranslator:
 class AnthropicChunkStream:
     """Canonical chunk batches from an opened Anthropic SSE response."""
 
-    def __init__(self, transport: HTTPTransport, response: Response, attempt: Attempt) -> None:
+    def __init__(self, transport: HTTPTransport, response: Response) -> None:
         self._transport = transport
         self._response = response
-        self._attempt = attempt
 
     def __aiter__(self) -> AsyncIterator[ChunkBatch]:
         return self._batches()
@@ -208,7 +206,7 @@ class AnthropicChunkStream:
         try:
             # Read to the end of the HTTP message even after message_stop, so the
             # connection goes back to the pool instead of being closed.
-            async for data in self._transport.iter_chunks(self._response, self._attempt):
+            async for data in self._transport.iter_chunks(self._response):
                 if translator.done:
                     continue
                 chunks: list[ChatChunk] = []

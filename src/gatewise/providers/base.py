@@ -14,13 +14,13 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
-from gatewise.core.context import RequestContext
 from gatewise.core.types import (
     ChatRequest,
     ChatResponse,
     ChunkBatch,
     EmbeddingRequest,
     EmbeddingResponse,
+    NativeBody,
 )
 
 
@@ -39,7 +39,18 @@ class ChunkStream(Protocol):
 
 
 class Provider(Protocol):
-    """One configured upstream (an account on a provider, a self-hosted server ...)."""
+    """One configured upstream (an account on a provider, a self-hosted server ...).
+
+    A provider translates and does the HTTP; it records nothing: dispatch times each
+    call as an attempt and tells the observers. Failures raise ``GatewayError``s
+    (``UpstreamError`` with the upstream's status, timeouts, protocol errors).
+
+    A provider may declare the wire format it speaks natively in a ``wire`` attribute
+    ("openai", "anthropic"); dispatch then hands it the client's own request
+    (``native``) when the client came in through a front door of that format, and the
+    provider should send that on (with its own model name) rather than re-encode the
+    canonical request, and attach its raw reply (``attach_raw`` / ``ChunkBatch.raw``).
+    """
 
     name: str
     #: A short description of the upstream for logs and telemetry ("openai", "azure" ...).
@@ -51,10 +62,12 @@ class Provider(Protocol):
     async def close(self) -> None:
         """Close pools; called on shutdown."""
 
-    async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse: ...
+    async def chat(
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
+    ) -> ChatResponse: ...
 
     async def chat_stream(
-        self, request: ChatRequest, model: str, ctx: RequestContext
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
     ) -> ChunkStream:
         """Send a streamed request and return once the upstream answered 200.
 
@@ -63,9 +76,9 @@ class Provider(Protocol):
         """
         ...
 
-    async def embed(
-        self, request: EmbeddingRequest, model: str, ctx: RequestContext
-    ) -> EmbeddingResponse: ...
+    async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
+        """Embeddings; ``usage`` None when the upstream reports none (the corridor counts)."""
+        ...
 
 
 ProviderFactory = Callable[[str, Any, Path | None], Provider]

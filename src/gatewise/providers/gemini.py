@@ -22,14 +22,12 @@ import orjson
 
 from gatewise.config.models import GeminiProviderConfig
 from gatewise.config.secrets import resolve
-from gatewise.core.context import Attempt, RequestContext
 from gatewise.core.errors import (
     GatewayError,
     InvalidRequestError,
     UpstreamError,
     UpstreamProtocolError,
 )
-from gatewise.core.tokens import quick_count_text
 from gatewise.core.types import (
     ChatChunk,
     ChatRequest,
@@ -38,7 +36,7 @@ from gatewise.core.types import (
     Embedding,
     EmbeddingRequest,
     EmbeddingResponse,
-    EmbeddingUsage,
+    NativeBody,
 )
 from gatewise.formats.gemini import BatchEmbedContentsResponse, model_path
 from gatewise.formats.openai import floats_to_base64
@@ -89,25 +87,23 @@ class GeminiProvider:
     async def close(self) -> None:
         await self.transport.close()
 
-    async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
+    async def chat(
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
+    ) -> ChatResponse:
         body = chat_body(request)
-        data = await self.transport.call(
-            self.url(model, "generateContent"), body, ctx, model, self.error
-        )
+        data = await self.transport.call(self.url(model, "generateContent"), body, self.error)
         return chat_response(data, model, request.n or 1)
 
     async def chat_stream(
-        self, request: ChatRequest, model: str, ctx: RequestContext
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
     ) -> GeminiChunkStream:
         body = chat_body(request)
         url = self.url(model, "streamGenerateContent?alt=sse")
-        response, attempt = await self.transport.open_stream(url, body, ctx, model, self.error)
+        response = await self.transport.open_stream(url, body, self.error)
         translator = StreamTranslator(model, request.n or 1)
-        return GeminiChunkStream(self, response, attempt, translator)
+        return GeminiChunkStream(self, response, translator)
 
-    async def embed(
-        self, request: EmbeddingRequest, model: str, ctx: RequestContext
-    ) -> EmbeddingResponse:
+    async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
         texts = _embedding_texts(request.input)
         item: dict[str, Any] = {"model": model_path(model)}
         if request.dimensions is not None:
@@ -118,9 +114,7 @@ class GeminiProvider:
         body = orjson.dumps(
             {"requests": [{**item, "content": {"parts": [{"text": text}]}} for text in texts]}
         )
-        data = await self.transport.call(
-            self.url(model, "batchEmbedContents"), body, ctx, model, self.error
-        )
+        data = await self.transport.call(self.url(model, "batchEmbedContents"), body, self.error)
         try:
             vectors = _embeddings_decoder.decode(data).embeddings
         except (msgspec.ValidationError, msgspec.DecodeError):
@@ -134,12 +128,8 @@ class GeminiProvider:
             Embedding(index=i, embedding=floats_to_base64(v.values) if as_base64 else v.values)
             for i, v in enumerate(vectors)
         ]
-        # Gemini reports no token counts for embeddings: count them, marked as estimated.
-        tokens = sum(quick_count_text(text, model) for text in texts)
-        ctx.usage_estimated = True
-        return EmbeddingResponse(
-            data=items, model=model, usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
-        )
+        # Gemini reports no token counts for embeddings: the corridor counts them.
+        return EmbeddingResponse(data=items, model=model, usage=None)
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         """Google's error relayed with its status and message (credentials redacted).
@@ -175,12 +165,10 @@ class GeminiChunkStream:
         self,
         provider: GeminiProvider,
         response: Response,
-        attempt: Attempt,
         translator: StreamTranslator,
     ) -> None:
         self._provider = provider
         self._response = response
-        self._attempt = attempt
         self._translator = translator
 
     def __aiter__(self) -> AsyncIterator[ChunkBatch]:
@@ -191,7 +179,7 @@ class GeminiChunkStream:
         feed = self._translator.feed
         transport = self._provider.transport
         try:
-            async for data in transport.iter_chunks(self._response, self._attempt):
+            async for data in transport.iter_chunks(self._response):
                 chunks: list[ChatChunk] = []
                 for _event, payload in decoder.feed(data):
                     if b'"error"' in payload[:16]:

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from gatewise.config.models import MockProviderConfig
-from gatewise.core.context import Attempt, RequestContext
 from gatewise.core.errors import UpstreamError
 from gatewise.core.types import (
     ChatChunk,
@@ -33,6 +32,7 @@ from gatewise.core.types import (
     EmbeddingResponse,
     EmbeddingUsage,
     FunctionCall,
+    NativeBody,
     ResponseMessage,
     ToolCall,
     ToolCallDelta,
@@ -62,14 +62,11 @@ class MockProvider:
 
     # --- behaviour ------------------------------------------------------------
 
-    async def _begin(self, ctx: RequestContext, model: str) -> Attempt:
-        attempt = Attempt(self.name, model, status=200)
-        ctx.attempts.append(attempt)
+    async def _begin(self) -> None:
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000.0)
         fail = self.config.fail
         if fail is not None and next(self._calls) % fail.every == 0:
-            attempt.status = fail.status
             raise UpstreamError(
                 fail.message,
                 status=fail.status,
@@ -77,7 +74,6 @@ class MockProvider:
                 code="mock_failure",
                 headers={"retry-after": "1"} if fail.status == 429 else None,
             )
-        return attempt
 
     def _reply(self, request: ChatRequest) -> str:
         if self.config.reply is not None:
@@ -112,8 +108,10 @@ class MockProvider:
 
     # --- the Provider protocol --------------------------------------------------
 
-    async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
-        await self._begin(ctx, model)
+    async def chat(
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
+    ) -> ChatResponse:
+        await self._begin()
         created = int(time.time())
         tool = self._forced_tool(request)
         choices = []
@@ -132,15 +130,13 @@ class MockProvider:
         )
 
     async def chat_stream(
-        self, request: ChatRequest, model: str, ctx: RequestContext
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
     ) -> MockChunkStream:
-        await self._begin(ctx, model)
+        await self._begin()
         return MockChunkStream(self, request, model)
 
-    async def embed(
-        self, request: EmbeddingRequest, model: str, ctx: RequestContext
-    ) -> EmbeddingResponse:
-        await self._begin(ctx, model)
+    async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
+        await self._begin()
         inputs: list[Any] = request.input if isinstance(request.input, list) else [request.input]
         if inputs and isinstance(inputs[0], int):
             inputs = [inputs]  # one input given as token ids

@@ -12,7 +12,6 @@ from typing import Any
 
 from gatewise.config.models import OpenAIProviderConfig
 from gatewise.config.secrets import interpolate, resolve
-from gatewise.core.context import Attempt, RequestContext
 from gatewise.core.errors import GatewayError, UpstreamProtocolError
 from gatewise.core.types import (
     ChatRequest,
@@ -20,6 +19,7 @@ from gatewise.core.types import (
     ChunkBatch,
     EmbeddingRequest,
     EmbeddingResponse,
+    NativeBody,
 )
 from gatewise.formats import openai as wire
 from gatewise.net.http1 import Response
@@ -32,6 +32,9 @@ class OpenAIProvider:
     """Speaks OpenAI's API to ``base_url`` with ``Authorization: Bearer``."""
 
     kind = "openai"
+    #: Requests that came in through the OpenAI front door are sent on as the client sent
+    #: them (see ``Provider``), and replies keep their bytes for verbatim relay.
+    wire = "openai"
     #: Whether the upstream can answer embeddings as base64 itself.
     embeddings_base64 = True
     #: Send ``max_tokens`` as ``max_completion_tokens`` (api.openai.com deprecated the
@@ -72,50 +75,57 @@ class OpenAIProvider:
     async def close(self) -> None:
         await self.transport.close()
 
-    async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
-        body = wire.chat_request_body(
-            request, model, force_stream_usage=False, modern_max_tokens=self.modern_max_tokens
+    def _chat_body(
+        self, request: ChatRequest, model: str, native: NativeBody | None, *, stream: bool
+    ) -> bytes:
+        if native is not None:
+            return wire.native_chat_body(
+                native.data,
+                model,
+                force_stream_usage=stream,
+                modern_max_tokens=self.modern_max_tokens,
+            )
+        return wire.chat_request_body(
+            request, model, force_stream_usage=stream, modern_max_tokens=self.modern_max_tokens
         )
-        data = await self._post("chat/completions", model, body, ctx)
+
+    async def chat(
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
+    ) -> ChatResponse:
+        body = self._chat_body(request, model, native, stream=False)
+        data = await self._post("chat/completions", model, body)
         return wire.decode_chat_response(data)
 
     async def chat_stream(
-        self, request: ChatRequest, model: str, ctx: RequestContext
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
     ) -> OpenAIChunkStream:
-        body = wire.chat_request_body(
-            request, model, force_stream_usage=True, modern_max_tokens=self.modern_max_tokens
-        )
+        body = self._chat_body(request, model, native, stream=True)
         transport = self.transport
-        response, attempt = await transport.open_stream(
-            self.url("chat/completions", model), body, ctx, model, transport.error_from_response
+        response = await transport.open_stream(
+            self.url("chat/completions", model), body, transport.error_from_response
         )
-        return OpenAIChunkStream(self.transport, response, attempt, self.skip_empty_chunks)
+        return OpenAIChunkStream(self.transport, response, self.skip_empty_chunks)
 
-    async def embed(
-        self, request: EmbeddingRequest, model: str, ctx: RequestContext
-    ) -> EmbeddingResponse:
+    async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
         wanted = request.encoding_format or "float"
         ask = wanted if self.embeddings_base64 else "float"
         body = wire.embedding_request_body(request, model, encoding_format=ask)
-        data = await self._post("embeddings", model, body, ctx)
+        data = await self._post("embeddings", model, body)
         response = wire.decode_embedding_response(data)
         return wire.embeddings_as(response, wanted) if ask != wanted else response
 
-    async def _post(self, operation: str, model: str, body: bytes, ctx: RequestContext) -> bytes:
+    async def _post(self, operation: str, model: str, body: bytes) -> bytes:
         transport = self.transport
         url = self.url(operation, model)
-        return await transport.call(url, body, ctx, model, transport.error_from_response)
+        return await transport.call(url, body, transport.error_from_response)
 
 
 class OpenAIChunkStream:
     """Canonical chunks from an OpenAI-format SSE stream (``data: {...}`` ... ``data: [DONE]``)."""
 
-    def __init__(
-        self, transport: HTTPTransport, response: Response, attempt: Attempt, skip_empty: bool
-    ) -> None:
+    def __init__(self, transport: HTTPTransport, response: Response, skip_empty: bool) -> None:
         self._transport = transport
         self._response = response
-        self._attempt = attempt
         self._skip_empty = skip_empty
 
     def __aiter__(self) -> AsyncIterator[ChunkBatch]:
@@ -127,7 +137,7 @@ class OpenAIChunkStream:
         try:
             # Read to the end of the HTTP message even after [DONE], so the
             # connection goes back to the pool instead of being closed.
-            async for data in self._transport.iter_chunks(self._response, self._attempt):
+            async for data in self._transport.iter_chunks(self._response):
                 if done:
                     continue
                 payloads = []

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from gatewise import __version__
 from gatewise.config.models import Timeouts
-from gatewise.core.context import Attempt, RequestContext
 from gatewise.core.errors import (
     GatewayError,
     UpstreamError,
@@ -115,7 +114,7 @@ class HTTPTransport:
             target = self._targets[url] = (origin, start + self._fixed_headers)
         return target
 
-    async def post(self, url: str, body: bytes, attempt: Attempt) -> Response:
+    async def post(self, url: str, body: bytes) -> Response:
         """Send a POST and return once the response head arrived (status not checked)."""
         client = self._client
         if client is None:
@@ -133,47 +132,38 @@ class HTTPTransport:
                 total_timeout=timeouts.total,
             )
         except BaseException as exc:
-            raise self.translate(exc, attempt, "waiting for the upstream's response") from None
-        attempt.status = response.status
+            raise self.translate(exc, "waiting for the upstream's response") from None
         return response
 
-    async def call(
-        self, url: str, body: bytes, ctx: RequestContext, model: str, error: ErrorMapper
-    ) -> bytes:
-        """POST as a new attempt of ``ctx``: the body of a 200, else ``error(...)`` raised."""
-        attempt = Attempt(self.provider, model)
-        ctx.attempts.append(attempt)
-        response = await self.post(url, body, attempt)
-        data = await self.read_body(response, attempt)
+    async def call(self, url: str, body: bytes, error: ErrorMapper) -> bytes:
+        """POST and read the reply: the body of a 200, else ``error(...)`` raised."""
+        response = await self.post(url, body)
+        data = await self.read_body(response)
         if response.status != 200:
             raise error(response.status, response.headers, data)
         return data
 
-    async def open_stream(
-        self, url: str, body: bytes, ctx: RequestContext, model: str, error: ErrorMapper
-    ) -> tuple[Response, Attempt]:
-        """POST a streamed request as a new attempt of ``ctx``; returns once the upstream
-        answered 200 with an event stream (another status raises ``error(...)``)."""
-        attempt = Attempt(self.provider, model)
-        ctx.attempts.append(attempt)
-        response = await self.post(url, body, attempt)
+    async def open_stream(self, url: str, body: bytes, error: ErrorMapper) -> Response:
+        """POST a streamed request; returns once the upstream answered 200 with an event
+        stream (another status raises ``error(...)``)."""
+        response = await self.post(url, body)
         if response.status != 200:
-            data = await self.read_body(response, attempt)
+            data = await self.read_body(response)
             raise error(response.status, response.headers, data)
         if "text/event-stream" not in response.headers.get("content-type", ""):
             response.close()
             raise UpstreamProtocolError(
                 "The upstream answered a streamed request without an event stream."
             )
-        return response, attempt
+        return response
 
-    async def read_body(self, response: Response, attempt: Attempt) -> bytes:
+    async def read_body(self, response: Response) -> bytes:
         try:
             return await response.read()
         except BaseException as exc:
-            raise self.translate(exc, attempt, "reading the upstream's response") from None
+            raise self.translate(exc, "reading the upstream's response") from None
 
-    async def iter_chunks(self, response: Response, attempt: Attempt) -> AsyncIterator[bytes]:
+    async def iter_chunks(self, response: Response) -> AsyncIterator[bytes]:
         """Yield the body as it arrives; the idle timeout applies between reads."""
         try:
             async for data in response.iter_chunks():
@@ -181,9 +171,9 @@ class HTTPTransport:
         except GeneratorExit:
             raise
         except BaseException as exc:
-            raise self.translate(exc, attempt, "streaming the upstream's response") from None
+            raise self.translate(exc, "streaming the upstream's response") from None
 
-    def translate(self, exc: BaseException, attempt: Attempt, doing: str) -> BaseException:
+    def translate(self, exc: BaseException, doing: str) -> BaseException:
         """Map a client exception to a ``GatewayError`` (cancellation passes through)."""
         if isinstance(exc, GatewayError | asyncio.CancelledError | GeneratorExit):
             return exc
@@ -209,7 +199,6 @@ class HTTPTransport:
             )
         else:
             return exc
-        attempt.error = error.code
         return error
 
     def error_from_response(

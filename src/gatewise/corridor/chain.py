@@ -1,0 +1,244 @@
+"""The corridor: the steps, in order, around dispatch; one method per operation.
+
+``Corridor.open`` turns a front door's canonical request into a ``Call``: the
+model resolved (404 if unknown), the router's plan, the client's own body when
+it may be sent on. ``chat``, ``chat_stream`` and ``embeddings`` then run the
+story: each step's ``before`` (and ``rewrite_request``) in order, dispatch over
+the plan, each step's ``after`` (or the stream tap) in reverse order, and the
+``finish`` hooks once the call is over. The steps a chain runs are chosen when
+it is built, from the hooks each step overrides, so the hot path loops only
+over hooks that act.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from gatewise.core.context import Attempt, RequestContext
+from gatewise.core.errors import ModelNotFoundError
+from gatewise.core.types import (
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    ModelCard,
+    NativeBody,
+)
+from gatewise.corridor.call import Call
+from gatewise.corridor.dispatch import Dispatch
+from gatewise.corridor.observer import Observers
+from gatewise.corridor.replay import ReplayStream
+from gatewise.corridor.step import Reply, Step, may_change_output, may_change_request, overrides
+from gatewise.corridor.tap import StreamTap
+from gatewise.corridor.usage import record_chat_usage, record_embedding_usage
+from gatewise.providers.base import ChunkStream
+from gatewise.routing.catalog import ModelCatalog, Route
+from gatewise.routing.router import Router
+
+if TYPE_CHECKING:
+    from gatewise.identity.principal import Principal
+
+log = logging.getLogger("gatewise")
+
+R = TypeVar("R", ChatResponse, EmbeddingResponse)
+_Entry = Callable[[Call], Awaitable[Reply | None]]
+
+
+class ModelAccess(Protocol):
+    """Who may use which model (``policies.access.ModelAccessPolicy``), for what is not a
+    call: listings, model cards, token counts. Calls are checked by the access step."""
+
+    def check(self, principal: Principal, model: str) -> None:
+        """Raise ``PermissionDeniedError`` unless ``principal`` may call ``model``."""
+        ...
+
+    def may_use(self, principal: Principal, model: str) -> bool: ...
+
+
+class Corridor:
+    def __init__(
+        self,
+        catalog: ModelCatalog,
+        steps: Sequence[Step] = (),
+        *,
+        router: Router | None = None,
+        observers: Observers | None = None,
+        access: ModelAccess | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.router = router or Router()
+        self.steps = tuple(steps)
+        self.observers = observers or Observers()
+        self._access = access
+        # Before the call, in step order: (the step's position, its hook).
+        self._entry: list[tuple[int, _Entry]] = []
+        for index, step in enumerate(self.steps):
+            if overrides(step, "before"):
+                self._entry.append((index, step.before))
+            if overrides(step, "rewrite_request"):
+                self._entry.append((index, _rewriting(step)))
+        # After the call, in reverse order.
+        self._after = [
+            (index, step)
+            for index, step in reversed(list(enumerate(self.steps)))
+            if overrides(step, "after")
+        ]
+        self._watchers = [
+            (index, step)
+            for index, step in reversed(list(enumerate(self.steps)))
+            if overrides(step, "on_chunks") or overrides(step, "on_stream_end")
+        ]
+        self._finish = [step.finish for step in reversed(self.steps) if overrides(step, "finish")]
+        #: Raw upstream bytes may reach clients: no step may change output.
+        self.relay_raw = not any(may_change_output(step) for step in self.steps)
+        #: Clients' own bodies may reach upstreams: no step may rewrite requests.
+        self.native_requests = not any(may_change_request(step) for step in self.steps)
+        attempt_steps = [step for step in self.steps if overrides(step, "before_attempt")]
+        self.dispatch = Dispatch(attempt_steps, self.observers)
+
+    # --- the catalog, as a caller sees it --------------------------------------------
+
+    def resolve(self, model: str) -> Route:
+        """The route of ``model`` (``ModelNotFoundError`` when it is not configured)."""
+        return self.catalog.resolve(model)
+
+    def models(self, principal: Principal | None) -> list[ModelCard]:
+        """The models ``principal`` may use (all of them when no caller is known)."""
+        cards = self.catalog.cards()
+        access = self._access
+        if principal is None or access is None:
+            return cards
+        return [card for card in cards if access.may_use(principal, card.id)]
+
+    def model(self, principal: Principal | None, model: str) -> ModelCard:
+        """One model's card; a model the caller may not use is not found either."""
+        card = self.catalog.resolve(model).card
+        access = self._access
+        if principal is not None and access is not None and not access.may_use(principal, model):
+            raise ModelNotFoundError(model)
+        return card
+
+    def authorize(self, principal: Principal | None, model: str) -> None:
+        """Raise unless ``principal`` may use ``model`` (for what is not a call)."""
+        self.catalog.resolve(model)
+        if principal is not None and self._access is not None:
+            self._access.check(principal, model)
+
+    # --- calls ------------------------------------------------------------------------
+
+    def open(
+        self,
+        ctx: RequestContext,
+        principal: Principal | None,
+        request: ChatRequest | EmbeddingRequest,
+        *,
+        route: Route | None = None,
+        native: NativeBody | None = None,
+    ) -> Call:
+        """A call of ``request`` (its model resolved unless ``route`` is given)."""
+        ctx.model = request.model
+        if route is None:
+            route = self.catalog.resolve(request.model)
+        return Call(
+            ctx,
+            principal,
+            request,
+            route,
+            self.router.plan(route),
+            native=native if self.native_requests else None,
+            relay_raw=self.relay_raw,
+        )
+
+    async def chat(self, call: Call) -> ChatResponse:
+        try:
+            reply, upto = await self._enter(call)
+            if reply is None:
+                response = await self.dispatch.chat(call)
+                record_chat_usage(call, response)
+            else:
+                response = _expect(reply, ChatResponse)
+            if self._after:
+                response = _expect(await self._leave(call, response, upto), ChatResponse)
+            return response
+        finally:
+            self._end(call)
+
+    async def chat_stream(self, call: Call) -> ChunkStream:
+        """The call's stream, opened (the upstream answered 200); its chunks flow to the
+        front door through the stream tap, which ends the call."""
+        attempt: Attempt | None = None
+        try:
+            reply, upto = await self._enter(call)
+            if reply is None:
+                stream, attempt, started = await self.dispatch.open_stream(call)
+            else:
+                stream, started = ReplayStream(_expect(reply, ChatResponse)), 0.0
+                upto = min(upto, len(self.steps))
+        except BaseException:
+            self._end(call)
+            raise
+        watchers = tuple(step for index, step in self._watchers if index < upto)
+
+        def end(call: Call, attempt: Attempt | None, error: BaseException | None) -> None:
+            if attempt is not None:
+                self.dispatch.end(call.ctx, attempt, started, error)
+            self._end(call)
+
+        return StreamTap(call, stream, attempt, watchers, end)
+
+    async def embeddings(self, call: Call) -> EmbeddingResponse:
+        try:
+            reply, upto = await self._enter(call)
+            if reply is None:
+                response = await self.dispatch.embed(call)
+                record_embedding_usage(call, response)
+            else:
+                response = _expect(reply, EmbeddingResponse)
+            if self._after:
+                response = _expect(await self._leave(call, response, upto), EmbeddingResponse)
+            return response
+        finally:
+            self._end(call)
+
+    # --- the phases -------------------------------------------------------------------
+
+    async def _enter(self, call: Call) -> tuple[Reply | None, int]:
+        """Run the steps' ``before`` hooks; a reply from one (at position ``upto``) answers
+        the call: only the steps before it see that reply on its way back."""
+        for index, hook in self._entry:
+            reply = await hook(call)
+            if reply is not None:
+                call.ctx.decisions.append(f"answered:{self.steps[index].name}")
+                return reply, index
+        return None, len(self.steps)
+
+    async def _leave(self, call: Call, reply: Reply, upto: int) -> Reply:
+        for index, step in self._after:
+            if index < upto:
+                reply = await step.after(call, reply)
+        return reply
+
+    def _end(self, call: Call) -> None:
+        """The call is over: every ``finish`` hook runs, even when one of them fails (a
+        failed settlement must not turn a delivered reply into an error)."""
+        for finish in self._finish:
+            try:
+                finish(call)
+            except Exception:
+                log.exception("a step failed to finish", extra={"request_id": call.ctx.request_id})
+
+
+def _rewriting(step: Step) -> _Entry:
+    async def rewrite(call: Call) -> None:
+        await step.rewrite_request(call)
+
+    return rewrite
+
+
+def _expect(reply: Reply, kind: type[R]) -> R:
+    """A reply of the call's kind (a step answering a chat with embeddings is a bug)."""
+    if not isinstance(reply, kind):
+        raise TypeError(f"a step answered with {type(reply).__name__}, not {kind.__name__}")
+    return reply

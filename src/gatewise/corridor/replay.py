@@ -1,0 +1,70 @@
+"""A complete reply played back as a stream: for a streamed call a step answered itself.
+
+A cache hit or a block answers a streamed request with one batch: the role,
+the content and tool calls, the finish reason and the usage, as an upstream's
+stream would carry them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from gatewise.core.types import (
+    ChatChunk,
+    ChatResponse,
+    ChunkBatch,
+    ChunkChoice,
+    Delta,
+    FunctionCall,
+    ToolCallDelta,
+)
+
+
+def chunks_of(response: ChatResponse) -> list[ChatChunk]:
+    chunks: list[ChatChunk] = []
+
+    def chunk(choices: list[ChunkChoice]) -> ChatChunk:
+        return ChatChunk(
+            response.id, created=response.created, model=response.model, choices=choices
+        )
+
+    for choice in response.choices:
+        message = choice.message
+        calls = [
+            ToolCallDelta(
+                index=i,
+                id=call.id,
+                type=call.type,
+                function=FunctionCall(call.function.name, call.function.arguments),
+            )
+            for i, call in enumerate(message.tool_calls or ())
+        ]
+        delta = Delta(
+            role="assistant",
+            content=message.content,
+            refusal=message.refusal,
+            tool_calls=calls or None,
+        )
+        chunks.append(chunk([ChunkChoice(choice.index, delta)]))
+        chunks.append(chunk([ChunkChoice(choice.index, Delta(), choice.finish_reason or "stop")]))
+    if response.usage is not None:
+        final = chunk([])
+        final.usage = response.usage
+        chunks.append(final)
+    return chunks
+
+
+class ReplayStream:
+    """A ``ChunkStream`` of one batch: ``response`` as chunks."""
+
+    def __init__(self, response: ChatResponse) -> None:
+        self._response = response
+
+    def __aiter__(self) -> AsyncIterator[ChunkBatch]:
+        return self._batches()
+
+    async def _batches(self) -> AsyncIterator[ChunkBatch]:
+        yield ChunkBatch(chunks_of(self._response))
+
+    async def aclose(self) -> None:
+        return None

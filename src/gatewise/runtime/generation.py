@@ -1,0 +1,155 @@
+"""A generation: the immutable set of live objects one config builds, swapped whole.
+
+``build_generation`` is the one place that assembles the request's story from
+the config: the steps of the corridor in order (access, admission,
+accounting; guardrails and caching join here), the observers, the front doors
+and the route table. The app reads its current generation once per request;
+``GatewayApp.swap`` puts a new one in place atomically and closes the old one
+once the requests it was serving have finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gatewise.config.models import Config
+from gatewise.corridor.chain import Corridor
+from gatewise.corridor.observer import Observer, Observers
+from gatewise.corridor.step import Step
+from gatewise.http.anthropic import AnthropicFrontDoor
+from gatewise.http.models import ClientErrors, ModelsEndpoint
+from gatewise.http.openai import OpenAIFrontDoor
+from gatewise.http.responses import ResponsesFrontDoor
+from gatewise.http.routes import Endpoint, ErrorFormat, RouteTable
+from gatewise.observe.access_log import AccessLog
+from gatewise.observe.usage import UsageRecords
+from gatewise.policies.access import AccessStep, ModelAccessPolicy
+from gatewise.policies.accounting import AccountingStep
+from gatewise.policies.admission import AdmissionStep
+from gatewise.policies.auth import Authenticator
+from gatewise.providers.base import Provider
+from gatewise.routing.catalog import ModelCatalog
+from gatewise.routing.router import Router
+from gatewise.runtime.prepare import Prepared, prepare
+from gatewise.runtime.services import Services
+
+log = logging.getLogger("gatewise")
+
+
+@dataclass
+class Generation:
+    """What one config serves with. Nothing in it changes once built; ``in_flight`` counts
+    the requests it is serving, so it is closed only once they are done."""
+
+    config: Config
+    providers: dict[str, Provider]
+    catalog: ModelCatalog
+    corridor: Corridor
+    observers: Observers
+    routes: RouteTable
+    authenticator: Authenticator
+    #: The error format of a path no route serves (the client's SDK family decides).
+    unrouted: ErrorFormat
+    skipped: list[str] = field(default_factory=list)
+    in_flight: int = 0
+    _idle: asyncio.Event | None = None
+
+    async def start(self) -> None:
+        for provider in self.providers.values():
+            await provider.start()
+
+    async def close(self) -> None:
+        for provider in self.providers.values():
+            await provider.close()
+
+    def leave(self) -> None:
+        """A request this generation served is over."""
+        self.in_flight -= 1
+        if self.in_flight == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def drained(self) -> None:
+        """Wait until no request is being served by this generation."""
+        if self.in_flight:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+
+
+def corridor_steps(config: Config, services: Services, access: ModelAccessPolicy) -> list[Step]:
+    """The corridor's rooms, in the order every call walks them."""
+    traffic = services.traffic
+    steps: list[Step] = [AccessStep(access)]
+    if traffic.traffic is not None:
+        steps.append(AdmissionStep(traffic.traffic, traffic.prices))
+    steps.append(AccountingStep(traffic.prices))
+    return steps
+
+
+def observers(config: Config, services: Services) -> list[Observer]:
+    """Who is told about attempts and finished requests."""
+    found: list[Observer] = []
+    if config.store.usage_records:
+        found.append(UsageRecords(services.usage_writer))
+    if config.server.access_log:
+        found.append(AccessLog())
+    return found
+
+
+def build_generation(
+    config: Config,
+    services: Services,
+    config_dir: Path | None = None,
+    prepared: Prepared | None = None,
+) -> Generation:
+    if prepared is None:
+        prepared = prepare(config, config_dir)
+    approval = frozenset(m.name for m in config.models if m.approval == "required")
+    access = ModelAccessPolicy(services.identity_cache, approval)
+    watchers = Observers(observers(config, services))
+    corridor = Corridor(
+        prepared.catalog,
+        corridor_steps(config, services, access),
+        router=Router(),
+        observers=watchers,
+        access=access,
+    )
+    open_mode = config.auth.mode == "open"
+    authenticator = Authenticator(services.identity_cache, services.verifier, open_mode=open_mode)
+    limit = config.server.max_request_body_bytes
+    openai = OpenAIFrontDoor(corridor, limit)
+    anthropic = AnthropicFrontDoor(corridor, limit)
+    models = ModelsEndpoint(openai, anthropic)
+    responses = ResponsesFrontDoor(corridor, services.responses, limit, openai)
+    routes = RouteTable(
+        [
+            ("/v1/chat/completions", Endpoint({"POST": openai.chat_completions}, openai)),
+            ("/v1/embeddings", Endpoint({"POST": openai.embeddings}, openai)),
+            ("/v1/models", Endpoint({"GET": models.list}, models)),
+            ("/v1/models/{model:path}", Endpoint({"GET": models.retrieve}, models)),
+            ("/v1/responses", Endpoint({"POST": responses.create}, responses)),
+            (
+                "/v1/responses/{response_id}",
+                Endpoint({"GET": responses.retrieve, "DELETE": responses.delete}, responses),
+            ),
+            (
+                "/v1/responses/{response_id}/input_items",
+                Endpoint({"GET": responses.input_items}, responses),
+            ),
+            ("/v1/messages", Endpoint({"POST": anthropic.messages}, anthropic)),
+            ("/v1/messages/count_tokens", Endpoint({"POST": anthropic.count_tokens}, anthropic)),
+        ]
+    )
+    return Generation(
+        config=config,
+        providers=prepared.providers,
+        catalog=prepared.catalog,
+        corridor=corridor,
+        observers=watchers,
+        routes=routes,
+        authenticator=authenticator,
+        unrouted=ClientErrors(openai, anthropic),
+        skipped=prepared.skipped,
+    )

@@ -1,0 +1,73 @@
+"""A config's providers and model catalog, secrets resolved: the first, light step at start.
+
+Secrets are resolved here, when the gateway starts, not when the config is
+validated: CI can validate a config without production secrets. A provider
+marked ``optional`` whose secret is missing is left out (with the models only
+it serves) instead of stopping the gateway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gatewise.config.models import Config
+from gatewise.config.secrets import SecretResolutionError
+from gatewise.core.types import ModelCard
+from gatewise.providers.base import Provider, provider_factory
+from gatewise.routing.catalog import ModelCatalog, Route, Target
+from gatewise.store.urls import resolve_store_url
+
+# `created` of every model card: the gateway's models have no real creation date.
+MODEL_CREATED = 1_700_000_000
+
+
+class StartupError(Exception):
+    """The configuration is valid but cannot be brought to life (e.g. a secret is missing)."""
+
+
+@dataclass
+class Prepared:
+    """What a config turns into before anything heavy is imported: providers with their
+    secrets resolved, the catalog, the store URL. ``gatewise serve`` prepares once in the
+    supervising process to fail early on a missing secret; each worker builds its own."""
+
+    providers: dict[str, Provider]
+    catalog: ModelCatalog
+    store_url: str
+    skipped: list[str]
+
+
+def prepare(config: Config, config_dir: Path | None = None) -> Prepared:
+    providers: dict[str, Provider] = {}
+    skipped: list[str] = []
+    for name, section in config.providers.items():
+        try:
+            providers[name] = provider_factory(section.type)(name, section, config_dir)
+        except SecretResolutionError as exc:
+            if section.optional:
+                skipped.append(f"provider {name!r} left out: {exc}")
+                continue
+            raise StartupError(f"providers.{name}: {exc}") from None
+        except KeyError:
+            raise StartupError(
+                f"providers.{name}.type: unknown provider type {section.type!r}"
+            ) from None
+
+    routes: list[Route] = []
+    for model in config.models:
+        targets = tuple(
+            Target(providers[d.provider], d.model)
+            for d in model.deployments
+            if d.provider in providers
+        )
+        if not targets:
+            skipped.append(f"model {model.name!r} left out: none of its providers is available")
+            continue
+        card = ModelCard(id=model.name, created=MODEL_CREATED, owned_by=model.owned_by)
+        routes.append(Route(model.name, targets, card))
+    try:
+        store_url = resolve_store_url(config.store.url, config_dir)
+    except SecretResolutionError as exc:
+        raise StartupError(f"store.url: {exc}") from None
+    return Prepared(providers, ModelCatalog(routes), store_url, skipped)
