@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import procstat
@@ -102,6 +103,8 @@ def find_gatewise(explicit: str | None) -> str:
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
+    if explicit:
+        raise BenchError(f"{explicit} is not an executable file")
     raise BenchError("gatewise is not installed here; run `pip install -e .` in the repo first")
 
 
@@ -172,14 +175,23 @@ def gateway_config(
 
 
 def start_services(
-    args: argparse.Namespace, gatewise: str, tmp: Path, services: Services, chat: bytes
+    args: argparse.Namespace,
+    gatewise: str,
+    tmp: Path,
+    services: Services,
+    chat: bytes,
+    upstream_gatewise: str | None = None,
+    make_key: Callable[[str], str] = create_bench_key,
 ) -> tuple[Service, Service, float, Endpoints]:
-    """Start the fake upstream, then the gateway; return them, the start-up time, the URLs."""
+    """Start the fake upstream, then the gateway; return them, the start-up time, the URLs.
+
+    ``upstream_gatewise`` runs the fake upstream (default: ``gatewise`` itself) and
+    ``make_key`` creates the benchmark key in the gateway's records database."""
     upstream_port, gateway_port = free_port(), free_port()
     upstream = services.start(
         "upstream",
         [
-            gatewise,
+            upstream_gatewise or gatewise,
             "mock-upstream",
             "--format",
             "openai",
@@ -192,7 +204,7 @@ def start_services(
     wait_until_serving(upstream, upstream_port, CHAT_PATH, chat)
     config = gateway_config(tmp, upstream_port, gateway_port, args.workers, args.auth, args.traffic)
     if args.auth == "keys":
-        key = create_bench_key(f"sqlite+aiosqlite:///{tmp}/gatewise.db")
+        key = make_key(f"sqlite+aiosqlite:///{tmp}/gatewise.db")
         os.environ[AUTH_ENV] = f"Bearer {key}"  # wrk and the clients below send it
     gateway = services.start(
         "gateway",
