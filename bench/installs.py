@@ -202,7 +202,8 @@ def checkout_commit(package: Path) -> str:
     def git(*args: str) -> str:
         try:
             proc = subprocess.run(
-                ["git", "-C", str(package), *args],
+                # Only reads: no index refresh in someone else's checkout.
+                ["git", "--no-optional-locks", "-C", str(package), *args],
                 capture_output=True,
                 text=True,
                 timeout=30,
