@@ -34,7 +34,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from gatewise.config.models import Config
+from gatewise.config.models import Config, ProviderSection
 from gatewise.config.secrets import SecretValue, looks_like_literal_secret, resolve
 
 __all__ = [
@@ -412,7 +412,7 @@ def _unknown_field_message(loc: tuple[Part, ...]) -> str:
 # --- walking the schema (for "did you mean" and the list of provider types) ----------
 
 
-def _schema_type(loc: tuple[Part, ...]) -> Any:
+def _schema_type(loc: tuple[Part, ...], *, unwrap: bool = True) -> Any:
     """The annotation at a raw pydantic ``loc`` (tags included), or None if unknown."""
     annotation: Any = Config
     for part in loc:
@@ -421,10 +421,13 @@ def _schema_type(loc: tuple[Part, ...]) -> Any:
         annotation = _schema_step(annotation, part)
         if annotation is None:
             return None
-    return _unwrap(annotation)
+    return _unwrap(annotation) if unwrap else annotation
 
 
 def _schema_step(annotation: Any, part: Part) -> Any:
+    section = _provider_section(annotation)
+    if section is not None:  # the part is the section's type, built in or a plug-in's
+        return section.model_for(part) if isinstance(part, str) else None
     annotation = _unwrap(annotation)
     origin = get_origin(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -441,6 +444,13 @@ def _schema_step(annotation: Any, part: Part) -> Any:
     if origin is dict and isinstance(part, str):
         return get_args(annotation)[1]
     return None
+
+
+def _provider_section(annotation: Any) -> ProviderSection | None:
+    """The ``ProviderSection`` marker of an ``Annotated[...]`` provider section, if any."""
+    if get_origin(annotation) is not Annotated:
+        return None
+    return next((m for m in annotation.__metadata__ if isinstance(m, ProviderSection)), None)
 
 
 def _unwrap(annotation: Any) -> Any:
@@ -465,7 +475,11 @@ def _fields_at(loc: tuple[Part, ...]) -> list[str]:
 
 
 def _union_tags(loc: tuple[Part, ...]) -> list[str]:
-    annotation = _schema_type(loc)
+    annotation = _schema_type(loc, unwrap=False)
+    section = _provider_section(annotation)
+    if section is not None:
+        return section.known_types()
+    annotation = _unwrap(annotation)
     if get_origin(annotation) not in (Union, types.UnionType):
         return []
     return [tag for arg in get_args(annotation) for tag in _tags_of(_unwrap(arg))]

@@ -9,18 +9,31 @@ builds a new one.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import functools
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    GetCoreSchemaHandler,
+    TypeAdapter,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic_core import PydanticKnownError, core_schema
 
 from gatewise.config.alerts import WebhookList
 from gatewise.config.auth import AuthConfig
 from gatewise.config.base import Name, Strict
 from gatewise.config.limits import BudgetConfig, LimitConfig, StateConfig
+from gatewise.config.plugins import PluginError, entry_point_names, load_entry_point
 from gatewise.config.pricing import PriceConfig
 from gatewise.config.secrets import REFERENCE, WHOLE_REFERENCE, looks_like_literal_secret
 from gatewise.config.store_url import DEFAULT_URL, check_store_url
+
+_TYPE = "type"  # the field that names a provider section's type
 
 
 def _check_secret_reference(value: str) -> str:
@@ -86,6 +99,9 @@ class ServerConfig(Strict):
 
 
 class ProviderBase(Strict):
+    """What every provider section has. A provider type's config model subclasses this
+    with ``type: Literal["<type>"]`` and its own fields (plug-ins too)."""
+
     optional: bool = Field(
         False,
         description=(
@@ -109,6 +125,10 @@ class ProviderBase(Strict):
     trust_env: bool = Field(
         False,
         description="Without `proxy`: take HTTPS_PROXY, HTTP_PROXY, NO_PROXY from the environment.",
+    )
+    type: str = Field(
+        description="The provider type, built in or a plug-in's; each type's model narrows "
+        "this to Literal['<type>']."
     )
 
 
@@ -209,15 +229,147 @@ class MockProviderConfig(ProviderBase):
     fail: MockFailure | None = None
 
 
-ProviderConfig = Annotated[
-    OpenAIProviderConfig
-    | OpenAICompatibleProviderConfig
-    | AzureProviderConfig
-    | AnthropicProviderConfig
-    | GeminiProviderConfig
-    | MockProviderConfig,
-    Field(discriminator="type"),
-]
+BUILTIN_PROVIDER_CONFIGS: tuple[type[ProviderBase], ...] = (
+    OpenAIProviderConfig,
+    OpenAICompatibleProviderConfig,
+    AzureProviderConfig,
+    AnthropicProviderConfig,
+    GeminiProviderConfig,
+    MockProviderConfig,
+)
+"""The config models of the built-in provider types (``providers/registry.py`` builds them)."""
+
+PROVIDER_PLUGINS = "gatewise.providers"
+"""The entry-point group of plug-in provider types (the contract: ``providers/registry.py``)."""
+
+
+def provider_type_name(model: type[ProviderBase]) -> str | None:
+    """The provider type a config model is for: the one value of its ``type: Literal[...]``."""
+    field = model.model_fields.get(_TYPE)
+    if field is None or get_origin(field.annotation) is not Literal:
+        return None
+    values = get_args(field.annotation)
+    return values[0] if len(values) == 1 and isinstance(values[0], str) else None
+
+
+def check_provider_config_model(name: str, model: object) -> type[ProviderBase]:
+    """``model`` if it can validate sections of provider type ``name``; else a ``TypeError``."""
+    if not (isinstance(model, type) and issubclass(model, ProviderBase)):
+        raise TypeError(
+            f"the config model of provider type {name!r} must subclass "
+            f"gatewise.config.models.ProviderBase, not {model!r}"
+        )
+    if provider_type_name(model) != name:
+        raise TypeError(f"{model.__qualname__}.type must be annotated Literal[{name!r}]")
+    if model.model_config.get("extra") != "forbid" or not model.model_config.get("frozen"):
+        raise TypeError(
+            f"{model.__qualname__} must keep ProviderBase's model_config "
+            "(unknown keys forbidden, frozen)"
+        )
+    return model
+
+
+def plugin_provider_config(name: str) -> type[ProviderBase] | None:
+    """The config model of the installed plug-in provider type ``name``; None if none is installed.
+
+    The entry point's object is a ``gatewise.providers.registry.ProviderType``; only its
+    ``config_model`` is read here, so validating a config never imports provider code
+    beyond the plug-in's own module. Raises ``PluginError`` when the plug-in cannot be
+    loaded or is not a provider type.
+    """
+    try:
+        loaded = load_entry_point(PROVIDER_PLUGINS, name)
+    except LookupError:
+        return None
+    model = getattr(loaded, "config_model", None)
+    if model is None:
+        raise PluginError(
+            f"the plug-in {name!r} must be a gatewise.providers.registry.ProviderType, "
+            f"not {type(loaded).__name__}"
+        )
+    try:
+        return check_provider_config_model(name, model)
+    except TypeError as exc:
+        raise PluginError(f"the plug-in {name!r} is not a valid provider type: {exc}") from None
+
+
+class ProviderSection:
+    """Pydantic metadata for a provider section: validated by the config model its ``type`` names.
+
+    A discriminated union is closed, and plug-in types are only known once installed, so
+    provider sections are validated through this instead. Sections whose ``type`` is one
+    of ``models`` (the built-in types) are validated as a tagged union on ``type``, exactly
+    as ``Field(discriminator="type")`` would: errors are pydantic's own and their
+    locations carry the type (``providers.p.openai.api_key``; the loader skips it).
+    Any other type is looked up among installed plug-ins (only then are entry points
+    read) and the plug-in's model validates the section the same way. An unknown type is
+    pydantic's ``union_tag_invalid`` error, listing built-in and installed types.
+
+    The JSON Schema describes ``models``; ``gatewise config schema`` adds installed plug-ins.
+    """
+
+    def __init__(self, models: Iterable[type[ProviderBase]]) -> None:
+        self.models: dict[str, type[ProviderBase]] = {}
+        for model in models:
+            name = provider_type_name(model)
+            if name is None:
+                raise TypeError(f"{model.__qualname__}.type must be a single Literal value")
+            self.models[name] = model
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        choices = {name: handler.generate_schema(model) for name, model in self.models.items()}
+        union = core_schema.tagged_union_schema(choices, discriminator=_TYPE)
+        return core_schema.no_info_wrap_validator_function(self._validate, union)
+
+    def _validate(self, value: Any, handler: ValidatorFunctionWrapHandler) -> ProviderBase:
+        if isinstance(value, dict):
+            name = value.get(_TYPE)
+        else:
+            name = value.type if isinstance(value, ProviderBase) else None
+        if not isinstance(name, str) or name in self.models:
+            section: ProviderBase = handler(value)  # includes pydantic's errors for a bad type
+            return section
+        try:
+            model = plugin_provider_config(name)
+        except PluginError as exc:
+            raise ValueError(f"{_TYPE}: {exc}") from None  # "type: " puts it on the field
+        if model is None:
+            raise PydanticKnownError(
+                "union_tag_invalid",
+                {
+                    "discriminator": repr(_TYPE),
+                    "tag": name,
+                    "expected_tags": ", ".join(repr(known) for known in self.known_types()),
+                },
+            )
+        # pydantic-core re-raises a ValidationError raised here as the same errors,
+        # located below this section: providers.<name>.<type>.<field> as for built-ins.
+        return _plugin_section(model).validate_python(value)
+
+    def known_types(self) -> list[str]:
+        """Built-in types first, then installed plug-ins (their names only; nothing is imported)."""
+        plugins = entry_point_names(PROVIDER_PLUGINS)
+        return [*self.models, *(name for name in plugins if name not in self.models)]
+
+    def model_for(self, name: str) -> type[ProviderBase] | None:
+        """The config model of a type, built in or installed; None if unknown or broken."""
+        if name in self.models:
+            return self.models[name]
+        try:
+            return plugin_provider_config(name)
+        except PluginError:
+            return None
+
+
+@functools.cache
+def _plugin_section(model: type[ProviderBase]) -> TypeAdapter[ProviderBase]:
+    return TypeAdapter(Annotated[ProviderBase, ProviderSection([model])])
+
+
+ProviderConfig = Annotated[ProviderBase, ProviderSection(BUILTIN_PROVIDER_CONFIGS)]
+"""A provider section: a built-in type's config, or an installed plug-in's."""
 
 
 class DeploymentConfig(Strict):
