@@ -1,18 +1,16 @@
-"""The ``Provider`` protocol and the registry of provider types.
+"""The ``Provider`` protocol: what the gateway asks of one configured upstream.
 
 A provider translates canonical requests into one upstream's wire format, does
 the HTTP, and translates the answer back. Adding a provider is adding one
-module with a class implementing this protocol and one entry in
-``PROVIDER_TYPES`` (third-party providers can register through the
-``gatewise.providers`` entry point group).
+module with a class implementing this protocol and one ``ProviderType`` in
+``gatewise.providers.registry`` (third-party providers register through the
+``gatewise.providers`` entry-point group; the registry's docstring has the contract).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from importlib.metadata import entry_points
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 from gatewise.core.types import (
     ChatRequest,
@@ -79,65 +77,3 @@ class Provider(Protocol):
     async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
         """Embeddings; ``usage`` None when the upstream reports none (the corridor counts)."""
         ...
-
-
-ProviderFactory = Callable[[str, Any, Path | None], Provider]
-"""Builds a provider from (name, its validated config section, the config file's directory)."""
-
-
-def _openai(name: str, config: Any, base_dir: Path | None) -> Provider:
-    from gatewise.providers.openai import OpenAIProvider
-
-    return OpenAIProvider.from_config(name, config, base_dir)
-
-
-def _openai_compatible(name: str, config: Any, base_dir: Path | None) -> Provider:
-    from gatewise.providers.openai_compatible import OpenAICompatibleProvider
-
-    return OpenAICompatibleProvider.from_config(name, config, base_dir)
-
-
-def _azure(name: str, config: Any, base_dir: Path | None) -> Provider:
-    from gatewise.providers.azure import AzureProvider
-
-    return AzureProvider.from_config(name, config, base_dir)
-
-
-def _anthropic(name: str, config: Any, base_dir: Path | None) -> Provider:
-    from gatewise.providers.anthropic import AnthropicProvider
-
-    return AnthropicProvider.from_config(name, config, base_dir)
-
-
-def _gemini(name: str, config: Any, base_dir: Path | None) -> Provider:
-    from gatewise.providers.gemini import GeminiProvider
-
-    return GeminiProvider.from_config(name, config, base_dir)
-
-
-def _mock(name: str, config: Any, base_dir: Path | None) -> Provider:
-    from gatewise.providers.mock import MockProvider
-
-    return MockProvider(name, config)
-
-
-PROVIDER_TYPES: dict[str, ProviderFactory] = {
-    "openai": _openai,
-    "openai-compatible": _openai_compatible,
-    "azure": _azure,
-    "anthropic": _anthropic,
-    "gemini": _gemini,
-    "mock": _mock,
-}
-
-
-def provider_factory(provider_type: str) -> ProviderFactory:
-    """The factory for a provider type, including ones installed as entry points."""
-    factory = PROVIDER_TYPES.get(provider_type)
-    if factory is not None:
-        return factory
-    for entry in entry_points(group="gatewise.providers"):
-        if entry.name == provider_type:
-            loaded: ProviderFactory = entry.load()
-            return loaded
-    raise KeyError(provider_type)

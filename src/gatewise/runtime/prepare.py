@@ -14,7 +14,8 @@ from pathlib import Path
 from gatewise.config.models import Config
 from gatewise.config.secrets import SecretResolutionError
 from gatewise.core.types import ModelCard
-from gatewise.providers.base import Provider, provider_factory
+from gatewise.providers.base import Provider
+from gatewise.providers.registry import provider_type
 from gatewise.routing.catalog import ModelCatalog, Route, Target
 from gatewise.store.urls import resolve_store_url
 
@@ -43,7 +44,7 @@ def prepare(config: Config, config_dir: Path | None = None) -> Prepared:
     skipped: list[str] = []
     for name, section in config.providers.items():
         try:
-            providers[name] = provider_factory(section.type)(name, section, config_dir)
+            providers[name] = provider_type(section.type).create(name, section, config_dir)
         except SecretResolutionError as exc:
             if section.optional:
                 skipped.append(f"provider {name!r} left out: {exc}")
