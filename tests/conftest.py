@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gatewise.config import plugins
 from gatewise.testing import FakeOpenAIUpstream, run_in_thread
 from gatewise.testing.gateway import RunningGateway, run_gateway_in_thread
 
@@ -87,3 +89,29 @@ def start_gateway(upstream_key_env: str) -> Iterator[Callable[[dict[str, Any]], 
     """Start extra gateways with their own config (stopped after the test)."""
     with ExitStack() as stack:
         yield lambda config: stack.enter_context(run_gateway_in_thread(config))
+
+
+@pytest.fixture
+def install_plugins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[dict[str, str]], None]]:
+    """Install ``gatewise.providers`` entry points ({name: "module:attribute"}) for one test.
+
+    Writes a ``*.dist-info`` folder (METADATA, entry_points.txt) into a tmp folder put on
+    ``sys.path``, which is all ``importlib.metadata`` looks at; no package is installed.
+    """
+    site = tmp_path / "site-packages"
+
+    def install(entries: dict[str, str]) -> None:
+        dist_info = site / "gatewise_test_plugin-1.0.dist-info"
+        dist_info.mkdir(parents=True)
+        metadata = "Metadata-Version: 2.1\nName: gatewise-test-plugin\nVersion: 1.0\n"
+        (dist_info / "METADATA").write_text(metadata, encoding="utf-8")
+        lines = ["[gatewise.providers]", *(f"{name} = {ref}" for name, ref in entries.items())]
+        (dist_info / "entry_points.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        monkeypatch.syspath_prepend(str(site))
+        plugins.clear_cache()
+
+    plugins.clear_cache()
+    yield install
+    plugins.clear_cache()
