@@ -15,6 +15,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import ConfigDict, ValidationError
 
+from gatewise.commands.config import schema_command
 from gatewise.config import plugins
 from gatewise.config.loader import ConfigError, ConfigIssue, parse_config_text
 from gatewise.config.models import (
@@ -221,3 +222,47 @@ def test_a_broken_plugin_is_an_error_on_the_type(
     )
     with pytest.raises(PluginError):
         provider_type("echo")
+
+
+# --- the JSON Schema ------------------------------------------------------------------
+
+
+def _schema(capsys: pytest.CaptureFixture[str]) -> tuple[dict[str, Any], list[str], str]:
+    """`gatewise config schema`'s schema, the provider types it describes, its stderr."""
+    assert schema_command() == 0
+    out, err = capsys.readouterr()
+    schema = json.loads(out)
+    [section] = schema["properties"]["providers"]["patternProperties"].values()
+    mapping = section["discriminator"]["mapping"]
+    assert sorted(choice["$ref"] for choice in section["oneOf"]) == sorted(mapping.values())
+    return schema, list(mapping), err
+
+
+def test_the_schema_describes_builtin_and_installed_provider_types(
+    install_plugins: Install, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schema, types, _ = _schema(capsys)
+    assert (
+        schema["properties"]["providers"] == Config.model_json_schema()["properties"]["providers"]
+    )
+    assert sorted(types) == sorted(BUILTINS)
+    install_plugins(ECHO)
+    schema, types, err = _schema(capsys)
+    assert sorted(types) == sorted([*BUILTINS, "echo"])
+    echo = schema["$defs"]["EchoConfig"]
+    assert echo["properties"]["type"]["const"] == "echo"
+    assert echo["properties"]["repeat"]["maximum"] == 10
+    assert set(echo["required"]) == {"type", "reply"}
+    assert echo["additionalProperties"] is False
+    assert err == ""
+
+
+def test_the_schema_leaves_a_broken_plugin_out_with_a_warning(
+    install_plugins: Install, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install_plugins({**ECHO, "broken": "tests.no_such_plugin:X"})
+    _, types, err = _schema(capsys)
+    assert sorted(types) == sorted([*BUILTINS, "echo"])
+    assert err.startswith(
+        "warning: the plug-in 'broken' (tests.no_such_plugin:X) could not be loaded"
+    )

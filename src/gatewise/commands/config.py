@@ -10,9 +10,22 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import Field, create_model
+
+from gatewise.config.base import Name
 from gatewise.config.loader import ConfigError, load_config
-from gatewise.config.models import Config
+from gatewise.config.models import (
+    BUILTIN_PROVIDER_CONFIGS,
+    PROVIDER_PLUGINS,
+    Config,
+    ProviderBase,
+    ProviderSection,
+    plugin_provider_config,
+    provider_type_name,
+)
+from gatewise.config.plugins import PluginError, entry_point_names
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -35,9 +48,42 @@ def validate_command(file: Path) -> int:
 
 
 def schema_command() -> int:
-    """Print the config's JSON Schema, e.g. for editor completion via yaml-language-server."""
-    schema = Config.model_json_schema()
+    """Print the config's JSON Schema, e.g. for editor completion via yaml-language-server.
+
+    Installed plug-in provider types are described too.
+    """
+    schema = _config_with(_plugin_provider_configs()).model_json_schema()
     schema.pop("title", None)
     document = {"$schema": SCHEMA_DIALECT, "title": "Gatewise configuration", **schema}
     print(json.dumps(document, indent=2))
     return 0
+
+
+def _plugin_provider_configs() -> list[type[ProviderBase]]:
+    """Installed plug-in provider types' config models; a broken one is left out with a warning."""
+    builtin = {provider_type_name(model) for model in BUILTIN_PROVIDER_CONFIGS}
+    models: list[type[ProviderBase]] = []
+    for name in entry_point_names(PROVIDER_PLUGINS):
+        if name in builtin:
+            continue
+        try:
+            model = plugin_provider_config(name)
+        except PluginError as exc:
+            print(f"warning: {exc}; the schema leaves this provider type out", file=sys.stderr)
+            continue
+        if model is not None:
+            models.append(model)
+    return models
+
+
+def _config_with(plugins: list[type[ProviderBase]]) -> type[Config]:
+    """``Config``, or a subclass whose provider sections also describe these plug-in types."""
+    if not plugins:
+        return Config
+    section = ProviderSection([*BUILTIN_PROVIDER_CONFIGS, *plugins])
+    return create_model(
+        "Config",
+        __base__=Config,
+        __doc__=Config.__doc__,
+        providers=(dict[Name, Annotated[ProviderBase, section]], Field(default_factory=dict)),
+    )
