@@ -16,7 +16,6 @@ from typing import Literal
 from pydantic import Field
 
 from gatewise.config.models import ProviderBase
-from gatewise.core.context import RequestContext
 from gatewise.core.errors import InvalidRequestError
 from gatewise.core.types import (
     ChatChunk,
@@ -28,6 +27,7 @@ from gatewise.core.types import (
     Delta,
     EmbeddingRequest,
     EmbeddingResponse,
+    NativeBody,
     ResponseMessage,
     Usage,
 )
@@ -55,7 +55,9 @@ class EchoProvider:
     async def close(self) -> None:
         return None
 
-    async def chat(self, request: ChatRequest, model: str, ctx: RequestContext) -> ChatResponse:
+    async def chat(
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
+    ) -> ChatResponse:
         usage = Usage(prompt_tokens=1, completion_tokens=1, total_tokens=2)
         choice = Choice(0, ResponseMessage(content=self.text), "stop")
         return ChatResponse(
@@ -63,13 +65,11 @@ class EchoProvider:
         )
 
     async def chat_stream(
-        self, request: ChatRequest, model: str, ctx: RequestContext
+        self, request: ChatRequest, model: str, native: NativeBody | None = None
     ) -> EchoStream:
         return EchoStream(self.text, model)
 
-    async def embed(
-        self, request: EmbeddingRequest, model: str, ctx: RequestContext
-    ) -> EmbeddingResponse:
+    async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
         raise InvalidRequestError("the echo provider has no embeddings")
 
 
