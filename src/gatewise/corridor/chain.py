@@ -13,6 +13,7 @@ over hooks that act.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -66,6 +67,7 @@ class Corridor:
         router: Router | None = None,
         observers: Observers | None = None,
         access: ModelAccess | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.catalog = catalog
         self.router = router or Router()
@@ -96,7 +98,7 @@ class Corridor:
         #: Clients' own bodies may reach upstreams: no step may rewrite requests.
         self.native_requests = not any(may_change_request(step) for step in self.steps)
         attempt_steps = [step for step in self.steps if overrides(step, "before_attempt")]
-        self.dispatch = Dispatch(attempt_steps, self.observers)
+        self.dispatch = Dispatch(attempt_steps, self.observers, clock)
 
     # --- the catalog, as a caller sees it --------------------------------------------
 

@@ -73,6 +73,8 @@ class RouteTable:
             self.add(path, endpoint)
 
     def add(self, path: str, endpoint: Endpoint) -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"a route path starts with '/': {path}")
         if "{" not in path:
             if path in self._static:
                 raise ValueError(f"two routes for {path}")
@@ -98,8 +100,6 @@ class RouteTable:
 
 
 def _compile(path: str, endpoint: Endpoint) -> _Pattern:
-    if not path.startswith("/"):
-        raise ValueError(f"a route path starts with '/': {path}")
     segments: list[str] = []
     names: list[str | None] = []
     rest = None

@@ -27,6 +27,9 @@ from gatewise.store.urls import DEFAULT_URL
 class RunningGateway:
     url: str
     app: GatewayApp
+    #: The gateway's event loop (its own thread): run coroutines on the app with
+    #: ``asyncio.run_coroutine_threadsafe(..., gateway.loop)``.
+    loop: asyncio.AbstractEventLoop
 
     @property
     def openai_base_url(self) -> str:
@@ -69,7 +72,7 @@ def _serve(config: Config, config_dir: Path | None) -> Iterator[RunningGateway]:
                 raise RuntimeError("the gateway failed to start")
             threading.Event().wait(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield RunningGateway(f"http://127.0.0.1:{port}", app)
+        yield RunningGateway(f"http://127.0.0.1:{port}", app, loop)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
