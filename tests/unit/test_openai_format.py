@@ -182,7 +182,15 @@ def test_native_body_keeps_everything_the_client_sent() -> None:
     assert data["model"] == "public-name" and "max_tokens" in data  # the client's dict is untouched
 
 
-@pytest.mark.parametrize("body", [b"not json", b'{"choices": "nope"}', b"[]"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"choices": "nope"}',
+        b"[]",
+        b'{"object": "list", "data": [{"id": "gpt-4o", "object": "model"}]}',
+    ],
+)
 def test_malformed_upstream_responses_are_protocol_errors(body: bytes) -> None:
     with pytest.raises(UpstreamProtocolError):
         wire.decode_chat_response(body)

@@ -126,16 +126,17 @@ class Choice(msgspec.Struct, omit_defaults=False):
     logprobs: JSONObject | None = None
 
 
-class ChatResponse(msgspec.Struct, dict=True):
+class ChatResponse(msgspec.Struct, dict=True, kw_only=True):
     """A complete chat response. ``raw`` (an attribute, not a field) keeps the
-    upstream's own OpenAI-format bytes so an unmodified response is relayed verbatim.
-    Identity fields have defaults because some OpenAI-compatible servers omit them."""
+    upstream's own bytes so an unmodified response is relayed verbatim.
+    Identity fields have defaults because some OpenAI-compatible servers omit them;
+    ``choices`` is required: a 200 without it is not a chat completion."""
 
     id: str = ""
     object: str = "chat.completion"
     created: int = 0
     model: str = ""
-    choices: list[Choice] = msgspec.field(default_factory=list)
+    choices: list[Choice]
     usage: Usage | None = None
     system_fingerprint: str | None = None
 
