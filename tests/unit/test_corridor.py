@@ -48,6 +48,7 @@ async def test_a_step_that_answers_skips_dispatch_and_the_steps_after_it() -> No
     assert journal.entries == ["before:cache", "after:outer"]
     assert response.choices[0].message.content == "FROM THE CACHE"
     assert "answered:cache" in ctx.decisions
+    assert ctx.usage == cached.usage  # as a streamed answer records it from its chunks
 
 
 async def test_finish_runs_once_when_a_step_refuses_or_the_upstream_fails() -> None:

@@ -158,9 +158,9 @@ class Corridor:
             reply, upto = await self._enter(call)
             if reply is None:
                 response = await self.dispatch.chat(call)
-                record_chat_usage(call, response)
             else:
                 response = _expect(reply, ChatResponse)
+            record_chat_usage(call, response)
             if self._after:
                 response = _expect(await self._leave(call, response, upto), ChatResponse)
             return response
@@ -177,7 +177,6 @@ class Corridor:
                 stream, attempt, started = await self.dispatch.open_stream(call)
             else:
                 stream, started = ReplayStream(_expect(reply, ChatResponse)), 0.0
-                upto = min(upto, len(self.steps))
         except BaseException:
             self._end(call)
             raise
@@ -195,9 +194,9 @@ class Corridor:
             reply, upto = await self._enter(call)
             if reply is None:
                 response = await self.dispatch.embed(call)
-                record_embedding_usage(call, response)
             else:
                 response = _expect(reply, EmbeddingResponse)
+            record_embedding_usage(call, response)
             if self._after:
                 response = _expect(await self._leave(call, response, upto), EmbeddingResponse)
             return response

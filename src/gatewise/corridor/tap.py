@@ -10,7 +10,7 @@ closes its attempt for the observers and runs the steps' ``finish`` hooks.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from gatewise.core.context import Attempt
@@ -27,7 +27,16 @@ EndCall = Callable[[Call, Attempt | None, BaseException | None], None]
 
 
 class StreamTap:
-    __slots__ = ("_attempt", "_call", "_end", "_error", "_inner", "_pieces", "_steps")
+    __slots__ = (
+        "_attempt",
+        "_batches_of",
+        "_call",
+        "_end",
+        "_error",
+        "_inner",
+        "_pieces",
+        "_steps",
+    )
 
     def __init__(
         self,
@@ -44,11 +53,13 @@ class StreamTap:
         self._end: EndCall | None = end
         self._error: BaseException | None = None
         self._pieces: list[str] = []  # the text that went through, for an estimate
+        self._batches_of: AsyncGenerator[ChunkBatch, None] | None = None
 
     def __aiter__(self) -> AsyncIterator[ChunkBatch]:
-        return self._batches()
+        self._batches_of = self._batches()
+        return self._batches_of
 
-    async def _batches(self) -> AsyncIterator[ChunkBatch]:
+    async def _batches(self) -> AsyncGenerator[ChunkBatch, None]:
         call = self._call
         ctx = call.ctx
         pieces = self._pieces
@@ -102,9 +113,11 @@ class StreamTap:
         end(call, self._attempt, self._error)
 
     async def aclose(self) -> None:
+        if self._end is not None and self._error is None:
+            self._error = GeneratorExit()  # closed before its end: the client left
         try:
+            if self._batches_of is not None:
+                await self._batches_of.aclose()  # a suspended generator: its finally runs now
             await self._inner.aclose()
         finally:
-            if self._end is not None and self._error is None:
-                self._error = GeneratorExit()  # closed before its end: the client left
             self._done()  # a stream closed before it was read still ends its call
