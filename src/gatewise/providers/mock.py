@@ -3,7 +3,10 @@
 For demos, for trying the gateway offline, and for users' own CI: the same
 request always gets the same reply; latency, streamed chunk count and forced
 errors are configurable. The reply echoes the last user message unless a fixed
-``reply`` is configured. A ``tool_choice`` that forces a tool gets a tool call.
+``reply`` is configured. When tools are offered (and ``tool_choice`` is not
+``none``) the mock calls one, as a model would: the forced tool, else the first,
+with arguments that fit its JSON Schema; after a tool result it answers in text.
+So agents and tool-using frameworks work against the quickstart's offline models.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import struct
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+
+import orjson
 
 from gatewise.config.models import MockProviderConfig
 from gatewise.core.errors import UpstreamError
@@ -39,6 +44,7 @@ from gatewise.core.types import (
     Usage,
 )
 from gatewise.formats.openai import floats_to_base64
+from gatewise.providers.schema_sample import sample_from_schema
 
 
 def estimate_tokens(text: str) -> int:
@@ -82,18 +88,23 @@ class MockProvider:
         text = last_user.text() if last_user else ""
         return f"Mock reply to: {text[:500]}" if text else "Mock reply."
 
-    def _forced_tool(self, request: ChatRequest) -> str | None:
-        if not request.tools or request.messages[-1].role == "tool":
-            return None
+    def _tool_call(self, request: ChatRequest) -> FunctionCall | None:
+        """The tool to call and its arguments (JSON), or None for a text reply."""
         choice = request.tool_choice
+        if not request.tools or request.messages[-1].role == "tool" or choice == "none":
+            return None
+        functions = [
+            tool["function"] for tool in request.tools if isinstance(tool.get("function"), dict)
+        ]
         if isinstance(choice, dict):
-            function = choice.get("function") or {}
-            name = function.get("name") if isinstance(function, dict) else None
-            return str(name) if name else None
-        if choice == "required":
-            function = request.tools[0].get("function") or {}
-            return str(function.get("name", "tool"))
-        return None
+            forced = choice.get("function")
+            name = forced.get("name") if isinstance(forced, dict) else None
+            functions = [f for f in functions if f.get("name") == name] or functions
+        if not functions:
+            return None
+        function = functions[0]
+        arguments = sample_from_schema(function.get("parameters") or {"type": "object"})
+        return FunctionCall(str(function.get("name", "tool")), orjson.dumps(arguments).decode())
 
     def _usage(self, request: ChatRequest, completion: str) -> Usage:
         prompt = sum(estimate_tokens(m.text()) + 3 for m in request.messages)
@@ -113,12 +124,12 @@ class MockProvider:
     ) -> ChatResponse:
         await self._begin()
         created = int(time.time())
-        tool = self._forced_tool(request)
+        tool = self._tool_call(request)
         choices = []
         text = ""
         for index in range(request.n or 1):
             if tool:
-                call = ToolCall(id=f"call_mock{index}", function=FunctionCall(tool, "{}"))
+                call = ToolCall(id=f"call_mock{index}", function=tool)
                 message = ResponseMessage(content=None, tool_calls=[call])
                 choices.append(Choice(index, message, "tool_calls"))
             else:
@@ -189,12 +200,14 @@ class MockChunkStream:
             )
 
         yield chunk(Delta(role="assistant", content=""))
-        tool = provider._forced_tool(request)
+        tool = provider._tool_call(request)
         text = ""
         if tool:
-            call = ToolCallDelta(0, "call_mock0", "function", FunctionCall(tool, ""))
+            call = ToolCallDelta(0, "call_mock0", "function", FunctionCall(tool.name, ""))
             yield chunk(Delta(tool_calls=[call]))
-            yield chunk(Delta(tool_calls=[ToolCallDelta(0, function=FunctionCall(arguments="{}"))]))
+            arguments = FunctionCall(arguments=tool.arguments)
+            yield chunk(Delta(tool_calls=[ToolCallDelta(0, function=arguments)]))
+            text = tool.arguments or ""
             finish = "tool_calls"
         else:
             text, finish = provider._truncate(request, provider._reply(request))

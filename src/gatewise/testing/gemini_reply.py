@@ -20,7 +20,8 @@ from typing import Any
 
 import orjson
 
-from gatewise.testing.openai_reply import ECHO_LIMIT, count_tokens, sample_from_schema
+from gatewise.providers.schema_sample import sample_from_schema
+from gatewise.testing.openai_reply import ECHO_LIMIT, count_tokens
 from gatewise.testing.scenario import MARKER_PREFIX, strip_markers
 
 __all__ = ["GeminiReply", "compose_reply", "last_user_text", "parts_text"]

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from gatewise.providers.schema_sample import sample_from_schema
 from gatewise.testing.scenario import MARKER_PREFIX, strip_markers
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
 
 ECHO_LIMIT = 200
 MAX_DIMENSIONS = 8192
-_MAX_SCHEMA_DEPTH = 6
 
 
 @dataclass(slots=True)
@@ -185,38 +185,6 @@ def _pick_tool(body: dict[str, Any]) -> dict[str, Any] | None:
             if function.get("name") == name:
                 return function
     return functions[0]
-
-
-def sample_from_schema(schema: Any, depth: int = 0) -> Any:
-    """A small document that satisfies common JSON Schemas (for tool arguments, json_schema)."""
-    if not isinstance(schema, dict) or depth > _MAX_SCHEMA_DEPTH:
-        return {} if depth == 0 else "fake"
-    if schema.get("enum"):
-        return schema["enum"][0]
-    if "const" in schema:
-        return schema["const"]
-    for key in ("anyOf", "oneOf", "allOf"):
-        if schema.get(key):
-            return sample_from_schema(schema[key][0], depth + 1)
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "null")
-    if kind == "object" or (kind is None and "properties" in schema):
-        properties = schema.get("properties") or {}
-        return {name: sample_from_schema(sub, depth + 1) for name, sub in properties.items()}
-    if kind == "array":
-        items = schema.get("items")
-        return [sample_from_schema(items, depth + 1)] if isinstance(items, dict) else []
-    return _SCALARS.get(kind, "fake") if isinstance(kind, str) else "fake"
-
-
-_SCALARS: dict[str, Any] = {
-    "string": "fake",
-    "integer": 1,
-    "number": 1.5,
-    "boolean": True,
-    "null": None,
-}
 
 
 # -- embeddings ----------------------------------------------------------------
