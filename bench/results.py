@@ -11,7 +11,7 @@ from typing import Any
 from measure import LoadRun
 from streamclient import StreamSummary
 
-# The targets from DESIGN.md §4 and the benchmark brief.
+# The targets (bench/README.md, "Reading the report").
 TARGET_RPS_C50 = 5000.0  # requests/s through the gateway at c=50 with 2 workers
 TARGET_CPU_MS = 0.25  # gateway CPU per non-streaming request
 TARGET_STREAM_CPU_MS = 0.5  # gateway CPU per streamed 20-chunk response

@@ -3,7 +3,8 @@
 The provider (``providers/anthropic.py``: canonical -> Anthropic upstream) and
 the front door (``http/anthropic.py``: Anthropic clients -> canonical) each
 translate their own direction; the facts they share live here once.
-Source: ``shared/specs/API-NOTES.md`` §2.
+Source: Anthropic's Messages API reference (docs.anthropic.com/en/api/messages,
+/messages-streaming, /errors).
 """
 
 from __future__ import annotations

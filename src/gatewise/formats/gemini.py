@@ -2,7 +2,8 @@
 
 The provider (``providers/gemini*.py``: canonical -> Gemini upstream) and the
 fake upstream (``testing/gemini_*.py``) share these facts; a future Gemini front
-door would too. Source: ``shared/specs/API-NOTES.md`` §3.1 and ai.google.dev.
+door would too. Source: the Gemini API reference (ai.google.dev/api/generate-content,
+/api/embeddings).
 Responses are decoded into msgspec structs (``rename="camel"``): decoding a
 stream event this way costs a few microseconds and ignores fields we do not use.
 """

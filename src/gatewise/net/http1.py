@@ -13,7 +13,8 @@ Content-Length and chunked bodies, streaming reads with back-pressure, and
 four timeouts (connect, first byte, idle between reads, total). A request that
 fails on a *reused* connection before any response byte arrived (the server
 closed an idle connection under us) is retried once on a fresh connection.
-Not supported: HTTP proxies, redirects, compression (we ask for identity).
+HTTPS through an HTTP proxy goes through a CONNECT tunnel (``net/proxy.py``).
+Not supported: redirects, compression (we ask for identity).
 """
 
 from __future__ import annotations

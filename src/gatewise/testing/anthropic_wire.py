@@ -1,6 +1,7 @@
 """Anthropic Messages API bodies and SSE events, byte for byte in the real shapes.
 
-Pure functions from values to bytes (``shared/specs/API-NOTES.md`` §2.3-§2.5);
+Pure functions from values to bytes (Anthropic's Messages API reference: messages,
+streaming events, errors);
 the server module decides when to send them. Text deltas, the events a stream
 is made of, are built from pre-encoded pieces.
 """
