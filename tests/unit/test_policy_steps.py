@@ -163,10 +163,10 @@ async def test_the_prompt_is_counted_once_per_call(monkeypatch: pytest.MonkeyPat
     ctx = context()
     call = corridor.open(ctx, principal(), chat_request(stream=True))
     stream = await corridor.chat_stream(call)
-    assert call.prompt_tokens > 0  # what a front door reads for message_start
+    assert call.prompt_tokens() > 0  # what a front door reads for message_start
     [batch async for batch in stream]
     assert ctx.usage_estimated and ctx.usage is not None
-    assert ctx.usage.prompt_tokens == call.prompt_tokens
+    assert ctx.usage.prompt_tokens == call.prompt_tokens()
     assert counted == [1]
 
 

@@ -241,7 +241,7 @@ def raw_of(response: ChatResponse, wire: str) -> bytes | None:
     return raw[1] if raw is not None and raw[0] == wire else None
 
 
-class NativeBody:
+class NativeBody(msgspec.Struct, frozen=True, gc=False):
     """A request as the client sent it, for an upstream of the same wire format.
 
     The front door keeps the parsed JSON (``data``) beside the canonical request; a
@@ -251,11 +251,8 @@ class NativeBody:
     hands it to providers only while no step may rewrite requests.
     """
 
-    __slots__ = ("data", "wire")
-
-    def __init__(self, wire: str, data: JSONObject) -> None:
-        self.wire = wire
-        self.data = data
+    wire: str
+    data: JSONObject
 
 
 class ModelCard(msgspec.Struct):

@@ -26,6 +26,7 @@ class Call:
     __slots__ = (
         "_prompt_tokens",
         "ctx",
+        "model",
         "native",
         "notes",
         "plan",
@@ -50,6 +51,8 @@ class Call:
         self.principal = principal
         self.request = request
         self.route = route
+        #: The public model name the client asked for.
+        self.model = route.name
         #: The deployments to try, in order (the router's decision).
         self.plan = plan
         #: The client's own body, for a provider of the same wire format (None once a
@@ -62,12 +65,6 @@ class Call:
         self.notes: dict[object, Any] = {}
         self._prompt_tokens = -1
 
-    @property
-    def model(self) -> str:
-        """The public model name the client asked for."""
-        return self.route.name
-
-    @property
     def prompt_tokens(self) -> int:
         """The request's input tokens, counted once (the byte heuristic: microseconds,
         the same on every replica) for admission, stream headers and usage estimates."""

@@ -17,31 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from gatewise.core.context import Attempt, RequestContext
 from gatewise.core.errors import GatewayError, UpstreamError
-from gatewise.core.types import (
-    ChatRequest,
-    ChatResponse,
-    EmbeddingRequest,
-    EmbeddingResponse,
-    NativeBody,
-)
+from gatewise.core.types import ChatResponse, EmbeddingResponse
 from gatewise.corridor.observer import Observers
 from gatewise.providers.base import ChunkStream
-from gatewise.routing.catalog import Target
 
 if TYPE_CHECKING:
     from gatewise.corridor.call import Call
     from gatewise.corridor.step import Step
 
-T = TypeVar("T")
-Invoke = Callable[[Target, NativeBody | None], Awaitable[T]]
-
 # Worth trying the next deployment: throttled, upstream broken or unreachable.
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+#: What dispatch asks of a provider (one method each).
+CHAT, STREAM, EMBED = 0, 1, 2
 
 
 class Dispatch:
@@ -53,46 +47,31 @@ class Dispatch:
     ) -> None:
         self._attempt_steps = tuple(attempt_steps)
         self._observers = observers
+        # Skipped outright when no observer watches attempts (this runs for every call).
+        self._observe = observers.attempted if observers.watch_attempts else None
         self.clock = clock
 
     async def chat(self, call: Call) -> ChatResponse:
-        request = call.request
-        assert isinstance(request, ChatRequest)
-
-        def invoke(target: Target, native: NativeBody | None) -> Awaitable[ChatResponse]:
-            return target.provider.chat(request, target.model, native)
-
-        response, _attempt, _started = await self._attempts(call, invoke, keep_open=False)
-        return response
+        response, _attempt, _started = await self._attempts(call, CHAT)
+        return cast(ChatResponse, response)
 
     async def open_stream(self, call: Call) -> tuple[ChunkStream, Attempt, float]:
         """The opened stream, its attempt (still open: the stream tap ends it) and the
         clock reading when that attempt started."""
-        request = call.request
-        assert isinstance(request, ChatRequest)
-
-        def invoke(target: Target, native: NativeBody | None) -> Awaitable[ChunkStream]:
-            return target.provider.chat_stream(request, target.model, native)
-
-        return await self._attempts(call, invoke, keep_open=True)
+        stream, attempt, started = await self._attempts(call, STREAM)
+        return cast(ChunkStream, stream), attempt, started
 
     async def embed(self, call: Call) -> EmbeddingResponse:
-        request = call.request
-        assert isinstance(request, EmbeddingRequest)
+        response, _attempt, _started = await self._attempts(call, EMBED)
+        return cast(EmbeddingResponse, response)
 
-        def invoke(target: Target, _native: NativeBody | None) -> Awaitable[EmbeddingResponse]:
-            return target.provider.embed(request, target.model)
-
-        response, _attempt, _started = await self._attempts(call, invoke, keep_open=False)
-        return response
-
-    async def _attempts(
-        self, call: Call, invoke: Invoke[T], *, keep_open: bool
-    ) -> tuple[T, Attempt, float]:
+    async def _attempts(self, call: Call, operation: int) -> tuple[object, Attempt, float]:
         ctx = call.ctx
+        request: Any = call.request
         plan = call.plan
         last = len(plan) - 1
         clock = self.clock
+        result: object
         for index, target in enumerate(plan):
             for step in self._attempt_steps:
                 await step.before_attempt(call, target)
@@ -104,7 +83,12 @@ class Dispatch:
             ctx.attempts.append(attempt)
             started = clock()
             try:
-                result = await invoke(target, native)
+                if operation == CHAT:
+                    result = await provider.chat(request, target.model, native)
+                elif operation == STREAM:
+                    result = await provider.chat_stream(request, target.model, native)
+                else:
+                    result = await provider.embed(request, target.model)
             except GatewayError as error:
                 self.end(ctx, attempt, started, error)
                 if index == last or error.status not in RETRYABLE_STATUSES:
@@ -116,9 +100,10 @@ class Dispatch:
                 raise
             attempt.status = 200
             attempt.first_byte_ms = (clock() - started) * 1000.0
-            if not keep_open:
+            if operation != STREAM:
                 attempt.duration_ms = attempt.first_byte_ms
-                self._observers.attempted(ctx, attempt)
+                if self._observe is not None:
+                    self._observe(ctx, attempt)
             return result, attempt, started
         raise AssertionError("a routing plan has at least one deployment")
 
@@ -140,4 +125,5 @@ class Dispatch:
         elif error is not None:
             attempt.error = "internal_error"
         attempt.duration_ms = (self.clock() - started) * 1000.0
-        self._observers.attempted(ctx, attempt)
+        if self._observe is not None:
+            self._observe(ctx, attempt)

@@ -19,7 +19,7 @@ def counting_model(call: Call) -> str:
 
 
 def estimated_usage(call: Call, completion_text: str) -> Usage:
-    prompt = call.prompt_tokens
+    prompt = call.prompt_tokens()
     completion = quick_count_text(completion_text, counting_model(call))
     return Usage(
         prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
@@ -49,7 +49,7 @@ def record_embedding_usage(call: Call, response: EmbeddingResponse) -> None:
     ctx = call.ctx
     reported = response.usage
     if reported is None:
-        tokens = call.prompt_tokens
+        tokens = call.prompt_tokens()
         response.usage = reported = EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens)
         ctx.usage_estimated = True
     ctx.usage = Usage(prompt_tokens=reported.prompt_tokens, total_tokens=reported.total_tokens)

@@ -109,7 +109,9 @@ class AnthropicFrontDoor:
     async def _stream(self, request: HTTPRequest, call: Call, send: Send) -> None:
         ctx = request.ctx
         stream = await self.corridor.chat_stream(call)
-        encoder = AnthropicStreamEncoder(call.model, message_id(ctx.request_id), call.prompt_tokens)
+        encoder = AnthropicStreamEncoder(
+            call.model, message_id(ctx.request_id), call.prompt_tokens()
+        )
         try:
             headers = response_headers(ctx, {"request-id": ctx.request_id})
             headers.extend(SSE_HEADERS)

@@ -2,9 +2,10 @@
 
 No framework on the hot path: each framework layer costs CPU on every
 request (measured here: Starlette about 0.04-0.05 ms and FastAPI another
-0.06-0.09 ms per request, against ~0.16 ms for the whole gateway). This module gives the front doors just what they
-need: the body (with a size limit), headers, JSON and SSE responses, and a
-watch that cancels the work when the client goes away.
+0.06-0.09 ms per request, against ~0.16 ms for the whole gateway). This
+module gives the front doors just what they need: the body (with a size
+limit), headers, JSON and SSE responses, and a watch that cancels the work
+when the client goes away.
 """
 
 from __future__ import annotations

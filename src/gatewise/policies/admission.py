@@ -51,7 +51,7 @@ class AdmissionStep(Step):
             ctx,
             principal,
             call.model,
-            lambda: call.prompt_tokens,
+            call.prompt_tokens,
             output,
             self.prices.price(target.provider.name, target.model),
         )

@@ -125,7 +125,9 @@ class TrafficControl:
             output = DEFAULT_OUTPUT_TOKENS if output_tokens is None else output_tokens
             tokens = prompt + output
             if plan.in_usd:
-                cost = estimate_cost_micros(_priced(price, model), prompt, output)
+                if price is None:
+                    raise _unenforceable(model)
+                cost = estimate_cost_micros(price, prompt, output)
         if self._admit_now is not None:
             costs = plan.costs_for(tokens, cost)
             return Admission(plan, plan.checks, tokens, cost, costs, prompt, output)
@@ -136,7 +138,9 @@ class TrafficControl:
         in USD (0: nothing more to charge, e.g. a cheaper deployment or no USD budget)."""
         if not admission.plan.in_usd:
             return 0
-        cost = estimate_cost_micros(_priced(price, model), admission.prompt, admission.output)
+        if price is None:
+            raise _unenforceable(model)
+        cost = estimate_cost_micros(price, admission.prompt, admission.output)
         return max(0, cost - admission.cost)
 
     async def recharge(self, ctx: RequestContext, admission: Admission, extra: int) -> None:
@@ -257,17 +261,14 @@ class TrafficControl:
         await self._batcher.close()
 
 
-def _priced(price: Price | None, model: str) -> Price:
-    """``price``, or the refusal a USD budget gives a deployment without one (it could
-    not be enforced)."""
-    if price is None:
-        raise PermissionDeniedError(
-            f"The model `{model}` has no price, so the USD budget that applies to "
-            "you cannot be enforced; an admin must set `price:` on its deployment.",
-            code="price_unknown",
-            param="model",
-        )
-    return price
+def _unenforceable(model: str) -> PermissionDeniedError:
+    """The refusal a USD budget gives a deployment without a price (it cannot be enforced)."""
+    return PermissionDeniedError(
+        f"The model `{model}` has no price, so the USD budget that applies to "
+        "you cannot be enforced; an admin must set `price:` on its deployment.",
+        code="price_unknown",
+        param="model",
+    )
 
 
 def _unavailable() -> ServiceUnavailableError:

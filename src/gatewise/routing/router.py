@@ -31,7 +31,6 @@ class Router:
     """Hands each call its plan; one strategy for every model until the config says more."""
 
     def __init__(self, strategy: RoutingStrategy | None = None) -> None:
-        self._strategy = strategy or OrderedFailover()
-
-    def plan(self, route: Route) -> tuple[Target, ...]:
-        return self._strategy.plan(route)
+        self.strategy = strategy or OrderedFailover()
+        #: The strategy's own method, bound once (this runs for every call).
+        self.plan = self.strategy.plan
