@@ -113,17 +113,33 @@ class Usage(msgspec.Struct, omit_defaults=True, gc=False):
 
 
 class ResponseMessage(msgspec.Struct, omit_defaults=False):
+    """The assistant's message of a reply.
+
+    ``reasoning_content`` is the model's reasoning as text (Anthropic thinking,
+    Gemini thoughts, OpenAI-compatible servers that report it); ``thinking_blocks``
+    are Anthropic's thinking and redacted-thinking blocks with their signatures, as
+    the upstream sent them, so a client can send them back in the next turn. Both
+    are left out of the JSON when unset (``UNSET``), so replies without reasoning
+    keep OpenAI's exact shape.
+    """
+
     role: str = "assistant"
     content: str | None = None
     refusal: str | None = None
     tool_calls: list[ToolCall] | None = None
+    reasoning_content: str | None | msgspec.UnsetType = msgspec.UNSET
+    thinking_blocks: list[JSONObject] | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class Choice(msgspec.Struct, omit_defaults=False):
+    """One choice of a reply; ``stop_sequence`` is the stop string that ended it, when
+    the upstream reports it (Anthropic does; OpenAI-family upstreams do not: unset)."""
+
     index: int
     message: ResponseMessage
     finish_reason: str | None = None
     logprobs: JSONObject | None = None
+    stop_sequence: str | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class ChatResponse(msgspec.Struct, dict=True, kw_only=True):
@@ -142,17 +158,27 @@ class ChatResponse(msgspec.Struct, dict=True, kw_only=True):
 
 
 class Delta(msgspec.Struct, omit_defaults=True, gc=False):
+    """A stream fragment. ``reasoning_content`` carries reasoning text as it arrives;
+    ``thinking_blocks`` entries are complete Anthropic blocks: a thinking block (its
+    whole text and its signature) once its signature arrived, a redacted-thinking
+    block when it starts. Collecting the entries in order gives the message's blocks."""
+
     role: str | None = None
     content: str | None = None
     refusal: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
+    reasoning_content: str | None = None
+    thinking_blocks: list[JSONObject] | None = None
 
 
 class ChunkChoice(msgspec.Struct, omit_defaults=False, gc=False):
+    """One choice of a chunk; ``stop_sequence`` as on ``Choice`` (on the finish chunk)."""
+
     index: int
     delta: Delta
     finish_reason: str | None = None
     logprobs: JSONObject | None = None
+    stop_sequence: str | None | msgspec.UnsetType = msgspec.UNSET
 
 
 class ChatChunk(msgspec.Struct, gc=False):

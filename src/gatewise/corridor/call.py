@@ -34,6 +34,7 @@ class Call:
         "relay_raw",
         "request",
         "route",
+        "target",
     )
 
     def __init__(
@@ -61,6 +62,10 @@ class Call:
         #: Whether the upstream's own bytes may go to the client as they are: False as
         #: soon as a step of the corridor may inspect or change output.
         self.relay_raw = relay_raw
+        #: The deployment that answered (set by dispatch when an attempt succeeds; None
+        #: until then, or when a step answered): a front door asks it which wire format
+        #: a stream's raw bytes are in before it writes the first one.
+        self.target: Target | None = None
         #: Each step's state for this call, keyed by the step (e.g. what admission charged).
         self.notes: dict[object, Any] = {}
         self._prompt_tokens = -1

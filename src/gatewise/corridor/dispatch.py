@@ -100,6 +100,7 @@ class Dispatch:
                 raise
             attempt.status = 200
             attempt.first_byte_ms = (clock() - started) * 1000.0
+            call.target = target
             if operation != STREAM:
                 attempt.duration_ms = attempt.first_byte_ms
                 if self._observe is not None:
