@@ -75,8 +75,14 @@ def test_response_with_text_tools_and_thinking() -> None:
         "cached_tokens": 1000,
         "cache_write_tokens": 100,
     }
+    assert choice.message.reasoning_content == "hmm"
+    assert choice.message.thinking_blocks == [
+        {"type": "thinking", "thinking": "hmm", "signature": "sig"}
+    ]
     encoded = orjson.loads(openai_wire.encode_chat_response(response, relay_raw=True))
     assert encoded["choices"][0]["message"]["tool_calls"][0]["type"] == "function"
+    assert encoded["choices"][0]["message"]["reasoning_content"] == "hmm"
+    assert "stop_sequence" not in encoded["choices"][0]  # Anthropic said null
 
 
 @pytest.mark.parametrize(
@@ -250,6 +256,8 @@ def test_stream_with_thinking_text_and_parallel_tool_calls() -> None:
     )
     assert deltas(chunks) == [
         {"role": "assistant", "content": ""},
+        {"reasoning_content": "hm"},
+        {"thinking_blocks": [{"type": "thinking", "thinking": "hm", "signature": "s"}]},
         {"content": "Héllo"},
         {
             "tool_calls": [

@@ -17,6 +17,9 @@ are the choices (each failure is a 400 ``invalid_request_error`` naming the fiel
   message (a prefill) loses trailing whitespace, which Anthropic also rejects.
 - ``response_format`` ``json_schema`` -> ``output_config.format``; ``json_object`` has
   no equivalent and becomes a system instruction to answer with one JSON object.
+- An assistant message's ``thinking_blocks`` (in ``extra``: from the Anthropic front
+  door, or sent back by an OpenAI-format client as received) open its turn, before
+  its text and tool calls, as Anthropic requires when thinking is on.
 - ``reasoning_effort`` -> ``output_config.effort``; ``user`` (or ``safety_identifier``)
   -> ``metadata.user_id``; ``allowed_tools`` narrows the tool list.
 - OpenAI-only parameters (``_OPENAI_ONLY``) are ignored; any other unknown parameter
@@ -54,6 +57,7 @@ _OPENAI_ONLY = frozenset(
         "web_search_options",
     }
 )
+_THINKING_TYPES = frozenset({"thinking", "redacted_thinking"})
 _EFFORT = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh"}
 JSON_OBJECT_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
 _EMPTY_SCHEMA: JSONObject = {"type": "object", "properties": {}}
@@ -307,6 +311,9 @@ def _document(file: Any, where: str) -> JSONObject:
 
 def _assistant_blocks(message: Message, i: int) -> list[JSONObject]:
     blocks = _content_blocks(message.content, i, images=False)
+    thinking = message.extra.get("thinking_blocks") if message.extra else None
+    if thinking:
+        blocks[:0] = _thinking_blocks(thinking, i)
     for j, call in enumerate(message.tool_calls or ()):
         where = f"messages[{i}].tool_calls[{j}]"
         name = call.function.name
@@ -318,6 +325,21 @@ def _assistant_blocks(message: Message, i: int) -> list[JSONObject]:
         blocks.append(
             {"type": "tool_use", "id": call.id, "name": name, "input": _arguments(call, where)}
         )
+    return blocks
+
+
+def _thinking_blocks(blocks: Any, i: int) -> list[JSONObject]:
+    """The thinking and redacted-thinking blocks as they were received (other entries
+    are refused: only Anthropic's blocks belong here)."""
+    where = f"messages[{i}].thinking_blocks"
+    if not isinstance(blocks, list):
+        raise InvalidRequestError(f"Invalid '{where}': expected a list of blocks.", param=where)
+    for j, block in enumerate(blocks):
+        if not isinstance(block, dict) or block.get("type") not in _THINKING_TYPES:
+            raise InvalidRequestError(
+                f"Invalid '{where}[{j}]': expected a 'thinking' or 'redacted_thinking' block.",
+                param=f"{where}[{j}]",
+            )
     return blocks
 
 

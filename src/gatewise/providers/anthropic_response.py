@@ -1,10 +1,17 @@
 """Anthropic Messages responses and errors -> canonical types.
 
 Text blocks are joined into ``content``; ``tool_use`` blocks become ``tool_calls``
-(``input`` re-encoded as the JSON arguments string, ids kept verbatim). Thinking,
-redacted thinking and server-tool blocks have no place in an OpenAI chat message
-and are dropped (the model's visible answer is unchanged). Anthropic has no
-``created`` field: the gateway stamps the time it received the answer.
+(``input`` re-encoded as the JSON arguments string, ids kept verbatim). Thinking
+becomes ``reasoning_content`` (the thinking texts joined by a blank line) and
+``thinking_blocks`` (every thinking and redacted-thinking block with its
+signature, in order, so an OpenAI-format client can send them back); the matched
+stop string becomes the choice's ``stop_sequence``. Citations and server-tool
+blocks have no canonical form and are left out. Anthropic has no ``created``
+field: the gateway stamps the time it received the answer.
+
+The body itself stays on the response (``attach_raw``, wire ``anthropic``): the
+Anthropic front door relays it as it is while the call allows raw relay, so
+Anthropic clients get everything, citations included.
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ from gatewise.core.types import (
     ChatResponse,
     Choice,
     FunctionCall,
+    JSONObject,
     ResponseMessage,
     ToolCall,
     Usage,
+    attach_raw,
 )
 from gatewise.formats.anthropic import (
     FINISH_REASON_FROM_STOP,
@@ -50,6 +59,9 @@ class ContentBlock(msgspec.Struct, gc=False):
     id: str | None = None
     name: str | None = None
     input: Any = None
+    thinking: str | None = None
+    signature: str | None = None
+    data: str | None = None
 
 
 class AnthropicMessage(msgspec.Struct, gc=False):
@@ -57,6 +69,7 @@ class AnthropicMessage(msgspec.Struct, gc=False):
     model: str = ""
     content: list[ContentBlock] = msgspec.field(default_factory=list)
     stop_reason: str | None = None
+    stop_sequence: str | None = None
     usage: AnthropicUsage | None = None
 
 
@@ -64,7 +77,7 @@ _message_decoder = msgspec.json.Decoder(AnthropicMessage)
 
 
 def decode_message(body: bytes) -> ChatResponse:
-    """The canonical chat response for an Anthropic ``Message`` body."""
+    """The canonical chat response for an Anthropic ``Message`` body (its bytes attached)."""
     try:
         message = _message_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError):
@@ -73,20 +86,49 @@ def decode_message(body: bytes) -> ChatResponse:
         ) from None
     texts: list[str] = []
     calls: list[ToolCall] = []
+    thoughts: list[str] = []
+    blocks: list[JSONObject] = []
     for block in message.content:
-        if block.type == "text" and block.text:
-            texts.append(block.text)
-        elif block.type == "tool_use":
+        kind = block.type
+        if kind == "text":
+            if block.text:
+                texts.append(block.text)
+        elif kind == "tool_use":
             calls.append(tool_call(block))
+        elif kind == "thinking" or kind == "redacted_thinking":
+            thinking = thinking_block(block)
+            blocks.append(thinking)
+            if block.thinking:
+                thoughts.append(block.thinking)
     reply = ResponseMessage(content="".join(texts) if texts else None, tool_calls=calls or None)
+    if blocks:
+        reply.thinking_blocks = blocks
+        if thoughts:
+            reply.reasoning_content = "\n\n".join(thoughts)
     finish = finish_reason(message.stop_reason) or "stop"
-    return ChatResponse(
+    choice = Choice(index=0, message=reply, finish_reason=finish)
+    if message.stop_sequence is not None:
+        choice.stop_sequence = message.stop_sequence
+    response = ChatResponse(
         id=message.id,
         created=int(time.time()),
         model=message.model,
-        choices=[Choice(index=0, message=reply, finish_reason=finish)],
+        choices=[choice],
         usage=canonical_usage(message.usage) if message.usage is not None else None,
     )
+    attach_raw(response, body, "anthropic")
+    return response
+
+
+def thinking_block(block: ContentBlock) -> JSONObject:
+    """A thinking or redacted-thinking block as Anthropic sends (and takes back) it."""
+    if block.type == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.data or ""}
+    return {
+        "type": "thinking",
+        "thinking": block.thinking or "",
+        "signature": block.signature or "",
+    }
 
 
 def tool_call(block: ContentBlock) -> ToolCall:

@@ -2,17 +2,26 @@
 
 ``StreamTranslator`` is pure (events in, chunks out) so it is tested without
 sockets; ``AnthropicChunkStream`` feeds it from the upstream connection and yields
-one ``ChunkBatch`` per read.
+one ``ChunkBatch`` per read: the read's canonical chunks and its events framed
+again as SSE (``raw``, wire ``anthropic``, one join per read), which the
+Anthropic front door relays as they are while the call allows it. Every read
+yields a batch, also one whose events have no canonical chunk (``ping``,
+``content_block_stop``, citations): its ``chunks`` are then empty.
 
 - ``message_start`` -> a role chunk; input and cache token counts are remembered.
 - ``content_block_start`` ``tool_use`` -> a tool-call delta (id, name) whose
   ``index`` counts tool blocks in this message, not Anthropic's block index.
 - ``text_delta`` -> ``content``; ``input_json_delta`` -> an arguments fragment.
-- ``message_delta`` -> the finish chunk; ``message_stop`` -> a usage-only chunk
-  (``choices: []``), which feeds accounting and ``include_usage``.
-- ``ping`` and unknown events are skipped; ``error`` raises the mapped error.
-- Thinking (``thinking_delta``, ``signature_delta``), citations and server-tool
-  blocks are dropped: OpenAI's chat chunks have no field for them.
+- ``thinking_delta`` -> ``reasoning_content`` (a later thinking block starts with a
+  blank line, as the blocks are joined in a complete reply); ``signature_delta`` ->
+  a ``thinking_blocks`` entry with the block's whole thinking text and signature;
+  a ``redacted_thinking`` block -> a ``thinking_blocks`` entry when it starts.
+- ``message_delta`` -> the finish chunk (with the matched ``stop_sequence``);
+  ``message_stop`` -> a usage-only chunk (``choices: []``), which feeds
+  accounting and ``include_usage``.
+- ``ping`` and unknown events have no chunk; ``error`` raises the mapped error.
+- Citations (``citations_delta``) and server-tool blocks have no canonical form:
+  only the raw relay carries them.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from gatewise.core.types import (
     ChunkChoice,
     Delta,
     FunctionCall,
+    JSONObject,
     ToolCallDelta,
 )
 from gatewise.net.http1 import Response
@@ -66,6 +76,8 @@ class _BlockDeltaBody(msgspec.Struct, gc=False):
     type: str
     text: str | None = None
     partial_json: str | None = None
+    thinking: str | None = None
+    signature: str | None = None
 
 
 class _BlockDelta(msgspec.Struct, gc=False):
@@ -75,6 +87,7 @@ class _BlockDelta(msgspec.Struct, gc=False):
 
 class _StopDelta(msgspec.Struct, gc=False):
     stop_reason: str | None = None
+    stop_sequence: str | None = None
 
 
 class _MessageDelta(msgspec.Struct, gc=False):
@@ -92,7 +105,17 @@ _message_delta = msgspec.json.Decoder(_MessageDelta).decode
 class StreamTranslator:
     """The state of one streamed message: ids, tool block numbering, usage so far."""
 
-    __slots__ = ("created", "done", "id", "model", "redact", "tools", "usage")
+    __slots__ = (
+        "_thinking",
+        "_thought",
+        "created",
+        "done",
+        "id",
+        "model",
+        "redact",
+        "tools",
+        "usage",
+    )
 
     def __init__(self, redact: Redactor, created: int | None = None) -> None:
         self.redact = redact
@@ -102,6 +125,8 @@ class StreamTranslator:
         self.tools: dict[int, int] = {}  # Anthropic block index -> tool call index
         self.usage = AnthropicUsage()
         self.done = False
+        self._thinking: dict[int, list[str]] = {}  # thinking block index -> its text so far
+        self._thought = False  # whether reasoning text went out (the next block is apart)
 
     def feed(self, event: str | None, data: bytes, out: list[ChatChunk]) -> bool:
         """Translate one event, appending its chunks to ``out``; True once the message ended."""
@@ -137,6 +162,15 @@ class StreamTranslator:
             choices=[ChunkChoice(index=0, delta=delta, finish_reason=finish)],
         )
 
+    def _reasoning(self, index: int, text: str, out: list[ChatChunk]) -> None:
+        pieces = self._thinking.get(index)
+        if pieces is None:
+            pieces = self._thinking[index] = []
+        shown = "\n\n" + text if not pieces and self._thought else text  # as blocks join
+        pieces.append(text)
+        self._thought = True
+        out.append(self._delta(Delta(reasoning_content=shown)))
+
     def _message_start(self, event: _MessageStart, out: list[ChatChunk]) -> None:
         message = event.message
         self.id, self.model = message.id, message.model
@@ -158,6 +192,13 @@ class StreamTranslator:
                 function=FunctionCall(name=block.name, arguments=""),
             )
             out.append(self._delta(Delta(tool_calls=[call])))
+        elif block.type == "thinking":
+            self._thinking[event.index] = []
+            if block.thinking:
+                self._reasoning(event.index, block.thinking, out)
+        elif block.type == "redacted_thinking":
+            entry: JSONObject = {"type": "redacted_thinking", "data": block.data or ""}
+            out.append(self._delta(Delta(thinking_blocks=[entry])))
 
     def _block_delta(self, event: _BlockDelta, out: list[ChatChunk]) -> None:
         delta = event.delta
@@ -170,12 +211,26 @@ class StreamTranslator:
                 fragment = FunctionCall(arguments=delta.partial_json)
                 call = ToolCallDelta(index=index, function=fragment)
                 out.append(self._delta(Delta(tool_calls=[call])))
+        elif delta.type == "thinking_delta":
+            if delta.thinking:
+                self._reasoning(event.index, delta.thinking, out)
+        elif delta.type == "signature_delta":
+            thinking = "".join(self._thinking.pop(event.index, ()))
+            block: JSONObject = {
+                "type": "thinking",
+                "thinking": thinking,
+                "signature": delta.signature or "",
+            }
+            out.append(self._delta(Delta(thinking_blocks=[block])))
 
     def _message_delta(self, event: _MessageDelta, out: list[ChatChunk]) -> None:
         if event.usage is not None:
             self._merge_usage(event.usage)
         finish = finish_reason(event.delta.stop_reason) or "stop"
-        out.append(self._delta(Delta(), finish))
+        chunk = self._delta(Delta(), finish)
+        if event.delta.stop_sequence is not None:
+            chunk.choices[0].stop_sequence = event.delta.stop_sequence
+        out.append(chunk)
 
     def _merge_usage(self, update: AnthropicUsage) -> None:
         """Counts are cumulative: a later event's value replaces an earlier one."""
@@ -188,6 +243,28 @@ class StreamTranslator:
             usage.cache_creation_input_tokens = update.cache_creation_input_tokens
         if update.cache_read_input_tokens is not None:
             usage.cache_read_input_tokens = update.cache_read_input_tokens
+
+
+_PREFIXES = {
+    name: b"event: " + name.encode() + b"\ndata: "
+    for name in (
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+        "ping",
+    )
+}
+
+
+def _prefix(event: str | None) -> bytes:
+    """The SSE lines before an event's data, as the upstream framed it."""
+    if event is None:
+        return b"data: "
+    prefix = _PREFIXES.get(event)
+    return prefix if prefix is not None else b"event: " + event.encode() + b"\ndata: "
 
 
 class AnthropicChunkStream:
@@ -210,15 +287,20 @@ class AnthropicChunkStream:
                 if translator.done:
                     continue
                 chunks: list[ChatChunk] = []
+                raw: list[bytes] = []
                 failure: GatewayError | None = None
                 try:
                     for event, payload in decoder.feed(data):
-                        if translator.feed(event, payload, chunks):
+                        done = translator.feed(event, payload, chunks)
+                        if b"\n" in payload:  # multi-line data: one data line each
+                            payload = payload.replace(b"\n", b"\ndata: ")
+                        raw += (_prefix(event), payload, b"\n\n")
+                        if done:
                             break  # message_stop: the message is complete
                 except GatewayError as error:
                     failure = error  # an error event: what came before it still goes out
-                if chunks:
-                    yield ChunkBatch(chunks)
+                if raw:
+                    yield ChunkBatch(chunks, [b"".join(raw)], "anthropic")
                 if failure is not None:
                     raise failure
         finally:
