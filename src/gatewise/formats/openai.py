@@ -157,6 +157,8 @@ def chat_request_body(
     did not ask for it (the front door then drops that chunk). With
     ``modern_max_tokens`` a deprecated ``max_tokens`` is sent as
     ``max_completion_tokens``, which OpenAI's reasoning models require.
+    Anthropic ``thinking_blocks`` kept on assistant messages (``extra``) are not
+    sent: no OpenAI-family upstream takes them.
     """
     body: dict[str, Any] = msgspec.to_builtins(request)
     if modern_max_tokens and "max_tokens" in body and "max_completion_tokens" not in body:
@@ -169,6 +171,7 @@ def chat_request_body(
             encoded = messages[index]
             encoded.pop("extra", None)
             encoded.update(message.extra)
+            encoded.pop("thinking_blocks", None)  # Anthropic's, which OpenAI would refuse
     if request.stream and force_stream_usage:
         options = body.get("stream_options") or {}
         options["include_usage"] = True

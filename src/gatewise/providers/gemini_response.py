@@ -1,7 +1,8 @@
 """Gemini ``GenerateContentResponse`` -> canonical responses and stream chunks.
 
-- candidates -> choices (by ``index``); text parts are joined (thought summaries are
-  left out); ``functionCall`` parts -> tool calls with synthesised ids
+- candidates -> choices (by ``index``); text parts are joined into ``content``, thought
+  parts (``thought: true``, the summaries Gemini returns with ``includeThoughts``)
+  into ``reasoning_content``; ``functionCall`` parts -> tool calls with synthesised ids
   (``call_<response id>_<choice>_<n>``, so the same response always gets the same ids,
   plus the thought signature when Gemini sent one: see ``formats.gemini.tool_call_id``);
 - ``finishReason`` -> ``finish_reason`` (``formats.gemini.FINISH_REASONS``); a prompt
@@ -94,6 +95,17 @@ def _text(candidate: Candidate) -> str:
     return "".join(p.text for p in parts if p.text is not None and not p.thought)
 
 
+def _thoughts(candidate: Candidate) -> str:
+    """The candidate's thought text (empty when it has none: the common case)."""
+    if candidate.content is None:
+        return ""
+    parts = candidate.content.parts
+    if len(parts) == 1:  # the common case
+        part = parts[0]
+        return part.text if part.thought and part.text is not None else ""
+    return "".join(p.text for p in parts if p.thought and p.text is not None)
+
+
 def chat_response(data: bytes, model: str, n: int) -> ChatResponse:
     """A non-streamed answer; ``n`` is how many choices were asked for (for blocked prompts)."""
     reply = decode(data)
@@ -105,6 +117,9 @@ def chat_response(data: bytes, model: str, n: int) -> ChatResponse:
         text = _text(candidate)
         empty = not text and (bool(calls) or candidate.content is None)
         message = ResponseMessage(content=None if empty else text, tool_calls=calls or None)
+        thoughts = _thoughts(candidate)
+        if thoughts:
+            message.reasoning_content = thoughts
         finish = finish_reason(candidate.finish_reason or "STOP", bool(calls))
         choices.append(Choice(index=index, message=message, finish_reason=finish))
     if not choices:
@@ -174,8 +189,11 @@ class StreamTranslator:
         if index not in self._started:
             self._started.add(index)
             role = "assistant"
-        if role or text or calls:
+        thoughts = _thoughts(candidate)
+        if role or text or calls or thoughts:
             delta = Delta(role=role, content=text or ("" if role and not calls else None))
+            if thoughts:
+                delta.reasoning_content = thoughts
             if calls:
                 self._calls[index] = seen + len(calls)
                 delta.tool_calls = [
