@@ -5,7 +5,17 @@ configured model, whatever its upstream: requests are translated to canonical
 form (``anthropic_request``), answers back to Messages JSON or Anthropic's SSE
 sequence (``anthropic_response``, ``anthropic_stream``), and errors use
 Anthropic's envelope with ``request-id`` and ``x-request-id`` headers so the SDK
-raises the right exception and shows the id.
+raises the right exception and shows the id. The same handlers also answer at
+``/messages`` and ``/v1/v1/messages`` (see ``runtime/generation.py``): clients
+given a base URL with ``/v1`` append ``/messages`` or ``/v1/messages`` to it.
+
+Pass-through: when an Anthropic upstream answers and the call allows raw relay
+(no step may change output), the upstream's own body or events go to the client
+as they are (its id and model, thinking blocks with signatures, citations,
+``stop_sequence``, usage), and the provider sent the client's own body
+(``NativeBody``). A streamed call decides once the stream is open, from the
+deployment that answered (``Call.target``): relay, or encode from canonical
+chunks. Failures after the 200 end with the door's own ``error`` event either way.
 
 Credentials in ``x-api-key`` or ``Authorization: Bearer`` are both accepted;
 ``anthropic-version`` and ``anthropic-beta`` are accepted and ignored: the door
@@ -19,7 +29,7 @@ import logging
 
 from gatewise.core import tokens
 from gatewise.core.errors import GatewayError, UpstreamUnavailableError
-from gatewise.core.types import JSONObject, NativeBody
+from gatewise.core.types import ChunkBatch, JSONObject, NativeBody, raw_of
 from gatewise.corridor.call import Call
 from gatewise.corridor.chain import Corridor
 from gatewise.formats.openai import parse_json_object
@@ -42,12 +52,24 @@ from gatewise.http.asgi import (
     send_json,
 )
 from gatewise.http.errors import openai_error_headers
+from gatewise.providers.base import Provider
 from gatewise.routing.catalog import Route
 
 log = logging.getLogger("gatewise")
 
 # Counting a prompt this large takes long enough to move off the event loop.
 _COUNT_IN_THREAD_BYTES = 256 * 1024
+
+
+def relays_anthropic(provider: Provider) -> bool:
+    """Whether ``provider``'s stream batches carry Anthropic events (``ChunkBatch.raw``)."""
+    return getattr(provider, "wire", None) == "anthropic"
+
+
+def relayed(batch: ChunkBatch) -> bytes:
+    """A batch's own Anthropic events (one blob per upstream read)."""
+    raw = batch.raw
+    return b"".join(raw) if raw else b""
 
 
 class AnthropicFrontDoor:
@@ -101,7 +123,9 @@ class AnthropicFrontDoor:
                 return
             response = await self.corridor.chat(call)
             watch.stop()
-            body = encode_message(response, chat.model, message_id(ctx.request_id))
+            body = raw_of(response, "anthropic") if call.relay_raw else None
+            if body is None:
+                body = encode_message(response, chat.model, message_id(ctx.request_id))
             await send_json(send, 200, body, ctx, {"request-id": ctx.request_id})
         finally:
             watch.stop()
@@ -109,16 +133,20 @@ class AnthropicFrontDoor:
     async def _stream(self, request: HTTPRequest, call: Call, send: Send) -> None:
         ctx = request.ctx
         stream = await self.corridor.chat_stream(call)
-        encoder = AnthropicStreamEncoder(
-            call.model, message_id(ctx.request_id), call.prompt_tokens()
-        )
+        target = call.target
+        encoder: AnthropicStreamEncoder | None = None
+        if not (call.relay_raw and target is not None and relays_anthropic(target.provider)):
+            encoder = AnthropicStreamEncoder(
+                call.model, message_id(ctx.request_id), call.prompt_tokens()
+            )
         try:
             headers = response_headers(ctx, {"request-id": ctx.request_id})
             headers.extend(SSE_HEADERS)
             await send(response_start(ctx, 200, headers))
-            await send_event_data(send, encoder.start())
+            if encoder is not None:
+                await send_event_data(send, encoder.start())
             async for batch in stream:
-                data = encoder.encode(batch)
+                data = encoder.encode(batch) if encoder is not None else relayed(batch)
                 if data:
                     await send_event_data(send, data)
         except ClientDisconnected:
@@ -134,7 +162,9 @@ class AnthropicFrontDoor:
         finally:
             await stream.aclose()
         request.stop_watch()
-        await send_event_data(send, encoder.finish(ctx.usage), last=True)
+        # A relayed stream is complete as it is (message_start ... message_stop).
+        tail = encoder.finish(ctx.usage) if encoder is not None else b""
+        await send_event_data(send, tail, last=True)
 
     async def _end_with_error(self, request: HTTPRequest, send: Send, error: GatewayError) -> None:
         """After the 200: Anthropic's ``error`` event, then the end of the stream."""

@@ -11,9 +11,16 @@ the field, in Anthropic's ``path: problem`` style):
   images, so a result's images move into that user message (after a text part
   naming the tool call); ``is_error`` is written into the result's text
   ("Error: ..."), the only place an OpenAI-family model sees it.
-- ``thinking`` and ``redacted_thinking`` blocks of earlier turns are dropped (no
-  canonical form); server-tool blocks and tools (web search, code execution ...)
-  are refused: the gateway runs no server tools.
+- ``thinking`` and ``redacted_thinking`` blocks of assistant turns are kept, as
+  sent and in order, in the assistant message's ``extra["thinking_blocks"]``: the
+  Anthropic provider puts them back at the head of the turn (Anthropic requires
+  them in tool loops with thinking on), OpenAI-family and Gemini providers leave
+  them out. Server-tool blocks and tools (web search, code execution ...) are
+  refused: the gateway runs no server tools.
+
+This translation is the canonical truth for policies and for upstreams of other
+formats; an Anthropic upstream gets the client's own body instead (native
+pass-through) unless a step of the corridor may rewrite requests.
 - Documents: a base64 PDF becomes a ``file`` part, a plain-text document a text part.
 - ``output_config.format`` (JSON schema) becomes ``response_format``.
 
@@ -79,7 +86,7 @@ _MAPPED = frozenset(
     {"model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature"}
     | {"top_p", "metadata", "tools", "tool_choice", "output_config"}
 )
-_DROPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+_THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 
 
 @dataclass(slots=True)
@@ -289,6 +296,7 @@ class _Translator:
     def assistant(self, blocks: list[JSONObject], i: int) -> Message:
         parts: list[JSONObject] = []
         calls: list[ToolCall] = []
+        thinking: list[JSONObject] = []
         for j, block in enumerate(blocks):
             path = f"messages.{i}.content.{j}"
             kind = block.get("type")
@@ -296,8 +304,8 @@ class _Translator:
                 parts.append(self.text_part(block, path))
             elif kind == "tool_use":
                 calls.append(_tool_call(block, path))
-            elif kind in _DROPPED_BLOCKS:
-                continue
+            elif kind in _THINKING_BLOCKS:
+                thinking.append(block)
             elif kind == "tool_result":
                 raise invalid(f"{path}.type", "'tool_result' blocks belong in user messages")
             else:
@@ -307,6 +315,8 @@ class _Translator:
         )
         if calls:
             message.tool_calls = calls
+        if thinking:
+            message.extra["thinking_blocks"] = thinking
         return message
 
     # --- parts ----------------------------------------------------------------------

@@ -2,10 +2,19 @@
 
 - ``id`` is ``msg_`` plus the request id's tail, so a message and its request
   correlate in logs; ``model`` is the name the client asked for.
-- ``stop_reason`` comes from ``formats.anthropic.STOP_REASON_FROM_FINISH``.
-  ``stop_sequence`` would need the matched string, which OpenAI-family upstreams
-  do not report and the canonical types do not carry: a stop string ends the
-  text as ``end_turn`` with ``stop_sequence`` null.
+- This is the translated path: the door relays an Anthropic upstream's own body
+  instead while the call allows raw relay (``http/anthropic.py``).
+- ``stop_reason`` comes from ``formats.anthropic.STOP_REASON_FROM_FINISH``; when
+  the choice carries the matched stop string (``Choice.stop_sequence``, which
+  Anthropic upstreams report) it is ``stop_sequence`` with that string.
+  OpenAI-family upstreams do not report the matched string: a stop string ends
+  the text as ``end_turn`` with ``stop_sequence`` null.
+- Thinking: the choice's ``thinking_blocks`` (an Anthropic upstream's thinking and
+  redacted-thinking blocks, with signatures) come first, as they were. Reasoning
+  without blocks (``reasoning_content`` alone: Gemini, OpenAI-compatible servers)
+  is not shown: it has no signature, and Anthropic rejects unsigned thinking when
+  a client sends it back.
+- Citations have no canonical form and are lost on this path.
 - Tool-call arguments are parsed into ``input``; arguments that are not a JSON
   object (a model's malformed output) are kept as ``{"_raw": "<arguments>"}`` so
   the client still sees what the model produced instead of a gateway error.
@@ -33,9 +42,13 @@ def message_id(request_id: str) -> str:
     return "msg_" + (request_id[4:] if request_id.startswith("req_") else request_id)
 
 
-def stop_reason(finish_reason: str | None, has_tool_calls: bool) -> str:
+def stop_reason(
+    finish_reason: str | None, has_tool_calls: bool, stop_sequence: str | None = None
+) -> str:
     if finish_reason is None:
         return "tool_use" if has_tool_calls else "end_turn"
+    if stop_sequence is not None and finish_reason == "stop":
+        return "stop_sequence"
     return STOP_REASON_FROM_FINISH.get(finish_reason, "end_turn")
 
 
@@ -64,15 +77,21 @@ def encode_message(response: ChatResponse, model: str, ident: str) -> bytes:
     content: list[JSONObject] = []
     finish: str | None = None
     calls: list[ToolCall] = []
+    sequence: str | None = None
     if response.choices:
         choice = response.choices[0]
         finish = choice.finish_reason
         message = choice.message
+        if message.thinking_blocks:
+            content += message.thinking_blocks
         text = message.content or message.refusal
         if text:
             content.append({"type": "text", "text": text})
         calls = message.tool_calls or []
         content += [_tool_use(call) for call in calls]
+        matched = choice.stop_sequence
+        if isinstance(matched, str):
+            sequence = matched
     return orjson.dumps(
         {
             "id": ident,
@@ -80,8 +99,8 @@ def encode_message(response: ChatResponse, model: str, ident: str) -> bytes:
             "role": "assistant",
             "model": model,
             "content": content,
-            "stop_reason": stop_reason(finish, bool(calls)),
-            "stop_sequence": None,
+            "stop_reason": stop_reason(finish, bool(calls), sequence),
+            "stop_sequence": sequence,
             "usage": full_usage(anthropic_usage(response.usage)),
         }
     )

@@ -14,6 +14,16 @@ parallel calls, which OpenAI does not do) is still sent at that block's index,
 where the anthropic SDK assembles it, rather than being lost. ``finish`` closes
 whatever is open, so every started block is stopped.
 
+This is the translated path: while the call allows raw relay and an Anthropic
+upstream answered, the door writes the upstream's own events instead. Here,
+``thinking_blocks`` entries of the deltas (an Anthropic upstream's complete
+thinking blocks with their signatures) become thinking blocks of their own,
+each sent whole when its entry arrives (its text in one ``thinking_delta``,
+then its ``signature_delta``); redacted ones likewise. Reasoning text without
+blocks (``reasoning_content`` alone) is not shown: it has no signature. The
+matched stop string (``ChunkChoice.stop_sequence``, from Anthropic upstreams)
+goes into ``message_delta``; citations have no canonical form and are lost.
+
 Hot path: one ``bytes`` per batch, text deltas built from a per-block prefix
 and ``orjson`` of the text alone.
 """
@@ -65,6 +75,7 @@ class AnthropicStreamEncoder:
         "_open",
         "_open_is_text",
         "_pending",
+        "_stop_sequence",
         "_text_prefix",
         "_tools",
         "ident",
@@ -78,6 +89,7 @@ class AnthropicStreamEncoder:
         self.usage: Usage | None = None
         self._input_estimate = input_estimate  # for message_start, before usage is known
         self._finish: str | None = None
+        self._stop_sequence: str | None = None
         self._open = -1  # index of the open block, -1 when none is open
         self._open_is_text = False
         self._next = 0
@@ -114,6 +126,9 @@ class AnthropicStreamEncoder:
                 if choice.index != 0:
                     continue  # one message per request: other choices have no place
                 delta = choice.delta
+                if delta.thinking_blocks:
+                    for block in delta.thinking_blocks:
+                        self._thinking(block, out)
                 text = delta.content or delta.refusal
                 if text:
                     self._text(text, out)
@@ -122,6 +137,9 @@ class AnthropicStreamEncoder:
                         self._tool(call, out)
                 if choice.finish_reason is not None:
                     self._finish = choice.finish_reason
+                    matched = choice.stop_sequence
+                    if isinstance(matched, str):
+                        self._stop_sequence = matched
         return b"".join(out)
 
     def finish(self, usage: Usage | None = None) -> bytes:
@@ -136,7 +154,9 @@ class AnthropicStreamEncoder:
         for index in list(self._pending):
             self._open_tool(index, self._pending.pop(index), out)
         self._close(out)
-        delta = {"stop_reason": stop_reason(self._finish, bool(self._tools)), "stop_sequence": None}
+        sequence = self._stop_sequence
+        reason = stop_reason(self._finish, bool(self._tools), sequence)
+        delta = {"stop_reason": reason, "stop_sequence": sequence}
         out.append(
             event(
                 "message_delta",
@@ -169,6 +189,24 @@ class AnthropicStreamEncoder:
         data = {"type": "content_block_start", "index": index, "content_block": block}
         out.append(event("content_block_start", data))
         return index
+
+    def _thinking(self, block: JSONObject, out: list[bytes]) -> None:
+        """One complete thinking (or redacted thinking) block, opened and closed."""
+        kind = block.get("type")
+        if kind == "thinking":
+            index = self._start_block({"type": "thinking", "thinking": "", "signature": ""}, out)
+            thinking = block.get("thinking")
+            if thinking:
+                out.append(_delta_prefix(index, b'thinking_delta","thinking":'))
+                out.append(orjson.dumps(thinking) + b"}}\n\n")
+            out.append(_delta_prefix(index, b'signature_delta","signature":'))
+            out.append(orjson.dumps(block.get("signature") or "") + b"}}\n\n")
+        elif kind == "redacted_thinking":
+            self._start_block({"type": "redacted_thinking", "data": block.get("data") or ""}, out)
+        else:
+            return
+        self._open_is_text = False
+        self._close(out)
 
     def _text(self, text: str, out: list[bytes]) -> None:
         if self._open < 0 or not self._open_is_text:
