@@ -127,8 +127,8 @@ class ResponseMessage(msgspec.Struct, omit_defaults=False):
     content: str | None = None
     refusal: str | None = None
     tool_calls: list[ToolCall] | None = None
-    reasoning_content: str | None | msgspec.UnsetType = msgspec.UNSET
-    thinking_blocks: list[JSONObject] | None | msgspec.UnsetType = msgspec.UNSET
+    reasoning_content: str | msgspec.UnsetType | None = msgspec.UNSET
+    thinking_blocks: list[JSONObject] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Choice(msgspec.Struct, omit_defaults=False):
@@ -139,7 +139,7 @@ class Choice(msgspec.Struct, omit_defaults=False):
     message: ResponseMessage
     finish_reason: str | None = None
     logprobs: JSONObject | None = None
-    stop_sequence: str | None | msgspec.UnsetType = msgspec.UNSET
+    stop_sequence: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ChatResponse(msgspec.Struct, dict=True, kw_only=True):
@@ -178,7 +178,7 @@ class ChunkChoice(msgspec.Struct, omit_defaults=False, gc=False):
     delta: Delta
     finish_reason: str | None = None
     logprobs: JSONObject | None = None
-    stop_sequence: str | None | msgspec.UnsetType = msgspec.UNSET
+    stop_sequence: str | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ChatChunk(msgspec.Struct, gc=False):
