@@ -98,6 +98,22 @@ def observers(config: Config, services: Services) -> list[Observer]:
     return found
 
 
+#: Where Anthropic clients post messages: ``/v1/messages`` (the SDKs given the gateway's
+#: root), ``/messages`` (clients that append ``/messages`` to their base URL, such as
+#: ``@ai-sdk/anthropic``, given the root) and ``/v1/v1/messages`` (the SDKs given a
+#: base URL that already ends in ``/v1``).
+ANTHROPIC_PREFIXES = ("/v1", "", "/v1/v1")
+
+
+def anthropic_routes(anthropic: AnthropicFrontDoor) -> list[tuple[str, Endpoint]]:
+    messages = Endpoint({"POST": anthropic.messages}, anthropic)
+    count = Endpoint({"POST": anthropic.count_tokens}, anthropic)
+    routes: list[tuple[str, Endpoint]] = []
+    for prefix in ANTHROPIC_PREFIXES:
+        routes += [(prefix + "/messages", messages), (prefix + "/messages/count_tokens", count)]
+    return routes
+
+
 def build_generation(
     config: Config,
     services: Services,
@@ -138,8 +154,7 @@ def build_generation(
                 "/v1/responses/{response_id}/input_items",
                 Endpoint({"GET": responses.input_items}, responses),
             ),
-            ("/v1/messages", Endpoint({"POST": anthropic.messages}, anthropic)),
-            ("/v1/messages/count_tokens", Endpoint({"POST": anthropic.count_tokens}, anthropic)),
+            *anthropic_routes(anthropic),
         ]
     )
     return Generation(
