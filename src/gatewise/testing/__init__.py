@@ -21,7 +21,12 @@ the last user message (or an embeddings input) instead of scripting:
 
 ``FakeAnthropicUpstream`` speaks Anthropic's Messages API the same way (its root URL is
 what ``anthropic.Anthropic(base_url=...)`` takes) and adds ``[[fake:error_event_after=N]]``:
-a mid-stream ``error`` event after N events.
+a mid-stream ``error`` event after N events; ``[[fake:redacted_thinking]]``: a
+``redacted_thinking`` block in the reply (after the thinking block, which comes with
+``thinking: {"type": "enabled"}``); ``[[fake:citations]]``: a citation on the text block
+(``citations`` non-streamed, a ``citations_delta`` event streamed). Like the real API it
+rejects, with thinking on, a final assistant turn with ``tool_use`` blocks that does not
+start with a thinking block, and thinking blocks whose signature it did not issue.
 
 ``FakeGeminiUpstream`` speaks Gemini's ``generateContent`` / ``streamGenerateContent``
 and ``batchEmbedContents``; ``GeminiScenario`` (and ``[[fake:finish_reason=SAFETY]]``,

@@ -6,7 +6,11 @@ the requests it builds, so the fake rejects what the real API rejects (400
 leaking through), a missing ``max_tokens``, roles other than user/assistant,
 empty text blocks, a ``temperature`` above 1, ``tool_result`` blocks without a
 matching ``tool_use`` in the previous message (and the reverse), a trailing
-space in a final assistant message.
+space in a final assistant message. With ``thinking`` on, the final assistant
+message, when it holds ``tool_use`` blocks (a tool loop), must start with a
+``thinking`` or ``redacted_thinking`` block; and a thinking block's signature
+must be the one the fake issued for its text (``thinking_signature``), as real
+signatures are checked.
 
 ``check_request`` returns the error message, or None when the request is valid.
 """
@@ -14,6 +18,8 @@ space in a final assistant message.
 from __future__ import annotations
 
 from typing import Any
+
+from gatewise.testing.anthropic_reply import thinking_signature
 
 __all__ = ["check_request"]
 
@@ -88,6 +94,7 @@ def check_request(body: dict[str, Any], *, count_only: bool = False) -> str | No
             return "max_tokens: Input should be greater than or equal to 1"
     return (
         _check_messages(body.get("messages"))
+        or _check_thinking(body.get("thinking"), body["messages"])
         or _check_system(body.get("system"))
         or _check_sampling(body)
         or _check_tools(body.get("tools"), body.get("tool_choice"))
@@ -147,6 +154,22 @@ def _check_block(block: Any, role: str, where: str) -> str | None:
             return f"{where}.tool_use.id: Field required"
         if not isinstance(block.get("input"), dict):
             return f"{where}.tool_use.input: Input should be a valid dictionary"
+    elif kind == "thinking":
+        if role != "assistant":
+            return f"{where}: thinking blocks may only appear in assistant messages"
+        thinking, signature = block.get("thinking"), block.get("signature")
+        if not isinstance(thinking, str):
+            return f"{where}.thinking.thinking: Field required"
+        if not isinstance(signature, str):
+            return f"{where}.thinking.signature: Field required"
+        if signature != thinking_signature(thinking):
+            return f"{where}: Invalid `signature` in `thinking` block"
+    elif kind == "redacted_thinking":
+        if role != "assistant":
+            return f"{where}: redacted_thinking blocks may only appear in assistant messages"
+        data = block.get("data")
+        if not isinstance(data, str) or not data:
+            return f"{where}.redacted_thinking.data: Field required"
     elif kind == "tool_result":
         if role != "user":
             return f"{where}: tool_result blocks may only appear in user messages"
@@ -223,6 +246,38 @@ def _check_tool_pairs(messages: list[Any]) -> str | None:
                     f"immediately after: {', '.join(missing)}. Each `tool_use` block must have "
                     "a corresponding `tool_result` block in the next message."
                 )
+    return None
+
+
+_THINKING_ON = frozenset({"enabled", "adaptive"})
+_THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+_THINKING_FIRST = (
+    "When `thinking` is enabled, a final `assistant` message must start with a thinking "
+    "block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We "
+    "recommend you include thinking blocks from previous turns. To avoid this requirement, "
+    "disable `thinking`. Please consult our documentation at "
+    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+)
+
+
+def _check_thinking(thinking: Any, messages: list[Any]) -> str | None:
+    """With thinking on, the last assistant turn of a tool loop opens with thinking."""
+    if not isinstance(thinking, dict) or thinking.get("type") not in _THINKING_ON:
+        return None
+    for i in range(len(messages) - 1, -1, -1):
+        message = messages[i]
+        if message["role"] != "assistant":
+            continue
+        content = message["content"]
+        if not _ids(content, "tool_use", "id"):
+            return None
+        first = content[0].get("type")
+        if first in _THINKING_BLOCKS:
+            return None
+        return (
+            f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, "
+            f"but found `{first}`. {_THINKING_FIRST}"
+        )
     return None
 
 

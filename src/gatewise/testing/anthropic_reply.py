@@ -9,7 +9,10 @@
   tool, else every offered tool the last user text names (in offer order; only
   the first with ``disable_parallel_tool_use``), else the first tool. Inputs are
   sampled from each ``input_schema``.
-- Thinking: with ``thinking: {"type": "enabled"}`` a thinking block comes first.
+- Thinking: with ``thinking: {"type": "enabled"}`` a thinking block comes first, signed
+  with ``thinking_signature`` of its text (the checks accept only signatures the fake
+  issued). The ``redacted_thinking`` scenario adds a ``redacted_thinking`` block (data
+  ``REDACTED_DATA``) after it; ``citations`` gives the text block a citation.
 - Tokens: one per word. Prompt caching: the prefix up to the last ``cache_control``
   breakpoint (tools, then system, then messages) counts as
   ``cache_creation_input_tokens`` the first time the fake sees it and as
@@ -29,13 +32,23 @@ from gatewise.testing.openai_reply import ECHO_LIMIT, count_tokens
 from gatewise.testing.scenario import MARKER_PREFIX, strip_markers
 
 __all__ = [
+    "REDACTED_DATA",
     "MessageReply",
     "PromptCache",
     "compose_message",
     "count_input_tokens",
     "last_user_text",
     "prompt_usage",
+    "thinking_signature",
 ]
+
+#: The opaque data of the fake's redacted-thinking blocks.
+REDACTED_DATA = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"
+
+
+def thinking_signature(text: str) -> str:
+    """The signature the fake issues for a thinking block's text (and checks it back)."""
+    return "EqQBCkgIARABGAIiQ" + format(zlib.crc32(text.encode()), "010d")
 
 
 @dataclass(slots=True)
@@ -52,6 +65,8 @@ class MessageReply:
     output_tokens: int = 0
     thinking: str | None = None
     tool_inputs: list[str] = field(default_factory=list)  # the inputs as JSON text
+    redacted_thinking: str | None = None  # the data of a redacted-thinking block
+    citations: list[dict[str, Any]] | None = None  # of the text block
 
 
 class PromptCache:
@@ -103,7 +118,12 @@ def _tool_results(message: Any) -> list[dict[str, Any]] | None:
 
 
 def compose_message(
-    body: dict[str, Any], cache: PromptCache, content: str | None = None
+    body: dict[str, Any],
+    cache: PromptCache,
+    content: str | None = None,
+    *,
+    redacted_thinking: bool = False,
+    citations: bool = False,
 ) -> MessageReply:
     """Answer a validated Messages request (``messages`` is a list)."""
     messages: list[Any] = body["messages"]
@@ -123,9 +143,26 @@ def compose_message(
     else:
         text = content if content is not None else _default_text(body, messages, results)
         reply.text, reply.stop_reason, reply.stop_sequence = _apply_limits(body, text)
+    if redacted_thinking:
+        reply.redacted_thinking = REDACTED_DATA
+    if citations and reply.text:
+        reply.citations = [citation(reply.text)]
     words = count_tokens(reply.text) + sum(count_tokens(i) for i in reply.tool_inputs)
     reply.output_tokens = max(1, words + count_tokens(reply.thinking or ""))
     return reply
+
+
+def citation(text: str) -> dict[str, Any]:
+    """A character-range citation of a (pretend) document for ``text``."""
+    cited = text[:40]
+    return {
+        "type": "char_location",
+        "cited_text": cited,
+        "document_index": 0,
+        "document_title": "Fake document",
+        "start_char_index": 0,
+        "end_char_index": len(cited),
+    }
 
 
 def _default_text(

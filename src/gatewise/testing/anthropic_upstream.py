@@ -12,7 +12,12 @@ Scenarios (``fake.script(Scenario(...))`` or ``[[fake:...]]`` markers in the las
 user message) work as for the OpenAI fake; statuses answer Anthropic's error bodies
 (429 with ``retry-after`` and ``anthropic-ratelimit-*``, 529 ``overloaded_error``),
 and ``error_event_after=N`` sends a mid-stream ``error`` event after N events
-(type ``error_type``, default ``overloaded_error``).
+(type ``error_type``, default ``overloaded_error``); ``redacted_thinking`` adds a
+redacted-thinking block and ``citations`` a citation on the text block.
+
+Thinking is checked like the real API checks it: with ``thinking`` on, a final
+assistant turn with ``tool_use`` blocks must start with a thinking block, and a
+thinking block must carry the signature the fake issued for its text.
 """
 
 from __future__ import annotations
@@ -135,8 +140,13 @@ class FakeAnthropicUpstream(FakeUpstream):
         if count_only:
             tokens = orjson.dumps({"input_tokens": count_input_tokens(body)})
             return await exchange.send_ok(tokens, scenario)
-        content = scenario.content if scenario is not None else None
-        reply = compose_message(body, self.prompt_cache, content)
+        reply = compose_message(
+            body,
+            self.prompt_cache,
+            scenario.content if scenario is not None else None,
+            redacted_thinking=scenario is not None and scenario.redacted_thinking,
+            citations=scenario is not None and scenario.citations,
+        )
         message_id = f"msg_01{self._prefix}{next(self._ids):016x}"
         tool_ids = [f"toolu_01{self._prefix}{next(self._ids):016x}" for _ in reply.tool_calls]
         if body.get("stream") is not True:

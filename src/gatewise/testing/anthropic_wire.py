@@ -8,14 +8,13 @@ is made of, are built from pre-encoded pieces.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from gatewise.testing.anthropic_reply import MessageReply
+from gatewise.testing.anthropic_reply import MessageReply, thinking_signature
 from gatewise.testing.httpserver import encode_headers
 from gatewise.testing.openai_wire import split_text
 
@@ -119,17 +118,20 @@ def usage(reply: MessageReply, output_tokens: int) -> dict[str, Any]:
     }
 
 
-def _signature(text: str) -> str:
-    return "EqQBCkgIARABGAIiQ" + format(zlib.crc32(text.encode()), "010d")
-
-
 def content_blocks(reply: MessageReply, tool_ids: Sequence[str]) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     if reply.thinking is not None:
         thinking = reply.thinking
-        blocks.append({"type": "thinking", "thinking": thinking, "signature": _signature(thinking)})
+        blocks.append(
+            {"type": "thinking", "thinking": thinking, "signature": thinking_signature(thinking)}
+        )
+    if reply.redacted_thinking is not None:
+        blocks.append({"type": "redacted_thinking", "data": reply.redacted_thinking})
     if reply.text:
-        blocks.append({"type": "text", "text": reply.text})
+        text: dict[str, Any] = {"type": "text", "text": reply.text}
+        if reply.citations is not None:
+            text["citations"] = reply.citations
+        blocks.append(text)
     for tool_id, (name, arguments) in zip(tool_ids, reply.tool_calls, strict=True):
         blocks.append({"type": "tool_use", "id": tool_id, "name": name, "input": arguments})
     return blocks
@@ -202,16 +204,28 @@ def stream_events(
                 b"content_block_delta",
                 {"type": "content_block_delta", "index": index, "delta": delta},
             )
-        delta = {"type": "signature_delta", "signature": _signature(reply.thinking)}
+        delta = {"type": "signature_delta", "signature": thinking_signature(reply.thinking)}
         yield _event(
             b"content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
         )
+        yield _BLOCK_STOP % index
+        index += 1
+    if reply.redacted_thinking is not None:
+        yield _block_start(index, {"type": "redacted_thinking", "data": reply.redacted_thinking})
+        if index == 0:
+            yield PING_EVENT
         yield _BLOCK_STOP % index
         index += 1
     if reply.text:
         yield _block_start(index, {"type": "text", "text": ""})
         if index == 0:
             yield PING_EVENT
+        for cited in reply.citations or ():
+            citing = {"type": "citations_delta", "citation": cited}
+            yield _event(
+                b"content_block_delta",
+                {"type": "content_block_delta", "index": index, "delta": citing},
+            )
         for piece in split_text(reply.text, chunks):
             yield _TEXT_DELTA % (index, orjson.dumps(piece))
         yield _BLOCK_STOP % index

@@ -47,6 +47,10 @@ class Scenario:
     - ``content``: reply text instead of the echo.
     - ``error_event_after``: streamed: send the wire format's mid-stream ``error`` event
       after this many events and end the stream (fakes whose format has one: anthropic).
+    - ``redacted_thinking``: add a ``redacted_thinking`` block to the reply, after the
+      thinking block if any (fakes whose format has one: anthropic).
+    - ``citations``: give the reply's text block a citation (non-streamed: its
+      ``citations`` list; streamed: a ``citations_delta`` event) (anthropic).
     - ``headers``: extra response headers (e.g. ``{"x-should-retry": "false"}``).
     - ``times``: how many consecutive requests this scenario applies to.
     """
@@ -66,6 +70,8 @@ class Scenario:
     ratelimit_headers: bool = False
     content: str | None = None
     error_event_after: int | None = None
+    redacted_thinking: bool = False
+    citations: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
     times: int = 1
 
@@ -122,7 +128,9 @@ class MarkerError(ValueError):
     """A ``[[fake:...]]`` marker the fake does not understand (answered with a 400)."""
 
 
-_FLAGS = frozenset({"garbage", "garbage_stream", "hang", "ratelimit_headers"})
+_FLAGS = frozenset(
+    {"garbage", "garbage_stream", "hang", "ratelimit_headers", "redacted_thinking", "citations"}
+)
 _INTS = frozenset({"status", "reset_after", "chunks", "error_event_after"})
 _FLOATS = frozenset({"retry_after", "slow_first_byte", "chunk_delay"})
 _STRINGS = frozenset({"error_message", "error_type", "error_code", "content"})
