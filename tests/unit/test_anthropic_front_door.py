@@ -176,7 +176,11 @@ def test_parallel_tool_use_and_results_round_trip() -> None:
     roles = [m.role for m in chat.messages]
     assert roles == ["user", "assistant", "tool", "tool", "user"]
     assistant = chat.messages[1]
-    assert assistant.content == "Checking."  # the thinking block has no canonical form
+    assert assistant.content == "Checking."
+    # the thinking block is kept as sent, for an Anthropic upstream to get it back
+    assert assistant.extra["thinking_blocks"] == [
+        {"type": "thinking", "thinking": "hmm", "signature": "sig"}
+    ]
     assert assistant.tool_calls == [
         ToolCall(id="toolu_A", function=FunctionCall("get_weather", '{"city":"Paris"}')),
         ToolCall(id="toolu_B", function=FunctionCall("get_weather", '{"city":"Oslo"}')),

@@ -594,8 +594,10 @@ def test_text_candidates_usage_and_identity() -> None:
         responseId="abc-123",
     )
     response = chat_response(data, "gemini-2.5-flash", 2)
-    # Sorted by index; thought summaries are not part of the content.
+    # Sorted by index; thought summaries are not part of the content, but the reasoning.
     assert [c.message.content for c in response.choices] == ["Hello ✓", "second"]
+    assert response.choices[0].message.reasoning_content == "thinking..."
+    assert response.choices[1].message.reasoning_content is msgspec.UNSET
     assert (response.id, response.model) == ("chatcmpl-abc-123", "gemini-2.5-flash-001")
     usage = response.usage
     assert usage is not None
@@ -666,6 +668,20 @@ def test_stream_text_finish_and_usage() -> None:
     ]
     assert chunks[-1]["choices"] == []
     assert chunks[-1]["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+
+
+def test_stream_thoughts_become_reasoning_content() -> None:
+    thought = {"text": "Weighing it.", "thought": True}
+    events = [
+        {"candidates": [candidate([thought], None)], "responseId": "s2"},
+        {"candidates": [candidate([{"text": "Pondered", "thought": True}, {"text": "Yes"}])]},
+    ]
+    chunks = feed_all(StreamTranslator("m", 1), events)
+    assert [summary(c) for c in chunks] == [
+        (0, {"role": "assistant", "content": "", "reasoning_content": "Weighing it."}, None),
+        (0, {"content": "Yes", "reasoning_content": "Pondered"}, None),
+        (0, {}, "stop"),
+    ]
 
 
 def test_stream_function_calls_arrive_as_complete_deltas() -> None:
