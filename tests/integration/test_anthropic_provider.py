@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from gatewise.testing import FakeAnthropicUpstream, Scenario, run_in_thread
+from gatewise.testing.anthropic_reply import REDACTED_DATA, thinking_signature
 from gatewise.testing.gateway import RunningGateway, run_gateway_in_thread
 from tests.rawhttp import post
 
@@ -219,31 +220,136 @@ def test_streamed_tool_calls(client: openai.OpenAI) -> None:
     assert all(c["id"].startswith("toolu_") for c in calls.values())
 
 
-def test_thinking_is_requested_but_not_relayed(
+THINKING = {"type": "enabled", "budget_tokens": 1024}
+THOUGHT = "Let me think about this request step by step."  # what the fake thinks
+OSLO = [{"role": "user", "content": "Weather in Oslo?"}]
+
+
+def test_thinking_arrives_as_reasoning_content_and_thinking_blocks(
     client: openai.OpenAI, upstream: FakeAnthropicUpstream
 ) -> None:
-    thinking = {"type": "enabled", "budget_tokens": 1024}
-    completion = client.chat.completions.create(
+    plain = client.chat.completions.create(
         model="claude",
-        messages=HELLO,
+        messages=HELLO,  # type: ignore[arg-type]
         max_tokens=2000,
-        extra_body={"thinking": thinking},  # type: ignore[arg-type]
+        extra_body={"thinking": THINKING},
     )
-    assert completion.choices[0].message.content == "Echo: hello there"
+    message = plain.choices[0].message
+    assert message.content == "Echo: hello there"
+    assert message.model_extra == {
+        "reasoning_content": THOUGHT,
+        "thinking_blocks": [
+            {"type": "thinking", "thinking": THOUGHT, "signature": thinking_signature(THOUGHT)}
+        ],
+    }
+    assert upstream.requests[-1].json["thinking"] == THINKING
     chunks = list(
         client.chat.completions.create(
             model="claude",
-            messages=HELLO,
+            messages=HELLO,  # type: ignore[arg-type]
             max_tokens=2000,
             stream=True,
-            extra_body={"thinking": thinking},  # type: ignore[arg-type]
+            extra_body={"thinking": THINKING},
         )
     )
-    assert (
-        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        == "Echo: hello there"
+    deltas = [c.choices[0].delta for c in chunks if c.choices]
+    assert "".join(d.content or "" for d in deltas) == "Echo: hello there"
+    assert "".join((d.model_extra or {}).get("reasoning_content", "") for d in deltas) == THOUGHT
+    blocks = [b for d in deltas for b in (d.model_extra or {}).get("thinking_blocks", [])]
+    assert blocks == message.model_extra["thinking_blocks"]
+    # replies without thinking keep OpenAI's exact shape
+    bare = client.chat.completions.create(model="claude", messages=HELLO)  # type: ignore[arg-type]
+    assert bare.choices[0].message.model_extra == {}
+    assert bare.choices[0].model_extra == {}
+
+
+def collect(stream: Any) -> dict[str, Any]:
+    """An assistant message assembled from OpenAI stream chunks, thinking blocks included."""
+    calls: dict[int, dict[str, Any]] = {}
+    blocks: list[Any] = []
+    reasoning = []
+    for chunk in stream:
+        for choice in chunk.choices:
+            delta = choice.delta
+            extra = delta.model_extra or {}
+            blocks += extra.get("thinking_blocks", [])
+            reasoning.append(extra.get("reasoning_content", ""))
+            for call in delta.tool_calls or ():
+                entry = calls.setdefault(
+                    call.index,
+                    {"id": call.id, "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                if call.function and call.function.name:
+                    entry["function"]["name"] = call.function.name
+                if call.function and call.function.arguments:
+                    entry["function"]["arguments"] += call.function.arguments
+    message: dict[str, Any] = {"role": "assistant", "tool_calls": list(calls.values())}
+    if blocks:
+        message["thinking_blocks"] = blocks
+        message["reasoning_content"] = "".join(reasoning)
+    return message
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_thinking_tool_loop_from_an_openai_client(
+    client: openai.OpenAI, upstream: FakeAnthropicUpstream, stream: bool
+) -> None:
+    def ask(messages: list[Any]) -> Any:
+        return client.chat.completions.create(
+            model="claude",
+            messages=messages,
+            tools=[WEATHER],  # type: ignore[list-item]
+            max_tokens=2000,
+            stream=stream,
+            extra_body={"thinking": THINKING},
+        )
+
+    upstream.script(Scenario(redacted_thinking=True))
+    first = ask(OSLO)
+    assistant = collect(first) if stream else first.choices[0].message.model_dump(exclude_none=True)
+    assert assistant["reasoning_content"] == THOUGHT
+    assert assistant["thinking_blocks"] == [
+        {"type": "thinking", "thinking": THOUGHT, "signature": thinking_signature(THOUGHT)},
+        {"type": "redacted_thinking", "data": REDACTED_DATA},
+    ]
+    call = assistant["tool_calls"][0]
+    result = {"role": "tool", "tool_call_id": call["id"], "content": "12C"}
+    # The assistant message goes back as received (LiteLLM-style clients keep thinking_blocks).
+    second = ask([*OSLO, assistant, result])
+    answer = collect_text(second) if stream else second.choices[0].message.content
+    assert answer == "Tool result: 12C"
+    sent = upstream.requests[-1].json["messages"][1]["content"]
+    assert [block["type"] for block in sent] == ["thinking", "redacted_thinking", "tool_use"]
+    assert sent[:2] == assistant["thinking_blocks"]
+    # Without them the upstream refuses the loop, as the real API does.
+    bare = {k: v for k, v in assistant.items() if k not in ("thinking_blocks", "reasoning_content")}
+    with pytest.raises(openai.BadRequestError) as refused:
+        collect_text(ask([*OSLO, bare, result])) if stream else ask([*OSLO, bare, result])
+    assert "Expected `thinking` or `redacted_thinking`" in refused.value.message
+
+
+def collect_text(stream: Any) -> str:
+    return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+
+def test_stop_sequence_reaches_openai_clients_as_a_choice_field(
+    client: openai.OpenAI, upstream: FakeAnthropicUpstream
+) -> None:
+    question = [{"role": "user", "content": "say the magic word now"}]
+    completion = client.chat.completions.create(model="claude", messages=question, stop=["magic"])  # type: ignore[arg-type]
+    choice = completion.choices[0]
+    assert (choice.message.content, choice.finish_reason) == ("Echo: say the ", "stop")
+    assert choice.model_extra == {"stop_sequence": "magic"}
+    chunks = list(
+        client.chat.completions.create(
+            model="claude",
+            messages=question,  # type: ignore[arg-type]
+            stop=["magic"],
+            stream=True,
+        )
     )
-    assert upstream.requests[-1].json["thinking"] == thinking
+    finish = [c.choices[0] for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finish[0].model_extra == {"stop_sequence": "magic"}
 
 
 def test_prompt_cache_tokens_are_reported(client: openai.OpenAI) -> None:
@@ -482,6 +588,33 @@ def test_fake_rejects_what_the_real_api_rejects(upstream: FakeAnthropicUpstream)
             "unexpected `tool_use_id`",
         ),
     ]
+    tool_use = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}
+    loop = [
+        *HELLO,
+        {"role": "assistant", "content": [tool_use]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1"}]},
+    ]
+    forged = {"type": "thinking", "thinking": "hm", "signature": "forged"}
+    cases += [
+        (
+            {"max_tokens": 2000, "thinking": THINKING, "messages": loop},
+            "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+            "`tool_use`. When `thinking` is enabled, a final `assistant` message must start "
+            "with a thinking block",
+        ),
+        (
+            {
+                "max_tokens": 2000,
+                "thinking": THINKING,
+                "messages": [
+                    loop[0],
+                    {"role": "assistant", "content": [forged, tool_use]},
+                    loop[2],
+                ],
+            },
+            "messages.1.content.0: Invalid `signature` in `thinking` block",
+        ),
+    ]
     for fields, fragment in cases:
         with pytest.raises(anthropic.BadRequestError) as caught:
             sdk.messages.create(model=UPSTREAM_MODEL, **fields)  # type: ignore[arg-type, call-overload]
@@ -496,6 +629,57 @@ def test_fake_rejects_what_the_real_api_rejects(upstream: FakeAnthropicUpstream)
         upstream.script(Scenario(error_event_after=3))
         with sdk.messages.stream(model=UPSTREAM_MODEL, max_tokens=5, messages=HELLO) as stream:  # type: ignore[arg-type]
             stream.get_final_message()
+
+
+def test_fake_thinking_redacted_thinking_and_citations(upstream: FakeAnthropicUpstream) -> None:
+    sdk = anthropic.Anthropic(base_url=upstream.url, api_key=KEY, max_retries=0)
+    ask = [{"role": "user", "content": "cite this [[fake:redacted_thinking]] [[fake:citations]]"}]
+    message = sdk.messages.create(
+        model=UPSTREAM_MODEL,
+        max_tokens=2000,
+        messages=ask,  # type: ignore[arg-type]
+        thinking=THINKING,  # type: ignore[arg-type]
+    )
+    thinking, redacted, text = message.content
+    assert thinking.type == "thinking" and thinking.thinking == THOUGHT
+    assert thinking.signature == thinking_signature(THOUGHT)
+    assert redacted.type == "redacted_thinking" and redacted.data == REDACTED_DATA
+    assert text.type == "text" and text.text == "Echo: cite this"
+    assert text.citations is not None and text.citations[0].cited_text == "Echo: cite this"
+    with sdk.messages.stream(
+        model=UPSTREAM_MODEL,
+        max_tokens=2000,
+        messages=ask,  # type: ignore[arg-type]
+        thinking=THINKING,  # type: ignore[arg-type]
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.model_dump(exclude={"id"}) == message.model_dump(exclude={"id"})
+    # the signed blocks go back in a tool loop
+    tools = [{"name": "get_weather", "input_schema": WEATHER["function"]["parameters"]}]  # type: ignore[index]
+    first = sdk.messages.create(
+        model=UPSTREAM_MODEL,
+        max_tokens=2000,
+        messages=HELLO,  # type: ignore[arg-type]
+        thinking=THINKING,  # type: ignore[arg-type]
+        tools=tools,  # type: ignore[arg-type]
+    )
+    tool_use = first.content[-1]
+    assert tool_use.type == "tool_use"
+    second = sdk.messages.create(
+        model=UPSTREAM_MODEL,
+        max_tokens=2000,
+        thinking=THINKING,  # type: ignore[arg-type]
+        tools=tools,  # type: ignore[arg-type]
+        messages=[
+            *HELLO,  # type: ignore[list-item]
+            {"role": "assistant", "content": first.content},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "ok"}],
+            },
+        ],
+    )
+    assert second.content[-1].type == "text" and second.content[-1].text == "Tool result: ok"
 
 
 def test_mock_upstream_cli_knows_the_anthropic_format() -> None:
