@@ -235,8 +235,9 @@ class ChunkBatch:
 
     ``raw`` holds the upstream's own bytes for the batch in its wire format
     (``wire``): for ``openai`` one ``data:`` payload per chunk, in order; for
-    ``anthropic`` the batch's framed SSE events (which may carry events that
-    have no canonical chunk: pings, thinking, citations). A front door of the
+    ``anthropic`` the batch's framed SSE events, joined (which may carry events
+    that have no canonical chunk: pings, block stops, citations; ``chunks`` may
+    then be empty, and a door that does not relay skips the batch). A front door of the
     same format relays them verbatim, but only while the call allows raw relay
     (``Call.relay_raw``: no step of the corridor may change output). ``chunks``
     are always the canonical reading of the same data, which steps see.
