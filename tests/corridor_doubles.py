@@ -62,6 +62,7 @@ class ScriptedProvider:
     kind: str = "scripted"
     usage: Usage | None = USAGE
     stream_error: GatewayError | None = None  # raised after the first batch of a stream
+    ping: bool = False  # streams send a batch without chunks (an Anthropic ping) first
     calls: list[tuple[str, NativeBody | None]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -86,7 +87,7 @@ class ScriptedProvider:
         self, request: ChatRequest, model: str, native: NativeBody | None = None
     ) -> Stream:
         self._next(model, native)
-        return Stream(self.usage, self.stream_error)
+        return Stream(self.usage, self.stream_error, self.ping)
 
     async def embed(self, request: EmbeddingRequest, model: str) -> EmbeddingResponse:
         self.calls.append((model, None))
@@ -96,15 +97,20 @@ class ScriptedProvider:
 class Stream:
     """Three text chunks, then a usage chunk (unless ``usage`` is None)."""
 
-    def __init__(self, usage: Usage | None, error: GatewayError | None = None) -> None:
+    def __init__(
+        self, usage: Usage | None, error: GatewayError | None = None, ping: bool = False
+    ) -> None:
         self.usage = usage
         self.error = error
+        self.ping = ping
         self.closed = False
 
     def __aiter__(self) -> AsyncIterator[ChunkBatch]:
         return self._batches()
 
     async def _batches(self) -> AsyncIterator[ChunkBatch]:
+        if self.ping:
+            yield ChunkBatch([], [b"event: ping\ndata: {}\n\n"], "anthropic")
         for text in ("four ", "words ", "of reply"):
             yield ChunkBatch([ChatChunk(choices=[ChunkChoice(0, Delta(content=text))])])
             if self.error is not None:

@@ -107,7 +107,8 @@ async def test_a_stream_that_fails_midway_raises_records_the_error_and_ends_once
 
 async def test_watching_steps_see_every_chunk_and_may_add_some_at_the_end() -> None:
     journal = Journal()
-    corridor = Corridor(catalog(ScriptedProvider("p")), [After("upper", journal)])
+    provider = ScriptedProvider("p", ping=True)  # a batch with nothing canonical is not watched
+    corridor = Corridor(catalog(provider), [After("upper", journal)])
     assert not corridor.relay_raw
     stream = await corridor.chat_stream(corridor.open(context(), None, chat_request(stream=True)))
     batches = [batch async for batch in stream]
@@ -133,3 +134,19 @@ async def test_a_streamed_call_a_step_answers_is_played_back_as_a_stream() -> No
     chunks = [chunk for batch in batches for chunk in batch.chunks]
     assert [c.choices[0].finish_reason for c in chunks if c.choices] == [None, "stop"]
     assert chunks[-1].usage == USAGE and ctx.usage == USAGE
+
+
+async def test_a_replayed_answer_keeps_reasoning_and_the_stop_string() -> None:
+    answer = reply("done")
+    answer.choices[0].message.reasoning_content = "thought"
+    answer.choices[0].message.thinking_blocks = [
+        {"type": "thinking", "thinking": "t", "signature": "s"}
+    ]
+    answer.choices[0].stop_sequence = "END"
+    corridor = Corridor(catalog(ScriptedProvider("p")), [Before("cache", Journal(), answer)])
+    stream = await corridor.chat_stream(corridor.open(context(), None, chat_request(stream=True)))
+    chunks = [chunk for batch in [b async for b in stream] for chunk in batch.chunks]
+    first, finish = chunks[0].choices[0], chunks[1].choices[0]
+    assert first.delta.reasoning_content == "thought"
+    assert first.delta.thinking_blocks == [{"type": "thinking", "thinking": "t", "signature": "s"}]
+    assert finish.finish_reason == "stop" and finish.stop_sequence == "END"

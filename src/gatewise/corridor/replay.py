@@ -1,13 +1,16 @@
 """A complete reply played back as a stream: for a streamed call a step answered itself.
 
 A cache hit or a block answers a streamed request with one batch: the role,
-the content and tool calls, the finish reason and the usage, as an upstream's
-stream would carry them.
+the reasoning, content and tool calls, the finish reason (and the stop string
+that ended the reply) and the usage, as an upstream's stream would carry them.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TypeVar
+
+import msgspec
 
 from gatewise.core.types import (
     ChatChunk,
@@ -18,6 +21,8 @@ from gatewise.core.types import (
     FunctionCall,
     ToolCallDelta,
 )
+
+T = TypeVar("T")
 
 
 def chunks_of(response: ChatResponse) -> list[ChatChunk]:
@@ -44,14 +49,22 @@ def chunks_of(response: ChatResponse) -> list[ChatChunk]:
             content=message.content,
             refusal=message.refusal,
             tool_calls=calls or None,
+            reasoning_content=_given(message.reasoning_content),
+            thinking_blocks=_given(message.thinking_blocks),
         )
         chunks.append(chunk([ChunkChoice(choice.index, delta)]))
-        chunks.append(chunk([ChunkChoice(choice.index, Delta(), choice.finish_reason or "stop")]))
+        finish = ChunkChoice(choice.index, Delta(), choice.finish_reason or "stop")
+        finish.stop_sequence = choice.stop_sequence
+        chunks.append(chunk([finish]))
     if response.usage is not None:
         final = chunk([])
         final.usage = response.usage
         chunks.append(final)
     return chunks
+
+
+def _given(value: T | msgspec.UnsetType | None) -> T | None:
+    return None if isinstance(value, msgspec.UnsetType) else value
 
 
 class ReplayStream:

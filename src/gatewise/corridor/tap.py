@@ -80,6 +80,8 @@ class StreamTap:
                                 if tool.function is not None
                             )
                 if steps:
+                    if not batch.chunks:
+                        continue  # nothing canonical (an Anthropic ping): nothing to watch or send
                     batch = ChunkBatch(await self._watch(batch.chunks))
                 yield batch
             if steps:

@@ -84,9 +84,7 @@ class AnthropicFrontDoor:
         headers["request-id"] = ctx.request_id
         await send_json(send, error.status, error_body(error, ctx.request_id), ctx, headers)
 
-    def _translate(
-        self, request: HTTPRequest, data: JSONObject, *, count_only: bool
-    ) -> tuple[Translation, Route | None]:
+    def _translate(self, data: JSONObject, *, count_only: bool) -> tuple[Translation, Route | None]:
         """The canonical request and the model's route (None when ``model`` is not a string:
         the translation names that field).
 
@@ -109,7 +107,7 @@ class AnthropicFrontDoor:
         ctx.operation = "chat"
         ctx.wire = "anthropic"
         data = parse_json_object(await request.body(self.max_body_bytes))
-        translation, route = self._translate(request, data, count_only=False)
+        translation, route = self._translate(data, count_only=False)
         if translation.dropped:
             ctx.decisions.append("anthropic:dropped:" + ",".join(translation.dropped))
         chat = translation.chat
@@ -181,7 +179,7 @@ class AnthropicFrontDoor:
         ctx = request.ctx
         ctx.operation = "count_tokens"
         body = await request.body(self.max_body_bytes)
-        translation, route = self._translate(request, parse_json_object(body), count_only=True)
+        translation, route = self._translate(parse_json_object(body), count_only=True)
         chat = translation.chat
         ctx.model = chat.model
         assert route is not None  # the translation refused a model that is not a string
