@@ -408,7 +408,11 @@ def test_base_url_with_v1(gateway: RunningGateway, upstream: FakeAnthropicUpstre
     with client.messages.stream(model=MODEL, max_tokens=20, messages=QUESTION) as stream:
         assert "".join(stream.text_stream) == "Echo: Weather in Paris?"
     assert client.messages.count_tokens(model=MODEL, messages=QUESTION).input_tokens > 0
-    assert [r.path for r in upstream.requests] == ["/v1/messages", "/v1/messages"]
+    assert [r.path for r in upstream.requests] == [
+        "/v1/messages",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+    ]
 
 
 @pytest.mark.parametrize("prefix", ["", "/v1/v1"])
@@ -419,8 +423,44 @@ def test_messages_paths_for_clients_that_append_messages(
     reply = post(gateway.url + prefix + "/messages", body, headers=HEADERS)
     assert reply.status == 200
     assert reply.json["content"][0]["text"] == "Echo: Weather in Paris?"
-    counted = post(gateway.url + prefix + "/messages/count_tokens", body, headers=HEADERS)
+    count_body = {"model": MODEL, "messages": QUESTION}  # count_tokens refuses max_tokens
+    counted = post(gateway.url + prefix + "/messages/count_tokens", count_body, headers=HEADERS)
     assert counted.status == 200 and counted.json["input_tokens"] > 0
+
+
+# --- count_tokens ---------------------------------------------------------------------------
+
+
+def test_count_tokens_is_anthropics_own_count(
+    gateway: RunningGateway, upstream: FakeAnthropicUpstream
+) -> None:
+    from gatewise.testing.anthropic_reply import count_input_tokens
+
+    body = {
+        "model": MODEL,
+        "system": "Be brief and precise in every answer you give.",
+        "messages": QUESTION,
+        "tools": [WEATHER_TOOL],
+    }
+    counted = post(gateway.url + "/v1/messages/count_tokens", body, headers=HEADERS)
+    assert counted.status == 200 and "x-gatewise-estimated" not in counted.headers
+    [sent] = upstream.requests
+    assert sent.path == "/v1/messages/count_tokens"
+    assert json.loads(sent.body) == {**body, "model": UPSTREAM_MODEL}
+    assert counted.json == {"input_tokens": count_input_tokens({**body, "model": UPSTREAM_MODEL})}
+
+
+def test_count_tokens_falls_back_to_an_estimate_only_when_the_upstream_cannot_answer(
+    gateway: RunningGateway, upstream: FakeAnthropicUpstream
+) -> None:
+    body = {"model": MODEL, "messages": QUESTION}
+    upstream.script(Scenario(status=529))
+    counted = post(gateway.url + "/v1/messages/count_tokens", body, headers=HEADERS)
+    assert counted.status == 200 and counted.headers["x-gatewise-estimated"] == "true"
+    assert counted.json["input_tokens"] > 0
+    upstream.script(Scenario(status=400, error_message="messages: bad"))
+    refused = post(gateway.url + "/v1/messages/count_tokens", body, headers=HEADERS)
+    assert refused.status == 400 and refused.json["error"]["message"] == "messages: bad"
 
 
 def test_unknown_paths_answer_in_the_clients_format(gateway: RunningGateway) -> None:

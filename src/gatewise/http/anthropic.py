@@ -29,7 +29,7 @@ import logging
 
 from gatewise.core import tokens
 from gatewise.core.errors import GatewayError, UpstreamUnavailableError
-from gatewise.core.types import ChunkBatch, JSONObject, NativeBody, raw_of
+from gatewise.core.types import ChatRequest, ChunkBatch, JSONObject, NativeBody, raw_of
 from gatewise.corridor.call import Call
 from gatewise.corridor.chain import Corridor
 from gatewise.formats.openai import parse_json_object
@@ -174,20 +174,37 @@ class AnthropicFrontDoor:
     # --- POST /v1/messages/count_tokens --------------------------------------------
 
     async def count_tokens(self, request: HTTPRequest, send: Send) -> None:
-        """Input tokens counted offline with the model's encoding (an estimate for
-        non-OpenAI models, see ``core.tokens``)."""
+        """The prompt's input tokens: Anthropic's own count when the model's first deployment
+        is an Anthropic upstream, else (or when it cannot answer) counted offline with the
+        model's encoding (an estimate for non-OpenAI models, see ``core.tokens``), said so
+        in ``x-gatewise-estimated: true``."""
         ctx = request.ctx
         ctx.operation = "count_tokens"
         body = await request.body(self.max_body_bytes)
-        translation, route = self._translate(parse_json_object(body), count_only=True)
+        data = parse_json_object(body)
+        translation, route = self._translate(data, count_only=True)
         chat = translation.chat
         ctx.model = chat.model
         assert route is not None  # the translation refused a model that is not a string
         self.corridor.authorize(request.principal, chat.model)
-        upstream_model = route.targets[0].model
-        if len(body) > _COUNT_IN_THREAD_BYTES or not tokens.is_loaded(upstream_model):
-            count = await asyncio.to_thread(tokens.count_request, chat, upstream_model)
-        else:
-            count = tokens.count_request(chat, upstream_model)
+        headers = {"request-id": ctx.request_id}
+        first = route.targets[0]
+        counter = getattr(first.provider, "count_tokens", None)
+        count = None
+        if counter is not None:
+            try:
+                count = await counter(data, first.model)
+            except GatewayError as error:
+                if error.status < 500 and error.status != 429:
+                    raise  # the upstream's verdict on the request itself (a 400 ...)
+                log.warning("count_tokens upstream unavailable, counting locally: %s", error)
+        if count is None:
+            count = await self._count_locally(chat, first.model, len(body))
+            headers["x-gatewise-estimated"] = "true"
         payload = b'{"input_tokens":' + str(count).encode() + b"}"
-        await send_json(send, 200, payload, ctx, {"request-id": ctx.request_id})
+        await send_json(send, 200, payload, ctx, headers)
+
+    async def _count_locally(self, chat: ChatRequest, upstream_model: str, size: int) -> int:
+        if size > _COUNT_IN_THREAD_BYTES or not tokens.is_loaded(upstream_model):
+            return await asyncio.to_thread(tokens.count_request, chat, upstream_model)
+        return tokens.count_request(chat, upstream_model)

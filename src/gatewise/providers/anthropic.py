@@ -36,7 +36,7 @@ import orjson
 
 from gatewise.config.models import AnthropicProviderConfig
 from gatewise.config.secrets import resolve
-from gatewise.core.errors import InvalidRequestError, UpstreamError
+from gatewise.core.errors import InvalidRequestError, UpstreamError, UpstreamProtocolError
 from gatewise.core.types import (
     ChatRequest,
     ChatResponse,
@@ -65,6 +65,7 @@ class AnthropicProvider:
     ) -> None:
         self.name = name
         self.messages_url = base_url.rstrip("/") + "/v1/messages"
+        self.count_tokens_url = self.messages_url + "/count_tokens"
         self.transport = transport
         self.default_max_tokens = default_max_tokens
 
@@ -107,6 +108,21 @@ class AnthropicProvider:
             param="model",
             code="unsupported_operation",
         )
+
+    async def count_tokens(self, data: JSONObject, model: str) -> int:
+        """Anthropic's own count of a ``count_tokens`` body (the client's, for ``model``)."""
+        body = dict(data)
+        body["model"] = model
+        reply = await self.transport.call(self.count_tokens_url, orjson.dumps(body), self._error)
+        try:
+            count = orjson.loads(reply)["input_tokens"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            count = None
+        if type(count) is not int:
+            raise UpstreamProtocolError(
+                "The upstream answered count_tokens without a whole number of input_tokens."
+            )
+        return count
 
     def _body(
         self, request: ChatRequest, model: str, native: NativeBody | None, *, stream: bool
