@@ -348,3 +348,15 @@ def test_error_event_raises_the_mapped_error() -> None:
 def test_invalid_event_json_is_a_protocol_error() -> None:
     with pytest.raises(UpstreamProtocolError):
         run([START, ("content_block_delta", b"not json {{{")])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"object": "list", "data": []}', b'{"id": "msg_1", "type": "message", "role": "assistant"}'],
+)
+def test_a_200_without_content_is_not_a_message(body: bytes) -> None:
+    from gatewise.core.errors import UpstreamProtocolError
+    from gatewise.providers.anthropic_response import decode_message
+
+    with pytest.raises(UpstreamProtocolError):
+        decode_message(body)

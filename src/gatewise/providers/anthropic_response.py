@@ -64,10 +64,12 @@ class ContentBlock(msgspec.Struct, gc=False):
     data: str | None = None
 
 
-class AnthropicMessage(msgspec.Struct, gc=False):
+class AnthropicMessage(msgspec.Struct, gc=False, kw_only=True):
+    """A ``Message``; ``content`` is required: a 200 without it is not a message."""
+
     id: str = ""
     model: str = ""
-    content: list[ContentBlock] = msgspec.field(default_factory=list)
+    content: list[ContentBlock]
     stop_reason: str | None = None
     stop_sequence: str | None = None
     usage: AnthropicUsage | None = None
