@@ -112,8 +112,11 @@ class GatewayApp:
             await errors.send_error(send, request, internal)
         finally:
             request.stop_watch()
-            generation.observers.finished(ctx)
-            generation.leave()
+            if generation.observers.watch_finished:
+                generation.observers.finished(ctx)
+            generation.in_flight -= 1
+            if generation.draining is not None and generation.in_flight == 0:
+                generation.draining.set()
 
     # --- health ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from gatewise.core.context import Attempt, RequestContext
 from gatewise.core.errors import GatewayError, UpstreamError
@@ -52,26 +52,29 @@ class Dispatch:
         self.clock = clock
 
     async def chat(self, call: Call) -> ChatResponse:
+        response: ChatResponse
         response, _attempt, _started = await self._attempts(call, CHAT)
-        return cast(ChatResponse, response)
+        return response
 
     async def open_stream(self, call: Call) -> tuple[ChunkStream, Attempt, float]:
         """The opened stream, its attempt (still open: the stream tap ends it) and the
         clock reading when that attempt started."""
+        stream: ChunkStream
         stream, attempt, started = await self._attempts(call, STREAM)
-        return cast(ChunkStream, stream), attempt, started
+        return stream, attempt, started
 
     async def embed(self, call: Call) -> EmbeddingResponse:
+        response: EmbeddingResponse
         response, _attempt, _started = await self._attempts(call, EMBED)
-        return cast(EmbeddingResponse, response)
+        return response
 
-    async def _attempts(self, call: Call, operation: int) -> tuple[object, Attempt, float]:
+    async def _attempts(self, call: Call, operation: int) -> tuple[Any, Attempt, float]:
         ctx = call.ctx
         request: Any = call.request
         plan = call.plan
         last = len(plan) - 1
         clock = self.clock
-        result: object
+        result: Any
         for index, target in enumerate(plan):
             for step in self._attempt_steps:
                 await step.before_attempt(call, target)

@@ -27,14 +27,16 @@ class Observer:
 class Observers:
     """A list of observers, each called only for what it overrides."""
 
-    __slots__ = ("_attempted", "_finished", "all", "watch_attempts")
+    __slots__ = ("_attempted", "_finished", "all", "watch_attempts", "watch_finished")
 
     def __init__(self, observers: Sequence[Observer] = ()) -> None:
         self.all = tuple(observers)
         self._attempted = [o.attempted for o in self.all if _overrides(o, "attempted")]
         self._finished = [o.finished for o in self.all if _overrides(o, "finished")]
-        #: Whether any observer watches attempts (dispatch skips telling nobody).
+        #: Whether any observer watches attempts / finished requests (the hot path skips
+        #: telling nobody).
         self.watch_attempts = bool(self._attempted)
+        self.watch_finished = bool(self._finished)
 
     def attempted(self, ctx: RequestContext, attempt: Attempt) -> None:
         for observe in self._attempted:

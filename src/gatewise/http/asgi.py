@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from gatewise.core.context import RequestContext, new_request_id
@@ -37,6 +38,10 @@ _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 #: ``http.response.start`` message may then carry them, as bytes, under this key
 #: (``gatewise.http.protocol`` offers it; with any other server they go as pairs).
 FRAMED_HEADERS = "gatewise.framed_headers"
+
+
+#: The parameters of a path that has none (shared: read-only).
+NO_PARAMS: Mapping[str, str] = MappingProxyType({})
 
 
 class ClientDisconnected(Exception):
@@ -77,7 +82,7 @@ class HTTPRequest:
         #: public routes).
         self.principal: Principal | None = None
         #: The path's parameters (``/v1/models/{model}`` ...), set by the route table.
-        self.params: dict[str, str] = {}
+        self.params: Mapping[str, str] = NO_PARAMS
         extensions = scope.get("extensions")
         if extensions and FRAMED_HEADERS in extensions:
             self.ctx.framed_headers = True

@@ -9,14 +9,15 @@ they were added. A matched route's parameters land on ``request.params``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from gatewise.core.errors import GatewayError
-from gatewise.http.asgi import HTTPRequest, Send
+from gatewise.http.asgi import NO_PARAMS, HTTPRequest, Send
 
 Handler = Callable[[HTTPRequest, Send], Awaitable[None]]
+Params = Mapping[str, str]
 
 
 class ErrorFormat(Protocol):
@@ -67,7 +68,8 @@ class _Pattern:
 
 class RouteTable:
     def __init__(self, routes: Iterable[tuple[str, Endpoint]] = ()) -> None:
-        self._static: dict[str, Endpoint] = {}
+        # Static paths map straight to what ``match`` returns (no tuple per request).
+        self._static: dict[str, tuple[Endpoint, Params]] = {}
         self._patterns: list[_Pattern] = []
         for path, endpoint in routes:
             self.add(path, endpoint)
@@ -78,15 +80,15 @@ class RouteTable:
         if "{" not in path:
             if path in self._static:
                 raise ValueError(f"two routes for {path}")
-            self._static[path] = endpoint
+            self._static[path] = (endpoint, NO_PARAMS)
             return
         self._patterns.append(_compile(path, endpoint))
 
-    def match(self, path: str) -> tuple[Endpoint, dict[str, str]] | None:
+    def match(self, path: str) -> tuple[Endpoint, Params] | None:
         """The endpoint of ``path`` and its parameters, or None."""
-        endpoint = self._static.get(path)
-        if endpoint is not None:
-            return endpoint, {}
+        found = self._static.get(path)
+        if found is not None:
+            return found
         parts = path[1:].split("/")
         for pattern in self._patterns:
             params = pattern.match(parts)

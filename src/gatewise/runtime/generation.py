@@ -54,8 +54,10 @@ class Generation:
     #: The error format of a path no route serves (the client's SDK family decides).
     unrouted: ErrorFormat
     skipped: list[str] = field(default_factory=list)
+    #: Requests being served (the app counts them in and out).
     in_flight: int = 0
-    _idle: asyncio.Event | None = None
+    #: Set once the generation was swapped out: the app sets it when the last request ends.
+    draining: asyncio.Event | None = None
 
     async def start(self) -> None:
         for provider in self.providers.values():
@@ -65,17 +67,11 @@ class Generation:
         for provider in self.providers.values():
             await provider.close()
 
-    def leave(self) -> None:
-        """A request this generation served is over."""
-        self.in_flight -= 1
-        if self.in_flight == 0 and self._idle is not None:
-            self._idle.set()
-
     async def drained(self) -> None:
         """Wait until no request is being served by this generation."""
         if self.in_flight:
-            self._idle = asyncio.Event()
-            await self._idle.wait()
+            self.draining = asyncio.Event()
+            await self.draining.wait()
 
 
 def corridor_steps(config: Config, services: Services, access: ModelAccessPolicy) -> list[Step]:
