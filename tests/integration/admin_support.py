@@ -35,6 +35,7 @@ from gatewise.identity.roles import Role
 from gatewise.policies.auth import Authenticator
 from gatewise.store.engine import Database
 from gatewise.store.identity import IdentityStore
+from tests.integration.pg import Backend
 
 MODELS = ["gpt-4o-mini", "mock-gpt", "embed-small"]
 SEEDER = Actor(name="cli:seed")
@@ -367,3 +368,28 @@ async def env(
     clone(template.path, path)
     async with using(holder, Database(sqlite_url(path))) as store:
         yield Env(template.world, client, store)
+
+
+@pytest_asyncio.fixture(loop_scope="module", params=["sqlite", "postgresql"])
+async def any_env(
+    request: pytest.FixtureRequest,
+    template: Template,
+    server: tuple[StoreHolder, AdminClient],
+    tmp_path: Path,
+) -> AsyncIterator[Env]:
+    """``env`` on SQLite (a clone of the template) and on PostgreSQL (a schema of its own,
+    seeded alike): for tests of behaviour the store takes part in."""
+    holder, client = server
+    if request.param == "sqlite":
+        path = tmp_path / "records.db"
+        clone(template.path, path)
+        async with using(holder, Database(sqlite_url(path))) as store:
+            yield Env(template.world, client, store)
+        return
+    backend = Backend("postgresql", tmp_path)
+    await backend.setup()
+    try:
+        async with using(holder, backend.database(), migrate=True) as store:
+            yield Env(await seed_world(store), client, store)
+    finally:
+        await backend.teardown()

@@ -42,9 +42,12 @@ Manage tenants, teams, apps (service accounts), users, virtual keys and model
 subscriptions, and read the audit trail.
 
 * **Authentication**: `Authorization: Bearer gw-...` (a gateway key) or an OIDC token.
-* **Times** are UTC epoch seconds (numbers), in requests and responses.
-* **Lists** take `limit` (1-200, default 50) and `offset` and answer
+* **Times** are UTC epoch seconds (finite numbers from 0 to 253402300799, the end of
+  year 9999), in requests and responses.
+* **Lists** take `limit` (1-200, default 50) and `offset` (0-1,000,000,000) and answer
   `{"data": [...], "total": N, "limit": L, "offset": O}`.
+* **PATCH** applies the fields present; an empty body changes nothing (200, the object
+  as it is, no audit entry).
 * **Errors** answer `{"error": {"message", "type", "param", "code"}}`; invalid input is
   always 400. Objects outside the caller's tenant answer 404, like missing ones.
 * Every response carries `x-request-id` (yours, if you send a well-formed one); the

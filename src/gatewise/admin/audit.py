@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from gatewise.admin.authz import Caller, list_tenant, requires
-from gatewise.admin.schemas import EPOCH, AuditOut, Limit, Offset, PageOut, empty_page, page_of
+from gatewise.admin.schemas import (
+    AuditOut,
+    Limit,
+    Offset,
+    PageOut,
+    empty_page,
+    moment_query,
+    page_of,
+)
 from gatewise.identity.roles import Permission as P
 
 router = APIRouter(prefix="/admin/v1/audit", tags=["audit"])
@@ -21,8 +29,8 @@ async def list_audit(
     object_type: str | None = Query(None, description="tenant, team, app, user, key, ..."),
     object_id: str | None = None,
     actor: str | None = Query(None, description="e.g. key:key_abc"),
-    since: float | None = Query(None, description=EPOCH + ", inclusive"),
-    until: float | None = Query(None, description=EPOCH),
+    since: float | None = moment_query(", inclusive"),
+    until: float | None = moment_query(", exclusive"),
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> PageOut[AuditOut]:

@@ -3,7 +3,10 @@
 Times are UTC epoch seconds (numbers) everywhere, in and out, as in the store.
 Inputs refuse unknown fields, so a typo is a 400 naming it instead of a silent
 no-op. PATCH bodies apply only the fields present; ``null`` clears a nullable
-field (``allowed_models: null`` = no restriction at this level). Key records
+field (``allowed_models: null`` = no restriction at this level); an empty body
+changes nothing (200 with the object as it is; nothing is written or audited).
+Times and offsets are bounded (finite, 0 to ``MAX_EPOCH`` / ``MAX_OFFSET``), so
+no value reaches the database that it cannot hold. Key records
 never carry the key's hash, and its plaintext appears once, on creation/rotation.
 """
 
@@ -28,9 +31,12 @@ from gatewise.identity.records import (
 )
 from gatewise.identity.roles import Role
 from gatewise.store.identity import Page
+from gatewise.store.identity_base import MAX_EPOCH, MAX_OFFSET
 
 T = TypeVar("T")
 EPOCH = "UTC epoch seconds"
+#: A time in a body: finite epoch seconds from 1970 to the end of year 9999.
+Moment = Annotated[float, Field(ge=0, le=MAX_EPOCH, allow_inf_nan=False)]
 Models = Annotated[
     list[str] | None,
     Field(
@@ -248,14 +254,14 @@ class KeyCreate(_Input):
     )
     allowed_models: Models = None
     tags: list[str] | None = None
-    expires_at: float | None = Field(None, description=EPOCH)
+    expires_at: Moment | None = Field(None, description=EPOCH)
 
 
 class KeyUpdate(_Input):
     name: str | None = Field(None, min_length=1, max_length=256)
     allowed_models: Models = None
     tags: list[str] | None = None
-    expires_at: float | None = Field(None, description=EPOCH + "; null: never expires")
+    expires_at: Moment | None = Field(None, description=EPOCH + "; null: never expires")
 
     _required = field_validator("name", "tags")(_not_null)
 
@@ -360,7 +366,20 @@ class AuditOut(_Output):
 # --- lists -------------------------------------------------------------------------------------
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size (1-200)")]
-Offset = Annotated[int, Query(ge=0, description="Items to skip")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"Items to skip (0-{MAX_OFFSET:,})")]
+
+
+def moment_query(description: str) -> Any:
+    """A time filter in the query string: finite epoch seconds, 0 to the end of year 9999."""
+    return Query(
+        None,
+        ge=0,
+        le=MAX_EPOCH,
+        allow_inf_nan=False,
+        description=f"{EPOCH} (0-{MAX_EPOCH:.0f}){description}",
+    )
+
+
 R = TypeVar("R")
 
 

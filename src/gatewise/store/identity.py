@@ -3,7 +3,8 @@
 One class for callers (the admin API, the CLI, the gateway's cache); its
 methods live in small parts by subject. Every mutation is one transaction
 that changes the rows, writes an audit row (never a key's hash) and bumps the
-identity version, so the gateway's in-memory snapshot knows to reload.
+identity version, so the gateway's in-memory snapshot knows to reload. An
+update that names no field changes nothing: it writes, audits and bumps nothing.
 Each part's methods say what they promise; ``tests/integration/test_identity_store.py``
 holds them to it on SQLite and PostgreSQL.
 """

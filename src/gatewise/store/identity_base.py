@@ -10,6 +10,7 @@ avoids SQLite's read-then-write deadlock between two concurrent transactions.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import time
@@ -40,6 +41,10 @@ from gatewise.store.tables import audit_log, identity_version
 
 T = TypeVar("T")
 MAX_PAGE = 1000
+#: The largest list offset: far past any real list, far below any integer column's limit.
+MAX_OFFSET = 1_000_000_000
+#: The latest time accepted anywhere (9999-12-31T23:59:59Z, as far as calendars go here).
+MAX_EPOCH = 253_402_300_799.0
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _ROLES = {role.value: role for role in Role}
 _STATUSES = {status.value: status for status in Status}
@@ -140,11 +145,15 @@ def check_status(value: object, field: str = "status") -> Status:
 
 
 def check_time(value: object, field: str) -> float | None:
+    """Epoch seconds between 0 and ``MAX_EPOCH`` (never NaN or infinite), or None."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Invalid(f"{field}: must be epoch seconds (a number)", field=field)
-    return float(value)
+    seconds = float(value)
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_EPOCH:
+        raise Invalid(f"{field}: must be epoch seconds between 0 and {MAX_EPOCH:.0f}", field=field)
+    return seconds
 
 
 def check_changes(changes: dict[str, object], allowed: Iterable[str], what: str) -> None:
@@ -334,8 +343,8 @@ def equal_to(table: sa.Table, **values: object) -> list[sa.ColumnElement[bool]]:
 def check_page(limit: int, offset: int) -> None:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise Invalid(f"limit: must be between 1 and {MAX_PAGE}", field="limit")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise Invalid("offset: must be 0 or more", field="offset")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise Invalid(f"offset: must be between 0 and {MAX_OFFSET}", field="offset")
 
 
 def row_values(table: sa.Table, record: object) -> dict[str, object]:

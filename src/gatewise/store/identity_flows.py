@@ -20,6 +20,7 @@ from gatewise.store.identity_base import (
     Page,
     app_of,
     check_text,
+    check_time,
     equal_to,
     key_of,
     new_id,
@@ -168,6 +169,7 @@ class FlowStore(IdentityBase):
     ) -> Page[AuditEntry]:
         """Newest first. ``since`` is inclusive, ``until`` exclusive (epoch seconds)."""
         a = audit_log.c
+        since, until = check_time(since, "since"), check_time(until, "until")
         where = equal_to(
             audit_log,
             tenant_id=tenant_id,

@@ -91,6 +91,11 @@ class KeyStore(IdentityBase):
 
     async def update_key(self, actor: Actor, key_id: str, **changes: object) -> ApiKey:
         check_changes(changes, _KEY_CHANGES, "key")
+        if not changes:  # nothing to change: nothing written, nothing audited
+            key = await self.get_key(key_id)
+            if key.revoked_at is not None:
+                raise Conflict(f"key {key_id!r} is revoked")
+            return key
         values: dict[str, object] = {}
         if "name" in changes:
             values["name"] = check_text(changes["name"], "name", limit=256, optional=False)

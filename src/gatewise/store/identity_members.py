@@ -79,6 +79,8 @@ class MemberStore(IdentityBase):
 
     async def update_app(self, actor: Actor, app_id: str, **changes: object) -> App:
         check_changes(changes, _APP_CHANGES, "app")
+        if not changes:  # nothing to change: nothing written, nothing audited
+            return await self.get_app(app_id)
         values: dict[str, object] = {}
         if "name" in changes:
             values["name"] = check_name(changes["name"])
@@ -172,6 +174,8 @@ class MemberStore(IdentityBase):
 
     async def update_user(self, actor: Actor, user_id: str, **changes: object) -> User:
         check_changes(changes, _USER_CHANGES, "user")
+        if not changes:
+            return await self.get_user(user_id)
         values: dict[str, object] = {}
         if "role" in changes:
             values["role"] = check_role(changes["role"]).value

@@ -81,6 +81,8 @@ class OrgStore(IdentityBase):
 
     async def update_tenant(self, actor: Actor, tenant_id: str, **changes: object) -> Tenant:
         check_changes(changes, _TENANT_CHANGES, "tenant")
+        if not changes:  # nothing to change: nothing written, nothing audited
+            return await self.get_tenant(tenant_id)
         values: dict[str, object] = {}
         if "display_name" in changes:
             values["display_name"] = check_text(changes["display_name"], "display_name", limit=256)
@@ -151,6 +153,8 @@ class OrgStore(IdentityBase):
 
     async def update_team(self, actor: Actor, team_id: str, **changes: object) -> Team:
         check_changes(changes, _TEAM_CHANGES, "team")
+        if not changes:
+            return await self.get_team(team_id)
         values: dict[str, object] = {}
         if "name" in changes:
             values["name"] = check_name(changes["name"])
