@@ -202,3 +202,48 @@ async def test_key_hashes_are_compared_in_constant_time(
         await auth.authenticate(bearer(generate_key()[1]))
     assert len(compared) == 2
     assert all(len(a) == len(b) == 32 for a, b in compared)
+
+
+def test_narrower_is_the_richest_role_below_both() -> None:
+    from gatewise.identity.roles import narrower
+
+    for first in Role:
+        for second in Role:
+            role = narrower(first, second)
+            assert role == narrower(second, first)
+            if role is not None:  # below both, and nothing richer is
+                assert may_grant(first, role) and may_grant(second, role)
+                richer = [
+                    r for r in Role
+                    if may_grant(first, r) and may_grant(second, r)
+                    and len(PERMISSIONS[r]) > len(PERMISSIONS[role])
+                ]  # fmt: skip
+                assert not richer
+    assert narrower(Role.TENANT_ADMIN, Role.VIEWER) is Role.VIEWER
+    assert narrower(Role.DEVELOPER, Role.CONSUMER) is Role.CONSUMER
+    assert narrower(Role.DEVELOPER, Role.VIEWER) is None
+    assert narrower(Role.VIEWER, Role.CONSUMER) is None
+
+
+def test_a_keys_role_is_narrowed_by_its_owners_current_role() -> None:
+    from gatewise.identity.directory import Directory
+
+    plain = {name: generate_key() for name in ("wide", "narrow", "misfit", "plain")}
+    boss = replace(VIEWER, id="usr_b")  # a viewer now; its keys were made when it was more
+    records = [
+        key_record(plain["wide"][1], plain["wide"][0], app_id=None, user_id="usr_b",
+                   role=Role.TENANT_ADMIN),
+        key_record(plain["narrow"][1], plain["narrow"][0], app_id=None, user_id="usr_b",
+                   role=Role.VIEWER),
+        key_record(plain["misfit"][1], plain["misfit"][0], app_id=None, user_id="usr_b",
+                   role=Role.DEVELOPER),
+        key_record(plain["plain"][1], plain["plain"][0], app_id=None, user_id="usr_b"),
+    ]  # fmt: skip
+    directory = Directory(Snapshot(1, [TENANT], [], [APP], [boss], records, []))
+    entries = {name: directory.keys[kid] for name, (kid, _) in plain.items()}
+    for name in ("wide", "narrow", "plain"):
+        principal = entries[name].principal
+        assert principal is not None and principal.role is Role.VIEWER, name
+    misfit = entries["misfit"]
+    assert misfit.principal is None
+    assert misfit.disabled_reason is not None and "developer" in misfit.disabled_reason

@@ -4,7 +4,10 @@ A ``Directory`` is built from one ``Snapshot`` of the identity records and
 never changes; the ``IdentityCache`` swaps in a new one when the records'
 version moves. Each key's ``Principal`` (role, tenant, model access) is worked
 out here, once per snapshot, so authenticating a request costs a dict lookup
-and a hash comparison.
+and a hash comparison. A key's role is its owner's *current* role narrowed by
+the key's own (``roles.narrower``): demoting a user or an app demotes its keys
+with the next snapshot, and a key whose role no longer fits under its owner's
+at all is refused with the reason.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from gatewise.identity.model_access import ModelAccess
 from gatewise.identity.principal import Principal
 from gatewise.identity.records import App, Snapshot, Status, Team, Tenant, User
-from gatewise.identity.roles import Role
+from gatewise.identity.roles import Role, narrower
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +73,17 @@ class Directory:
             team_id = app.team_id if app else (user.team_id if user else None)
             team = teams.get(team_id) if team_id else None
             reason = _disabled_reason(tenant, key.tenant_id, app, user)
-            principal = None
+            role: Role | None = None
             if reason is None:
                 owner_role = app.role if app else user.role  # type: ignore[union-attr]
+                role = owner_role if key.role is None else narrower(key.role, owner_role)
+                if role is None:
+                    reason = (
+                        f"its role '{key.role}' does not fit under its "
+                        f"{'app' if app else 'user'}'s current role '{owner_role}'"
+                    )
+            principal = None
+            if role is not None:
                 levels: list[Sequence[str] | None] = [
                     tenant.allowed_models if tenant else None,
                     team.allowed_models if team else None,
@@ -82,7 +93,7 @@ class Directory:
                 principal = Principal(
                     kind="key",
                     name=f"key:{key.id}",
-                    role=key.role or owner_role,
+                    role=role,
                     owner=(app.id if app else user.id),  # type: ignore[union-attr]
                     tenant_id=key.tenant_id,
                     team_id=team_id,

@@ -69,3 +69,17 @@ def may_grant(granter: Role, granted: Role) -> bool:
     has no permission ``granter`` lacks (a viewer's audit access is not a developer's to give,
     and a key may narrow its owner's role, never widen it)."""
     return PERMISSIONS[granted] <= PERMISSIONS[granter]
+
+
+def narrower(first: Role, second: Role) -> Role | None:
+    """The role a caller holding both ``first`` and ``second`` acts with: the one of the two
+    that the other may grant, else the richest role below both, else None (no role fits:
+    developer and viewer, say, each hold a permission the other lacks, and the roles below
+    both of them hold ``models:call`` or ``audit:read``)."""
+    if may_grant(first, second):
+        return second
+    if may_grant(second, first):
+        return first
+    common = PERMISSIONS[first] & PERMISSIONS[second]
+    below = [role for role in Role if PERMISSIONS[role] <= common]
+    return max(below, key=lambda role: len(PERMISSIONS[role]), default=None)
