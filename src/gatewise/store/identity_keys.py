@@ -1,7 +1,9 @@
 """Virtual API keys: create (the plaintext is returned once), list, update, revoke, rotate.
 
 Only ``hash_key(plaintext).hex()`` is stored. A key's role may narrow its
-owner's role, never widen it (``roles.may_grant``).
+owner's role, never widen it (``roles.may_grant``). A dead key stays dead: a
+revoked or expired key is neither rotated nor given a new expiry, and a rotated
+key's grace period can be shortened, never lengthened or cancelled.
 """
 
 from __future__ import annotations
@@ -104,9 +106,11 @@ class KeyStore(IdentityBase):
         if "tags" in changes:
             values["tags"] = check_strings(changes["tags"], "tags", limit=64)
         async with self._write(actor) as tx:
-            if "expires_at" in changes:
-                values["expires_at"] = _future(check_time(changes["expires_at"], "expires_at"), tx)
             before = await _live_key(tx, key_id)
+            if "expires_at" in changes:
+                expiry = _future(check_time(changes["expires_at"], "expires_at"), tx)
+                _check_new_expiry(before, expiry, tx)
+                values["expires_at"] = expiry
             await tx.execute(sa.update(api_keys).where(api_keys.c.id == key_id).values(**values))
             key = key_of(await tx.row(api_keys, key_id, "key"))
             await tx.audit("update", "key", key_id, key.tenant_id, before, key)
@@ -136,6 +140,10 @@ class KeyStore(IdentityBase):
             if old.replaced_by is not None:
                 raise Conflict(
                     f"key {key_id!r} was already rotated; rotate {old.replaced_by!r} instead"
+                )
+            if _expired(old, tx):
+                raise Conflict(
+                    f"key {key_id!r} has expired; an expired key is not rotated, create a new one"
                 )
             lifetime = None if old.expires_at is None else old.expires_at - old.created_at
             new, plaintext = await _insert_key(
@@ -189,6 +197,29 @@ async def _live_key(tx: Tx, key_id: str) -> ApiKey:
     if key.revoked_at is not None:
         raise Conflict(f"key {key_id!r} is revoked")
     return key
+
+
+def _expired(key: ApiKey, tx: Tx) -> bool:
+    return key.expires_at is not None and key.expires_at <= tx.at
+
+
+def _check_new_expiry(key: ApiKey, expires_at: float | None, tx: Tx) -> None:
+    """A dead key stays dead, and a rotated key's grace period may end sooner, never later."""
+    if _expired(key, tx):
+        raise Conflict(
+            f"key {key.id!r} has expired; an expired key cannot be given a new expiry, "
+            "create a new one",
+            field="expires_at",
+        )
+    ends = key.expires_at
+    if key.replaced_by is None or ends is None:
+        return
+    if expires_at is None or expires_at > ends:
+        raise Conflict(
+            f"key {key.id!r} was rotated (replaced by {key.replaced_by!r}): its grace "
+            f"period ends at {ends:.0f} and may only end sooner",
+            field="expires_at",
+        )
 
 
 def _future(expires_at: float | None, tx: Tx) -> float | None:
