@@ -128,10 +128,19 @@ async def test_unique_names_conflict(store: IdentityStore) -> None:
     with pytest.raises(Conflict, match="an app named 'bot' already exists"):
         await store.create_app(ADMIN, tenant_id=acme.id, name="bot")
     await store.create_user(ADMIN, email="Ann@Example.com", role=Role.VIEWER, tenant_id=acme.id)
-    with pytest.raises(Conflict, match=r"a user with email 'ann@example\.com' already exists"):
-        await store.create_user(
-            ADMIN, email="ann@example.COM", role=Role.VIEWER, tenant_id=other.id
-        )
+    taken = r"a user with email 'ann@example\.com' already exists in this tenant"
+    with pytest.raises(Conflict, match=taken):
+        await store.create_user(ADMIN, email="ann@example.COM", role=Role.VIEWER, tenant_id=acme.id)
+    # Unique per tenant (and among platform admins): another tenant's Ann is another user.
+    twin = await store.create_user(
+        ADMIN, email="ann@example.COM", role=Role.DEVELOPER, tenant_id=other.id
+    )
+    assert (twin.email, twin.tenant_id) == ("ann@example.com", other.id)
+    await store.create_user(ADMIN, email="ann@example.com", role=Role.PLATFORM_ADMIN)
+    with pytest.raises(Conflict, match="already exists among platform admins"):
+        await store.create_user(ADMIN, email="ANN@example.com", role=Role.PLATFORM_ADMIN)
+    assert (await store.list_users(email="ann@example.com")).total == 3
+    assert (await store.list_users(email="ann@example.com", tenant_id=other.id)).items == [twin]
 
 
 async def test_teams_crud_and_parents(store: IdentityStore) -> None:

@@ -113,6 +113,89 @@ async def test_concurrent_starts_migrate_once(backend: Backend) -> None:
         await asyncio.gather(*(d.close() for d in databases))
 
 
+async def test_user_emails_become_unique_per_tenant_on_a_database_with_rows(
+    backend: Backend,
+) -> None:
+    """Migration 0005 on a database at 0004 that already holds users: every row stays, and
+    from then on an email is unique within its tenant (and among tenant-less users) only."""
+    from gatewise.store.migrations import _run_alembic, upgrade_engine
+
+    database = backend.database()
+    await database.start(migrate=False)
+    engine = database.engine
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_alembic, "0004")
+            await connection.commit()
+        assert await current_revision(engine) == "0004"
+        users = sa.table(
+            "users", *(sa.column(c) for c in ("id", "tenant_id", "team_id", "email", "role",
+                                              "status", "created_at", "updated_at"))
+        )  # fmt: skip
+        tenants = sa.table(
+            "tenants", *(sa.column(c) for c in ("id", "name", "status", "created_at",
+                                                "updated_at"))
+        )  # fmt: skip
+        async with engine.begin() as connection:
+            for tenant in ("ten_a", "ten_b"):
+                await connection.execute(
+                    tenants.insert().values(
+                        id=tenant, name=tenant, status="active", created_at=1.0, updated_at=1.0
+                    )
+                )
+            for user, tenant, email in (
+                ("usr_1", "ten_a", "ann@example.com"),
+                ("usr_2", "ten_b", "bob@example.com"),
+                ("usr_3", None, "root@example.com"),
+            ):
+                await connection.execute(
+                    users.insert().values(
+                        id=user, tenant_id=tenant, team_id=None, email=email, role="viewer",
+                        status="active", created_at=1.0, updated_at=2.0,
+                    )
+                )  # fmt: skip
+            with pytest.raises(sa.exc.IntegrityError):  # the old rule: unique everywhere
+                async with connection.begin_nested():
+                    await connection.execute(
+                        users.insert().values(
+                            id="usr_x", tenant_id="ten_b", team_id=None, email="ann@example.com",
+                            role="viewer", status="active", created_at=1.0, updated_at=1.0,
+                        )
+                    )  # fmt: skip
+
+        assert await upgrade_engine(engine, database.url) is True
+        assert await current_revision(engine) == HEAD
+        async with engine.begin() as connection:
+            rows = (await connection.execute(sa.select(users).order_by(users.c.id))).all()
+            assert [tuple(row) for row in rows] == [
+                ("usr_1", "ten_a", None, "ann@example.com", "viewer", "active", 1.0, 2.0),
+                ("usr_2", "ten_b", None, "bob@example.com", "viewer", "active", 1.0, 2.0),
+                ("usr_3", None, None, "root@example.com", "viewer", "active", 1.0, 2.0),
+            ]
+            await connection.execute(  # the same email in another tenant: fine now
+                users.insert().values(
+                    id="usr_4", tenant_id="ten_b", team_id=None, email="ann@example.com",
+                    role="viewer", status="active", created_at=1.0, updated_at=1.0,
+                )
+            )  # fmt: skip
+            with pytest.raises(sa.exc.IntegrityError):  # ...twice in one tenant: not
+                async with connection.begin_nested():
+                    await connection.execute(
+                        users.insert().values(
+                            id="usr_5", tenant_id="ten_a", team_id=None, email="ann@example.com",
+                            role="viewer", status="active", created_at=1.0, updated_at=1.0,
+                        )
+                    )  # fmt: skip
+
+        def differences(connection: sa.Connection) -> list[object]:
+            return list(compare_metadata(MigrationContext.configure(connection), metadata))
+
+        async with engine.connect() as connection:
+            assert await connection.run_sync(differences) == []
+    finally:
+        await database.close()
+
+
 def test_worker_processes_share_a_new_sqlite_file(tmp_path: Path) -> None:
     """Several processes starting on one fresh file: the lock lets exactly one migrate."""
     url = f"sqlite+aiosqlite:///{tmp_path}/shared.db"

@@ -60,7 +60,12 @@ def admin_create(
 def keys_create(
     name: Annotated[str, typer.Option("--name", help="What the key is for.")],
     app: Annotated[Optional[str], typer.Option("--app", help="Owner app: name or id.")] = None,  # noqa: UP045
-    user: Annotated[Optional[str], typer.Option("--user", help="Owner user's email.")] = None,  # noqa: UP045
+    user: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--user", help="Owner user's email (with --tenant if several tenants have it)."
+        ),
+    ] = None,
     tenant: MaybeTenant = None,
     role: Annotated[
         Optional[Role],  # noqa: UP045
@@ -87,9 +92,7 @@ def keys_create(
             app_id, user_id, owner = owner_app.id, None, f"app {owner_app.name}"
         else:
             assert user is not None
-            owner_user = await cs.user(store, user)
-            if tenant_id is not None and owner_user.tenant_id != tenant_id:
-                return cs.fail(f"--user: {owner_user.email} is not in that tenant")
+            owner_user = await cs.user(store, user, tenant_id)
             app_id, user_id, owner = None, owner_user.id, f"user {owner_user.email}"
         key, plaintext = await store.create_key(
             cs.actor(),

@@ -186,10 +186,17 @@ async def _member(
     return page.items[0] if page.items else None
 
 
-async def user(store: IdentityStore, email: str) -> User:
-    page = await store.list_users(email=email, limit=1)
+async def user(store: IdentityStore, email: str, tenant_id: str | None = None) -> User:
+    """The user with ``email`` (in ``tenant_id`` if given): emails are unique per tenant only."""
+    page = await store.list_users(email=email, tenant_id=tenant_id, limit=2)
     if not page.items:
-        raise UsageError(f"--user: no user with email {email!r}")
+        where = " in that tenant" if tenant_id is not None else ""
+        raise UsageError(f"--user: no user with email {email!r}{where}")
+    if page.total > 1:
+        raise UsageError(
+            f"--user: {page.total} users of different tenants have email {email!r}; "
+            "name one with --tenant"
+        )
     found: User = page.items[0]
     return found
 

@@ -68,7 +68,7 @@ class User:
     id: str
     tenant_id: str | None  # None only for platform admins
     team_id: str | None
-    email: str  # unique
+    email: str  # unique within the tenant (among platform admins, for those without one)
     role: Role
     status: Status
     created_at: float

@@ -141,8 +141,14 @@ class MemberStore(IdentityBase):
             if tenant_id is not None:
                 await tx.row(tenants, tenant_id, "tenant", "tenant_id")
                 await _check_team(tx, tenant_id, team_id)
-            if await tx.exists(sa.select(users.c.id).where(users.c.email == email)):
-                raise Conflict(f"a user with email {email!r} already exists", field="email")
+            same = (
+                users.c.tenant_id.is_(None)
+                if tenant_id is None
+                else (users.c.tenant_id == tenant_id)
+            )
+            if await tx.exists(sa.select(users.c.id).where(same, users.c.email == email)):
+                where = "among platform admins" if tenant_id is None else "in this tenant"
+                raise Conflict(f"a user with email {email!r} already exists {where}", field="email")
             user = User(
                 new_id("usr_"), tenant_id, team_id, email, role, Status.ACTIVE, tx.at, tx.at
             )

@@ -101,7 +101,8 @@ users = sa.Table(
     sa.Column("updated_at", Epoch, nullable=False),
     sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name="fk_users_tenant"),
     sa.ForeignKeyConstraint(["team_id"], ["teams.id"], name="fk_users_team"),
-    sa.UniqueConstraint("email", name="uq_users_email"),
+    # Unique per tenant; users without a tenant (platform admins) by the store's check.
+    sa.UniqueConstraint("tenant_id", "email", name="uq_users_tenant_email"),
     sa.Index("ix_users_tenant_id", "tenant_id"),
     sa.Index("ix_users_team_id", "team_id"),
 )
