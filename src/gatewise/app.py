@@ -162,13 +162,19 @@ class GatewayApp:
                 self.started = True
 
     def _build_admin(self) -> ASGIApp:
-        from gatewise.admin.app import create_admin_app
+        from gatewise.admin.app import AdminOptions, create_admin_app
+
+        def options() -> AdminOptions:
+            config = self.generation.config
+            return AdminOptions(docs=config.admin.docs, access_log=config.server.access_log)
 
         services = self.services
         return create_admin_app(
             services.identity,
             lambda headers: self.generation.authenticator.authenticate(headers),
             lambda: [card.id for card in self.generation.catalog.cards()],
+            options=options,
+            changed=services.identity_cache.refresh,  # a change holds here at once
         )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

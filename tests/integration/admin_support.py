@@ -291,7 +291,7 @@ class AdminClient:
         async with self._session.request(
             method, path, params=query or None, data=data, headers=sent
         ) as response:
-            text = await response.text()
+            text = await response.text(errors="replace")
             names = {name.lower(): value for name, value in response.headers.items()}
             return Reply(response.status, names, text)
 

@@ -188,15 +188,19 @@ def _swap(value: Any, replacements: dict[str, str]) -> Any:
 @pytest.mark.parametrize("role", TENANT_ROLES, ids=lambda role: role.value)
 async def test_other_tenant_is_invisible(env: Env, role: Role, case: Case) -> None:
     """Tenant A's callers against tenant B's objects: 403 (no permission) or exactly the 404
-    a nonexistent id gets; lists name nothing of B; nothing changes."""
+    a nonexistent id gets; lists name nothing of B; nothing changes. The refusal (and only
+    it) is in the audit trail: a 403 in A's, a probe of B's object in the platform's."""
     world, store = env.world, env.store
     before = await store.version()
     audit_before = (await store.list_audit(limit=1)).total
     reply = await call(env, role, case, world.b)
     assert await store.version() == before
-    assert (await store.list_audit(limit=1)).total == audit_before
+    trail = await store.list_audit(limit=5)
+    added = trail.items[: trail.total - audit_before]
+    assert [e.action for e in added] == (["refuse"] if reply.status in (403, 404) else [])
     if not allowed(role, case):
         assert reply.status == 403, reply.text
+        assert added[0].tenant_id == world.a.tenant
         return
     if case.kind in ("me", "list"):
         assert reply.status == 200, reply.text
@@ -215,6 +219,10 @@ async def test_other_tenant_is_invisible(env: Env, role: Role, case: Case) -> No
     )
     assert replay.status == 404
     assert _swap(replay.json, {v: k for k, v in fakes.items()}) == reply.json
+    assert added[0].tenant_id is None  # the platform's trail only
+    if case.kind == "object":  # a missing id is no probe (naming another tenant's id in a
+        # new object's body is recorded either way: it is an attempt on another tenant)
+        assert (await store.list_audit(limit=1)).total == audit_before + 1
 
 
 # --- scope rules beyond the permission table ---------------------------------------------------

@@ -3,15 +3,19 @@
 The gateway mounts it for every path starting with ``/admin/`` and passes the
 ASGI scope unchanged, so every route path here is absolute. Authentication is
 a function the gateway hands in (``Authenticate``); the store is the identity
-store. Each request gets an id (the caller's ``x-request-id`` if well-formed),
-echoed in the response and written to the audit trail with every change.
+store; ``options`` is the config's say (docs access, access log), read per
+request; ``changed`` refreshes the gateway's identity cache and is awaited
+after every change, before the answer goes out (``trail.py``). Each request
+gets an id (the caller's ``x-request-id`` if well-formed), echoed in the
+response and written to the audit trail with every change and every refusal.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -20,14 +24,27 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatewise import __version__
-from gatewise.admin import apps, audit, keys, me, subscriptions, teams, tenants, usage, users
-from gatewise.admin.authz import AdminContext, Authenticate
+from gatewise.admin import (
+    apps,
+    audit,
+    docs,
+    keys,
+    me,
+    subscriptions,
+    teams,
+    tenants,
+    usage,
+    users,
+)
+from gatewise.admin.authz import AdminContext, AdminOptions, Authenticate
 from gatewise.admin.errors import INTERNAL_ERROR, envelope, install_error_handlers
 from gatewise.admin.schemas import ErrorOut
+from gatewise.admin.trail import Trail
 from gatewise.core.context import new_request_id
 from gatewise.store.identity import IdentityStore
 
 log = logging.getLogger("gatewise.admin")
+__all__ = ["AdminOptions", "create_admin_app"]
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -50,6 +67,8 @@ subscriptions, and read the audit trail.
   as it is, no audit entry).
 * **Errors** answer `{"error": {"message", "type", "param", "code"}}`; invalid input is
   always 400. Objects outside the caller's tenant answer 404, like missing ones.
+* **Refusals** (401, 403, and 404 on another tenant's object) are written to the audit
+  trail (`action=refuse`), so probing is visible to platform admins.
 * Every response carries `x-request-id` (yours, if you send a well-formed one); the
   audit trail records it with each change.
 """
@@ -59,55 +78,66 @@ def create_admin_app(
     store: IdentityStore,
     authenticate: Authenticate,
     model_names: Callable[[], list[str]],
+    *,
+    options: Callable[[], AdminOptions] = AdminOptions,
+    changed: Callable[[], Awaitable[object]] | None = None,
 ) -> FastAPI:
     """The admin API over ``store``; ``authenticate`` turns request headers into a Principal."""
     app = FastAPI(
         title="Gatewise admin API",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/admin/docs",
-        openapi_url="/admin/openapi.json",
+        docs_url=None,  # docs.py serves them, without a CDN
+        openapi_url=None,
         redoc_url=None,
-        swagger_ui_oauth2_redirect_url="/admin/docs/oauth2-redirect",
     )
-    app.state.admin = AdminContext(store, authenticate, model_names)
+    app.state.admin = AdminContext(store, authenticate, model_names, options)
     install_error_handlers(app)
     app.include_router(me.router, responses={401: _ERRORS[401]})
     for module in (tenants, teams, apps, users, keys, subscriptions, audit, usage):
         app.include_router(module.router, responses=_ERRORS)
-    app.add_middleware(RequestScope)
+    app.include_router(docs.router)
+    trail = Trail(store, changed, lambda: options().access_log)
+    app.add_middleware(RequestScope, trail=trail)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
 
 
 class RequestScope:
-    """Gives each request its id (echoed as ``x-request-id``) and turns any unexpected
-    failure into a 500 envelope: logged here with its trace, never shown to the caller."""
+    """Gives each request its id (echoed as ``x-request-id``), settles its trail before the
+    answer goes out (a refusal audited, the identity cache refreshed after a change), logs
+    it once it is over, and turns any unexpected failure into a 500 envelope: logged here
+    with its trace, never shown to the caller."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, trail: Trail) -> None:
         self.app = app
+        self.trail = trail
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        began = time.perf_counter()
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
-        started = False
+        status = 0
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
+                status = message["status"]
                 MutableHeaders(scope=message)["x-request-id"] = request_id
+                await self.trail.before_answer(scope, status)
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("admin request %s %s failed", scope.get("method"), scope.get("path"))
-            if not started:
+            if not status:
                 await envelope(500, INTERNAL_ERROR)(scope, receive, send_with_id)
+        finally:
+            self.trail.finished(scope, status or 500, began)
 
 
 def _request_id(scope: Scope) -> str:

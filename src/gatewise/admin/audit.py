@@ -1,4 +1,8 @@
-"""/admin/v1/audit: who changed what, newest first (others than platform admins: their tenant)."""
+"""/admin/v1/audit: who changed what, newest first (others than platform admins: their tenant).
+
+Refused requests are in it too (action ``refuse``, see ``trail.py``): a 403 in the caller's
+tenant's trail, a 401 or a probe of another tenant's object in the platform's only.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,12 @@ Reader = Annotated[Caller, Depends(requires(P.AUDIT_READ))]
 async def list_audit(
     caller: Reader,
     tenant_id: str | None = None,
+    action: str | None = Query(
+        None,
+        description="create, update, delete, revoke, rotate, request, approve, reject, or "
+        "refuse: a refused request (401, 403, or 404 on another tenant's object; `after` "
+        "holds the method, path, status and message)",
+    ),
     object_type: str | None = Query(None, description="tenant, team, app, user, key, ..."),
     object_id: str | None = None,
     actor: str | None = Query(None, description="e.g. key:key_abc"),
@@ -39,6 +49,7 @@ async def list_audit(
         return empty_page(limit, offset)
     page = await caller.store.list_audit(
         tenant_id=tenant.value,
+        action=action,
         object_type=object_type,
         object_id=object_id,
         actor=actor,

@@ -13,16 +13,19 @@ Two questions, asked in this order:
    Nobody grants, or manages an identity holding, a role above its own.
 
 List filters naming another tenant answer an empty page (never an error).
+Refusals (401, 403, and the 404 of an object that exists in another tenant:
+``OutOfScope``) are written to the audit trail by ``trail.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from fastapi import Request
 
+from gatewise.admin.trail import note_principal
 from gatewise.core.errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -38,6 +41,17 @@ Authenticate = Callable[[dict[bytes, bytes]], Awaitable[Principal]]
 T = TypeVar("T")
 
 
+DocsMode = Literal["public", "authenticated", "off"]
+
+
+@dataclass(frozen=True, slots=True)
+class AdminOptions:
+    """The config's say over the admin API, read per request (a reload applies at once)."""
+
+    docs: DocsMode = "authenticated"  # see docs.py
+    access_log: bool = False  # one line per admin request (server.access_log)
+
+
 @dataclass(frozen=True, slots=True)
 class AdminContext:
     """What the factory hands every route (kept on ``app.state.admin``)."""
@@ -45,6 +59,7 @@ class AdminContext:
     store: IdentityStore
     authenticate: Authenticate
     model_names: Callable[[], list[str]]
+    options: Callable[[], AdminOptions] = AdminOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +105,7 @@ async def authenticate(request: Request) -> Caller:
         raise AuthenticationError(
             "The admin API needs a gateway key or a trusted token, also when auth.mode is open."
         )
+    note_principal(request, principal)
     actor = Actor(
         name=principal.name,
         tenant_id=principal.tenant_id,
@@ -110,6 +126,16 @@ def not_found(kind: str, object_id: str, param: str | None = None) -> NotFoundEr
     return NotFoundError(f"No {kind} with id '{object_id}'.", param=param)
 
 
+class OutOfScope(NotFoundError):
+    """The 404 of an object that exists outside the caller's tenant: answered exactly like
+    ``not_found``, and recorded in the platform's audit trail as a refusal."""
+
+    def __init__(self, kind: str, object_id: str, param: str | None = None) -> None:
+        super().__init__(f"No {kind} with id '{object_id}'.", param=param)
+        self.kind = kind
+        self.object_id = object_id
+
+
 async def fetch(
     caller: Caller,
     getter: Callable[[str], Awaitable[T]],
@@ -125,7 +151,7 @@ async def fetch(
         raise not_found(kind, object_id, param) from None
     tenant_id = object_id if kind == "tenant" else getattr(record, "tenant_id", None)
     if not caller.sees(tenant_id):
-        raise not_found(kind, object_id, param)
+        raise OutOfScope(kind, object_id, param)
     return record
 
 
@@ -137,7 +163,8 @@ def creation_tenant(caller: Caller, requested: str | None) -> str | None:
     if own is None:
         raise PermissionDeniedError("This caller belongs to no tenant and cannot create objects.")
     if requested is not None and requested != own:
-        raise not_found("tenant", requested, "tenant_id")
+        # Audited as an attempt on another tenant whether or not that tenant exists.
+        raise OutOfScope("tenant", requested, "tenant_id")
     return own
 
 

@@ -16,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gatewise.admin.authz import OutOfScope
+from gatewise.admin.trail import Refusal, note_refusal
 from gatewise.core.errors import GatewayError
 from gatewise.store.identity import Conflict, Invalid, NotFound
 
@@ -57,8 +59,12 @@ def envelope(
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
-def _gateway_error(_: Request, exc: Exception) -> JSONResponse:
+def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GatewayError)
+    if isinstance(exc, OutOfScope):
+        note_refusal(request, Refusal(404, exc.message, exc.kind, exc.object_id))
+    elif exc.status in (401, 403):
+        note_refusal(request, Refusal(exc.status, exc.message))
     # Admin types are fixed per status; the code says more (e.g. model_not_found).
     code = exc.code if exc.status not in (401, 403) else None
     return envelope(exc.status, exc.message, param=exc.param, code=code, headers=exc.headers)

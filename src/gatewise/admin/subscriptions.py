@@ -78,9 +78,9 @@ async def request_subscription(caller: Requester, body: SubscriptionRequest) -> 
     app_id = body.app_id or caller.principal.app_id
     if app_id is None:
         raise InvalidRequestError("Missing required parameter: 'app_id'.", param="app_id")
+    app = await fetch(caller, caller.store.get_app, app_id, "app", param="app_id")
     if not sees_app(caller, app_id):
         raise not_found("app", app_id, "app_id")
-    app = await fetch(caller, caller.store.get_app, app_id, "app", param="app_id")
     if team_bound(caller):
         check_team_write(caller, app.team_id)
     if body.model not in caller.model_names():

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticKnownError, core_schema
 
+from gatewise.config.admin import AdminConfig
 from gatewise.config.alerts import WebhookList
 from gatewise.config.auth import AuthConfig
 from gatewise.config.base import Name, Strict
@@ -95,7 +96,9 @@ class ServerConfig(Strict):
         16 * 1024 * 1024, ge=1024, description="Larger request bodies are refused with 413."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    access_log: bool = Field(False, description="Log one line per request (costs CPU).")
+    access_log: bool = Field(
+        False, description="Log one line per request, admin API included (costs CPU)."
+    )
 
 
 class ProviderBase(Strict):
@@ -431,6 +434,7 @@ class Config(Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     store: StoreConfig = StoreConfig()
     auth: AuthConfig = AuthConfig()
+    admin: AdminConfig = AdminConfig()
     state: StateConfig = StateConfig()
     limits: list[LimitConfig] = Field(default_factory=list)
     budgets: list[BudgetConfig] = Field(default_factory=list)

@@ -117,7 +117,9 @@ class AuditEntry:
     at: float
     actor: str  # e.g. "key:key_abc", "oidc:gitlab:project_path:g/p:...", "cli:alice"
     actor_tenant_id: str | None
-    action: str  # create | update | delete | revoke | rotate | request | approve | reject
+    # create | update | delete | revoke | rotate | request | approve | reject, or refuse:
+    # a refused admin request (``after`` holds what was attempted; nothing changed)
+    action: str
     object_type: str  # tenant | team | app | user | key | subscription
     object_id: str
     tenant_id: str | None  # the tenant the object belongs to (for scoping audit reads)

@@ -155,10 +155,38 @@ class FlowStore(IdentityBase):
 
     # --- audit ------------------------------------------------------------------------------
 
+    async def record_refusal(
+        self,
+        actor: Actor,
+        *,
+        object_type: str,
+        object_id: str,
+        tenant_id: str | None,
+        attempt: dict[str, object],
+    ) -> None:
+        """An audit entry (action ``refuse``) for a refused request: ``after`` holds what was
+        attempted. Nothing changed, so the identity version stays as it is."""
+        async with self.database.engine.begin() as connection:
+            await connection.execute(
+                audit_log.insert().values(
+                    at=now(),
+                    actor=actor.name[:512],
+                    actor_tenant_id=actor.tenant_id,
+                    action="refuse",
+                    object_type=object_type[:32],
+                    object_id=object_id[:64],
+                    tenant_id=tenant_id,
+                    before=None,
+                    after=attempt,
+                    request_id=actor.request_id,
+                )
+            )
+
     async def list_audit(
         self,
         *,
         tenant_id: str | None = None,
+        action: str | None = None,
         object_type: str | None = None,
         object_id: str | None = None,
         actor: str | None = None,
@@ -173,6 +201,7 @@ class FlowStore(IdentityBase):
         where = equal_to(
             audit_log,
             tenant_id=tenant_id,
+            action=action,
             object_type=object_type,
             object_id=object_id,
             actor=actor,
