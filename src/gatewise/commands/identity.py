@@ -244,7 +244,9 @@ def apps_list(
 
 @users_app.command("create")
 def users_create(
-    email: Annotated[str, typer.Option("--email", help="The user's email (unique).")],
+    email: Annotated[
+        str, typer.Option("--email", help="The user's email (unique within its tenant).")
+    ],
     role: Annotated[Role, typer.Option("--role", help="The user's role.")],
     tenant: MaybeTenant = None,
     team: MaybeTeam = None,
