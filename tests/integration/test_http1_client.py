@@ -14,6 +14,7 @@ from gatewise.net.http1 import (
     Origin,
     ProtocolError,
     ReadTimeout,
+    _Connection,
 )
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -174,6 +175,56 @@ async def test_large_body_with_back_pressure(client: HTTPClient) -> None:
             received += len(piece)
             await asyncio.sleep(0)  # a slow consumer
     assert received == size
+
+
+async def test_read_takes_a_body_larger_than_the_high_water_mark(client: HTTPClient) -> None:
+    """Reading pauses at the high-water mark; ``read`` must take what is buffered (which
+    resumes it) rather than wait for the end of a body it no longer reads."""
+    body = bytes(range(256)) * (3 * (1 << 20) // 256)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body))
+            writer.write(body)
+            await writer.drain()
+
+    server, url = await serve(handler)
+    async with server:
+        for _ in range(2):  # and the connection is pooled after it
+            assert await call(client, url, timeout=1.0) == (200, body)
+
+
+async def test_a_failed_read_drops_the_bytes_it_buffered(client: HTTPClient) -> None:
+    """A connection is a reference cycle (its parser holds its callbacks): aborting it must
+    drop its buffered body rather than leave it for a rare full garbage collection."""
+    connections: list[_Connection] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (4 << 20))
+        writer.write(b"x" * (2 << 20))  # half, then silence
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    server, url = await serve(handler)
+    async with server:
+        response = await client.request(
+            Origin(url),
+            head_for(url, b"{}"),
+            b"{}",
+            first_byte_timeout=1,
+            idle_timeout=0.2,
+            total_timeout=5,
+        )
+        assert response._conn is not None
+        connections.append(response._conn)
+        with pytest.raises(ReadTimeout):
+            await response.read()
+    assert connections[0]._buffered == 0 and not connections[0]._body
 
 
 async def test_large_request_body_is_sent_whole(client: HTTPClient) -> None:

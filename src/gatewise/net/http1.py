@@ -212,6 +212,10 @@ class _Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         self.closed = True
+        # The parser holds our callbacks: a connection is a reference cycle, freed only by a
+        # full collection (rare with the server's GC tuning). Drop its bytes now.
+        self._body = []
+        self._buffered = 0
         if self.transport is not None:
             self.transport.abort()
 
@@ -246,10 +250,22 @@ class Response:
         if conn is None:
             return b""
         loop = self._client.loop
+        parts: list[bytes] = []
         try:
             while not conn.complete:
+                if conn.has_body:
+                    # Taking what arrived resumes a connection paused at the high-water mark:
+                    # waiting for the end without it would wait for bytes never read.
+                    parts.append(conn.take_body())
                 await conn.wait(self._timeout(loop), "reading the response body")
-            return conn.take_body()
+            last = conn.take_body()
+            if not parts:
+                return last
+            parts.append(last)
+            return b"".join(parts)
+        except BaseException:
+            parts.clear()  # the traceback keeps this frame (and its locals) alive
+            raise
         finally:
             self.release()
 

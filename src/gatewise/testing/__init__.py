@@ -15,7 +15,7 @@ When the fake runs in another process (``gatewise mock-upstream``), put markers 
 the last user message (or an embeddings input) instead of scripting:
 ``[[fake:status=429]]``, ``[[fake:retry_after=2]]``, ``[[fake:slow_first_byte=2.5]]``,
 ``[[fake:reset_after=3]]``, ``[[fake:garbage]]``, ``[[fake:garbage_stream]]``,
-``[[fake:hang]]``, ``[[fake:chunks=50]]``, ``[[fake:chunk_delay=0.01]]``,
+``[[fake:hang]]``, ``[[fake:stall]]``, ``[[fake:chunks=50]]``, ``[[fake:chunk_delay=0.01]]``,
 ``[[fake:ratelimit_headers]]``, ``[[fake:error_message=...]]``, ``[[fake:error_type=...]]``,
 ``[[fake:error_code=...]]``, ``[[fake:content=...]]``. Markers combine, and are not echoed.
 

@@ -226,14 +226,17 @@ class Exchange:
         )
 
     async def send_ok(self, body: bytes, scenario: Scenario | None) -> None:
-        """Send a 200 JSON body (or headers, half the body and a reset, if the scenario says so)."""
+        """Send a 200 JSON body (or headers, half the body and a reset or silence, if the
+        scenario says so)."""
         if scenario is None:
             return self.send(200, body)
         head = self.headers(JSON, scenario.ratelimit_headers, _extra_headers(scenario))
-        if scenario.reset_after is None:
+        if scenario.reset_after is None and not scenario.stall:
             return self.response.send(200, (), body, raw_headers=head)
         self.response.start_stream(200, (), content_length=len(body), raw_headers=head)
         await self.response.write(body[: len(body) // 2])
+        if scenario.stall:
+            await asyncio.get_running_loop().create_future()  # cancelled when the peer leaves
         await asyncio.sleep(0)
         self.response.abort()
 

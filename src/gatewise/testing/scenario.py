@@ -42,6 +42,8 @@ class Scenario:
       after the headers and half the body).
     - ``garbage``: 200 whose body is not JSON; ``garbage_stream``: 200 SSE of non-JSON events.
     - ``hang``: never answer.
+    - ``stall``: non-streamed: send the headers and half the body, then fall silent until the
+      caller leaves (its idle timeout fires).
     - ``chunks`` / ``chunk_delay``: number of content deltas / seconds between SSE events.
     - ``ratelimit_headers``: add ``x-ratelimit-*`` headers to the response.
     - ``content``: reply text instead of the echo.
@@ -65,6 +67,7 @@ class Scenario:
     garbage: bool = False
     garbage_stream: bool = False
     hang: bool = False
+    stall: bool = False
     chunks: int | None = None
     chunk_delay: float | None = None
     ratelimit_headers: bool = False
@@ -129,7 +132,15 @@ class MarkerError(ValueError):
 
 
 _FLAGS = frozenset(
-    {"garbage", "garbage_stream", "hang", "ratelimit_headers", "redacted_thinking", "citations"}
+    {
+        "garbage",
+        "garbage_stream",
+        "hang",
+        "stall",
+        "ratelimit_headers",
+        "redacted_thinking",
+        "citations",
+    }
 )
 _INTS = frozenset({"status", "reset_after", "chunks", "error_event_after"})
 _FLOATS = frozenset({"retry_after", "slow_first_byte", "chunk_delay"})
