@@ -225,3 +225,48 @@ def test_base64_embeddings_are_little_endian_float32() -> None:
 )
 def test_upstream_error_bodies(body: bytes, expected: tuple[str | None, ...]) -> None:
     assert wire.upstream_error_fields(body) == expected
+
+
+def nested(depth: int, leaf: bytes = b"1") -> bytes:
+    """``depth`` levels of alternating arrays and objects around ``leaf``."""
+    body = leaf
+    for level in range(depth):
+        body = b"[" + body + b"]" if level % 2 else b'{"k": ' + body + b"}"
+    return body
+
+
+@pytest.mark.parametrize("depth", [63, 64])
+def test_nesting_up_to_the_limit_is_accepted_and_re_encodes(depth: int) -> None:
+    body = b'{"model": "m", "x": ' + nested(depth - 1) + b"}"  # the body is level 1
+    data = wire.parse_json_object(body)
+    assert orjson.loads(orjson.dumps(data)) == data
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (b'{"model": "m", "logit_bias": ' + nested(64) + b"}", "logit_bias[0].k[0]"),
+        (
+            b'{"tools": [{"function": {"parameters": ' + nested(500) + b"}}]}",
+            "tools[0].function.parameters",
+        ),
+        (b'{"extra": ' + b"[" * 1000 + b"]" * 1000 + b"}", "extra[0][0][0]"),
+    ],
+)
+def test_nesting_beyond_the_limit_is_a_400_naming_the_field(body: bytes, param: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        wire.parse_json_object(body)
+    assert caught.value.status == 400
+    assert caught.value.param == param
+    assert "nested too deeply" in caught.value.message and param in caught.value.message
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    """The cheap opener count sees brackets in strings; the exact walk then clears them."""
+    body = b'{"model": "m", "text": "' + b"[{" * 500 + b'", "x": ' + nested(60) + b"}"
+    assert wire.parse_json_object(body)["text"] == "[{" * 500
+
+
+def test_many_shallow_containers_are_not_deep() -> None:
+    body = orjson.dumps({"messages": [{"role": "user", "content": [{"type": "text"}]}] * 200})
+    assert len(wire.parse_json_object(body)["messages"]) == 200

@@ -40,6 +40,14 @@ _chunk_decoder = msgspec.json.Decoder(ChatChunk)
 _embedding_decoder = msgspec.json.Decoder(EmbeddingResponse)
 _encoder = msgspec.json.Encoder()
 
+#: The deepest nesting of arrays and objects a request body may have (the body itself is
+#: level 1). Ordinary requests nest 5-8 levels, a tool's JSON schema a few more; orjson
+#: refuses to encode beyond 254 levels and msgspec and the standard library recurse in
+#: Python (about 1,000), so a deeper body would pass the parser and break while re-encoding.
+MAX_JSON_DEPTH = 64
+#: Every byte but ``[`` and ``{``: deleting them counts the openers in one C-level pass.
+_NOT_OPENERS = bytes(sorted(set(range(256)) - set(b"[{")))
+
 _PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`")
 
@@ -62,7 +70,45 @@ def parse_json_object(body: bytes) -> JSONObject:
         ) from None
     if not isinstance(data, dict):
         raise InvalidRequestError(f"The request body must be a JSON object, not {json_kind(data)}.")
+    # Nesting can be no deeper than the count of openers (brackets in strings only add to
+    # it): nearly every body has fewer, and the exact walk runs only for the others.
+    if len(body.translate(None, _NOT_OPENERS)) > MAX_JSON_DEPTH:
+        _check_depth(data)
     return data
+
+
+def _check_depth(data: JSONObject) -> None:
+    """Refuse nesting deeper than ``MAX_JSON_DEPTH`` with a 400 naming the field (its path
+    to four levels: ``tools[0].function.parameters``)."""
+    path = ""
+    value: Any = data
+    levels = MAX_JSON_DEPTH
+    for _ in range(4):
+        children = value.items() if type(value) is dict else enumerate(value)
+        for name, item in children:
+            kind = type(item)
+            if (kind is dict or kind is list) and _deeper_than(item, levels - 1):
+                path += f"[{name}]" if type(value) is list else f".{name}" if path else name
+                value, levels = item, levels - 1
+                break
+        else:
+            return  # not too deep after all
+    raise InvalidRequestError(
+        f"Invalid '{path}': arrays and objects are nested too deeply "
+        f"(at most {MAX_JSON_DEPTH} levels in a request body).",
+        param=path,
+    )
+
+
+def _deeper_than(value: dict[str, Any] | list[Any], levels: int) -> bool:
+    """Whether ``value`` (an array or object) nests more than ``levels`` levels."""
+    if levels <= 0:
+        return True
+    for item in value.values() if type(value) is dict else value:
+        kind = type(item)
+        if (kind is dict or kind is list) and _deeper_than(item, levels - 1):
+            return True
+    return False
 
 
 def json_kind(value: object) -> str:
