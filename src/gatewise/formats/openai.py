@@ -84,11 +84,11 @@ def _check_depth(data: JSONObject) -> None:
     value: Any = data
     levels = MAX_JSON_DEPTH
     for _ in range(4):
-        children = value.items() if type(value) is dict else enumerate(value)
+        children: Any = value.items() if type(value) is dict else enumerate(value)
         for name, item in children:
             kind = type(item)
             if (kind is dict or kind is list) and _deeper_than(item, levels - 1):
-                path += f"[{name}]" if type(value) is list else f".{name}" if path else name
+                path += f"[{name}]" if type(value) is list else f".{name}" if path else str(name)
                 value, levels = item, levels - 1
                 break
         else:
@@ -100,7 +100,7 @@ def _check_depth(data: JSONObject) -> None:
     )
 
 
-def _deeper_than(value: dict[str, Any] | list[Any], levels: int) -> bool:
+def _deeper_than(value: Any, levels: int) -> bool:
     """Whether ``value`` (an array or object) nests more than ``levels`` levels."""
     if levels <= 0:
         return True
