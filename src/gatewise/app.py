@@ -48,6 +48,11 @@ class GatewayApp:
         self.draining = False
         self._start_lock = asyncio.Lock()
         self.admin: ASGIApp | None = None  # the admin API, built at start (FastAPI is heavy)
+        # The request head's limits, read by the server's protocol once per connection (a
+        # server setting: a reloaded generation does not change them).
+        server = generation.config.server
+        self.max_header_bytes = server.max_header_bytes
+        self.max_headers = server.max_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -95,6 +95,17 @@ class ServerConfig(Strict):
     max_request_body_bytes: int = Field(
         16 * 1024 * 1024, ge=1024, description="Larger request bodies are refused with 413."
     )
+    max_header_bytes: int = Field(
+        65536,
+        ge=1024,
+        description=(
+            "The request line and headers together; a larger head is refused with 431 "
+            "(before the rest of it is read) and the connection closed."
+        ),
+    )
+    max_headers: int = Field(
+        100, ge=8, description="More request headers than this are refused with 431."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(
         False, description="Log one line per request, admin API included (costs CPU)."

@@ -21,14 +21,27 @@ response through uvicorn's own path (and its errors). The rate-limit headers
 come already framed (the ``FRAMED_HEADERS`` extension this server offers in the
 scope): the gateway builds those lines from numbers and fixed names, and they
 are written as they are.
+
+The request head is limited (``server.max_header_bytes``, ``server.max_headers``; the
+app carries them as ``max_header_bytes`` and ``max_headers``). httptools gathers a header
+value by concatenation, so a huge one costs quadratic time on the event loop (64 MB took
+4 s of a stalled worker); the bytes of a head are therefore counted as they arrive (one
+addition per read) and a head that passes the limit is refused with 431 before more of
+it is parsed. The exact size (names and values) is summed only for a head that may be
+over the limit. Malformed HTTP gets a 400. Both answer in OpenAI's JSON envelope and
+close the connection after a short linger (reading and dropping what the client is still
+sending, so that the answer is not lost to a reset).
 """
 
 from __future__ import annotations
 
 import asyncio
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
+import httptools
+import orjson
 from uvicorn._types import ASGISendEvent, HTTPResponseStartEvent
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
@@ -37,6 +50,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
+from gatewise.core.context import new_request_id
 from gatewise.http.asgi import FRAMED_HEADERS, header_pairs
 
 #: What a header name may hold: a lower-case token (RFC 9110 tchar without upper case).
@@ -51,6 +65,12 @@ _VALUE = itemgetter(1)
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 #: ``(name, value)`` to ``name: value`` (the line ends are joined in between).
 _HEADER_LINE = b": ".join
+#: The request head's limits when the app carries none (the config's defaults).
+DEFAULT_MAX_HEADER_BYTES = 65536
+DEFAULT_MAX_HEADERS = 100
+#: After refusing a request: how long, and how many bytes, to read and drop before closing.
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 1 << 20
 
 
 class CoalescingTransport:
@@ -88,6 +108,10 @@ class CoalescingTransport:
         self._buffer.clear()
         self._transport.abort()
 
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + sum(map(len, self._buffer))
 
@@ -95,12 +119,72 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
+def _may_end_head(data: bytes) -> bool:
+    """Whether a head's blank line may end in ``data`` (or straddle its start)."""
+    return b"\n\n" in data or b"\n\r\n" in data or data.startswith((b"\n", b"\r\n"))
+
+
+class _Refused(Exception):
+    """Raised from a parser callback to stop parsing a request the protocol refuses."""
+
+
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         real: Any = transport
         super().connection_made(CoalescingTransport(real, self.loop))  # type: ignore[arg-type]
+        app = self.app
+        self._max_head = getattr(app, "max_header_bytes", DEFAULT_MAX_HEADER_BYTES)
+        self._max_headers = getattr(app, "max_headers", DEFAULT_MAX_HEADERS)
+        #: Whether the next bytes belong to a request head (the connection starts in one).
+        self._in_head = True
+        #: Bytes of the reads that began inside the current head: all head bytes while it
+        #: lasts, an upper bound once it ended (its last read may hold body bytes too).
+        self._head_bytes = 0
+        #: Bytes of the read in which the previous request ended: a pipelined head may have
+        #: begun in it uncounted (0 before the first request).
+        self._head_uncounted = 0
+        self._read_size = 0
+        self._dropping = 0  # > 0 while lingering after a refusal: bytes still to drop
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's, with the head counted and errors answered by ``_refuse``.
+        size = self._read_size = len(data)
+        if self._dropping:
+            self._dropping -= size
+            if self._dropping <= 0:
+                self.transport.close()
+            return
+        if self._in_head:
+            seen = self._head_bytes + size
+            if seen > self._max_head and not _may_end_head(data):
+                # The head does not end in this read and the earlier ones were all head:
+                # it is over the limit already.
+                self._refuse(431, *self._head_error())
+                return
+            self._head_bytes = seen
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _Refused):
+                self._refuse(431, *self._head_error())
+            else:
+                self.logger.warning("Invalid HTTP request received.")
+                self.send_400_response("Invalid HTTP request received.")
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
 
     def on_headers_complete(self) -> None:
+        headers = self.headers
+        if (
+            self._head_bytes + self._head_uncounted > self._max_head
+            or len(headers) > self._max_headers
+        ) and self._head_too_large():
+            raise _Refused()
+        self._in_head = False
         # This server writes header lines the app framed itself (see ``GatewayCycle``).
         self.scope["extensions"] = {FRAMED_HEADERS: {}}
         super().on_headers_complete()
@@ -108,6 +192,58 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         # The cycle's ASGI task is created but has not run yet: it will send through ours.
         if type(cycle) is RequestResponseCycle:
             cycle.__class__ = GatewayCycle
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_uncounted = self._read_size
+
+    def _head_too_large(self) -> bool:
+        """The exact test: the request line and header lines, as the client framed them
+        (give or take optional whitespace)."""
+        headers = self.headers
+        size = len(self.url) + 16 + sum(map(len, chain.from_iterable(headers))) + 4 * len(headers)
+        return size > self._max_head or len(headers) > self._max_headers
+
+    def _head_error(self) -> tuple[str, str]:
+        return (
+            "request_headers_too_large",
+            f"The request headers are larger than this gateway accepts "
+            f"({self._max_head} bytes in total, {self._max_headers} headers).",
+        )
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(400, "invalid_http_request", msg)
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        """Answer ``status`` in OpenAI's envelope, then drop what the client still sends
+        for a moment (or a megabyte) and close."""
+        body = orjson.dumps(
+            {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": code,
+                }
+            }
+        )
+        lines = [STATUS_LINE[status]]
+        lines.extend(b"%s: %s\r\n" % pair for pair in self.server_state.default_headers)
+        lines.append(
+            b"content-type: application/json\r\ncontent-length: %d\r\n"
+            b"x-request-id: %s\r\nconnection: close\r\n\r\n"
+            % (len(body), new_request_id().encode("ascii"))
+        )
+        lines.append(body)
+        transport = self.transport
+        transport.write(b"".join(lines))
+        self._in_head = False
+        self._dropping = LINGER_BYTES
+        if transport.can_write_eof():
+            transport.write_eof()  # the client sees the end of the answer now
+        self.loop.call_later(LINGER_SECONDS, transport.close)
 
 
 class GatewayCycle(RequestResponseCycle):
