@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -52,12 +53,26 @@ def run(
     options = uvicorn_options(host, port)
     if workers > 1:
         os.environ[CONFIG_ENV] = str(config_path.resolve())
-        uvicorn.run("gatewise.server:create_app_from_env", factory=True, workers=workers, **options)
+        _run_workers(workers, options)
     else:
         from gatewise.app import create_app
 
         uvicorn.run(create_app(config, config_path.parent, tune_gc=True), **options)
     return 0
+
+
+def _run_workers(workers: int, options: dict[str, Any]) -> None:
+    """``uvicorn.run`` with ``workers``, under the supervisor below."""
+    import uvicorn
+
+    from gatewise.supervisor import Supervisor
+
+    config = uvicorn.Config(
+        "gatewise.server:create_app_from_env", factory=True, workers=workers, **options
+    )
+    sock = config.bind_socket()
+    with contextlib.suppress(KeyboardInterrupt):
+        Supervisor(config, sockets=[sock]).run()
 
 
 def create_app_from_env() -> GatewayApp:
