@@ -21,6 +21,7 @@ CHAT = b'{"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}'
 def connect(gateway: RunningGateway) -> socket.socket:
     parts = urlsplit(gateway.url)
     sock = socket.create_connection((parts.hostname or "", parts.port or 80), timeout=10)
+    _LEFT.pop(sock.fileno(), None)
     return sock
 
 
@@ -33,10 +34,13 @@ def post_head(extra: bytes, body: bytes = CHAT) -> bytes:
     )
 
 
+_LEFT: dict[int, bytes] = {}  # bytes read past a response, per socket (pipelined replies)
+
+
 def read_reply(sock: socket.socket) -> tuple[int, dict[str, str], bytes, bool]:
     """(status, headers, body, closed): one response; for an error, whether the server
     then closed the connection."""
-    data = b""
+    data = _LEFT.pop(sock.fileno(), b"")
     while b"\r\n\r\n" not in data:
         piece = sock.recv(65536)
         assert piece, f"connection closed before a response: {data!r}"
@@ -50,6 +54,8 @@ def read_reply(sock: socket.socket) -> tuple[int, dict[str, str], bytes, bool]:
         piece = sock.recv(65536)
         assert piece
         rest += piece
+    if rest[length:]:
+        _LEFT[sock.fileno()] = rest[length:]
     closed = False
     if status >= 400:
         sock.settimeout(3)
@@ -168,6 +174,41 @@ def test_keep_alive_requests_each_get_the_full_allowance(gateway: RunningGateway
             assert status == 200, body
 
 
+def big_chat(size: int) -> bytes:
+    return b'{"model": "mock-gpt", "messages": [{"role": "user", "content": "%s"}]}' % (b"w" * size)
+
+
+def test_body_bytes_read_with_the_head_do_not_count_against_it(gateway: RunningGateway) -> None:
+    """One read holds a 20 KB head and a 60 KB body: 80 KB, but the head is within."""
+    headers = b"x-h: " + b"v" * 20_000 + b"\r\n"
+    status, _, body, _ = exchange(gateway, post_head(headers, big_chat(60_000)))
+    assert status == 200, body
+
+
+def test_a_head_ending_across_two_reads_is_not_mistaken_for_a_long_one(
+    gateway: RunningGateway,
+) -> None:
+    """The blank line straddles two reads; the second also holds a body that takes the
+    total past the limit."""
+    data = post_head(b"x-h: " + b"v" * 50_000 + b"\r\n", big_chat(30_000))
+    cut = data.index(b"\r\n\r\n") + 3  # ... "\r\n\r" | "\n{body}"
+    with connect(gateway) as sock:
+        sock.sendall(data[:cut])
+        time.sleep(0.2)
+        sock.sendall(data[cut:])
+        status, _, body, _ = read_reply(sock)
+    assert status == 200, body
+
+
+def test_pipelined_requests_are_each_served(gateway: RunningGateway) -> None:
+    one = post_head(b"x-h: " + b"v" * 30_000 + b"\r\n")
+    with connect(gateway) as sock:
+        sock.sendall(one * 3)
+        for _ in range(3):
+            status, _, body, _ = read_reply(sock)
+            assert status == 200, body
+
+
 # --- 400: malformed HTTP ---------------------------------------------------------
 
 
@@ -177,6 +218,9 @@ def test_keep_alive_requests_each_get_the_full_allowance(gateway: RunningGateway
         b"GARBAGE\r\n\r\n",
         b"POST /v1/chat/completions HTTP/1.1\r\nbad header line\r\n\r\n",
         b"POST /v1/chat/completions HTTP/1.1\r\ncontent-length: x\r\n\r\n",
+        # a bad chunk while the request is being served: the handler sees a disconnect
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ntransfer-encoding: chunked\r\n"
+        b'\r\n5\r\n{"a":\r\nzz\r\n',
     ],
 )
 def test_malformed_http_is_a_json_400(gateway: RunningGateway, data: bytes) -> None:

@@ -76,13 +76,14 @@ LINGER_BYTES = 1 << 20
 class CoalescingTransport:
     """Buffers writes and flushes them once per loop iteration; delegates the rest."""
 
-    __slots__ = ("_buffer", "_loop", "_scheduled", "_transport")
+    __slots__ = ("_buffer", "_eof", "_loop", "_scheduled", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._buffer: list[bytes] = []
         self._scheduled = False
+        self._eof = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self._buffer.append(bytes(data))
@@ -97,7 +98,7 @@ class CoalescingTransport:
             return
         data = buffer[0] if len(buffer) == 1 else b"".join(buffer)
         buffer.clear()
-        if not self._transport.is_closing():
+        if not (self._eof or self._transport.is_closing()):
             self._transport.write(data)
 
     def close(self) -> None:
@@ -109,7 +110,9 @@ class CoalescingTransport:
         self._transport.abort()
 
     def write_eof(self) -> None:
+        """Flush, then end the writing side (later writes are dropped, as after close)."""
         self._flush()
+        self._eof = True
         self._transport.write_eof()
 
     def get_write_buffer_size(self) -> int:
@@ -237,6 +240,10 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             % (len(body), new_request_id().encode("ascii"))
         )
         lines.append(body)
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the app's answer, if it comes, goes nowhere
+            cycle.message_event.set()
         transport = self.transport
         transport.write(b"".join(lines))
         self._in_head = False
