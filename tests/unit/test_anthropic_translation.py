@@ -471,3 +471,15 @@ def test_invalid_requests_name_the_field(fields: dict[str, Any], param: str, fra
     assert caught.value.type == "invalid_request_error"
     assert caught.value.param == param
     assert fragment in caught.value.message
+
+
+def test_deeply_nested_tool_arguments_are_a_400_not_a_failed_encoding() -> None:
+    """The arguments string is parsed and encoded again: orjson stops at 254 levels."""
+    arguments = '{"a": ' + "[" * 300 + "]" * 300 + "}"
+    with pytest.raises(InvalidRequestError) as caught:
+        translate(messages=[USER, {"role": "assistant", "tool_calls": [call("c", "f", arguments)]}])
+    assert caught.value.status == 400
+    assert str(caught.value.param).startswith("messages[1].tool_calls[0].function.arguments.a")
+    assert "nested too deeply" in caught.value.message
+    ok = '{"a": ' + "[" * 63 + "]" * 63 + "}"  # 64 levels
+    translate(messages=[USER, {"role": "assistant", "tool_calls": [call("c", "f", ok)]}])

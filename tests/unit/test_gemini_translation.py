@@ -781,3 +781,15 @@ ERROR_CASES: list[tuple[str, bytes, tuple[Any, ...]]] = [
 )
 def test_error_fields(body: bytes, expected: tuple[Any, ...]) -> None:
     assert error_fields(body) == expected
+
+
+def test_deeply_nested_tool_arguments_are_a_400_not_a_failed_encoding() -> None:
+    """The arguments string is parsed and encoded again: orjson stops at 254 levels."""
+    arguments = '{"a": ' + "[" * 300 + "]" * 300 + "}"
+    with pytest.raises(InvalidRequestError) as caught:
+        body_for([user("x"), {"role": "assistant", "tool_calls": [call("c", "f", arguments)]}])
+    assert caught.value.status == 400
+    assert str(caught.value.param).startswith("messages[1].tool_calls[0].function.arguments.a")
+    assert "nested too deeply" in caught.value.message
+    ok = '{"a": ' + "[" * 63 + "]" * 63 + "}"  # 64 levels
+    body_for([user("x"), {"role": "assistant", "tool_calls": [call("c", "f", ok)]}])

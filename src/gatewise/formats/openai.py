@@ -73,16 +73,18 @@ def parse_json_object(body: bytes) -> JSONObject:
     # Nesting can be no deeper than the count of openers (brackets in strings only add to
     # it): nearly every body has fewer, and the exact walk runs only for the others.
     if len(body.translate(None, _NOT_OPENERS)) > MAX_JSON_DEPTH:
-        _check_depth(data)
+        check_json_depth(data)
     return data
 
 
-def _check_depth(data: JSONObject) -> None:
-    """Refuse nesting deeper than ``MAX_JSON_DEPTH`` with a 400 naming the field (its path
-    to four levels: ``tools[0].function.parameters``)."""
-    path = ""
-    value: Any = data
-    levels = MAX_JSON_DEPTH
+def check_json_depth(value: Any, param: str = "") -> None:
+    """Refuse a parsed JSON value (a request body, or JSON text found in one, with
+    ``param`` its field) nested deeper than ``MAX_JSON_DEPTH``, with a 400 naming the
+    field (its path four levels deeper at most: ``tools[0].function.parameters``)."""
+    kind = type(value)
+    if not (kind is dict or kind is list) or not _deeper_than(value, MAX_JSON_DEPTH):
+        return
+    path, levels = param, MAX_JSON_DEPTH
     for _ in range(4):
         children: Any = value.items() if type(value) is dict else enumerate(value)
         for name, item in children:
@@ -91,17 +93,15 @@ def _check_depth(data: JSONObject) -> None:
                 path += f"[{name}]" if type(value) is list else f".{name}" if path else str(name)
                 value, levels = item, levels - 1
                 break
-        else:
-            return  # not too deep after all
     raise InvalidRequestError(
         f"Invalid '{path}': arrays and objects are nested too deeply "
-        f"(at most {MAX_JSON_DEPTH} levels in a request body).",
+        f"(more than {MAX_JSON_DEPTH} levels).",
         param=path,
     )
 
 
 def _deeper_than(value: Any, levels: int) -> bool:
-    """Whether ``value`` (an array or object) nests more than ``levels`` levels."""
+    """Whether ``value`` (an array or object, itself one level) nests more than ``levels``."""
     if levels <= 0:
         return True
     for item in value.values() if type(value) is dict else value:

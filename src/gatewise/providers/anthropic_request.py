@@ -35,6 +35,7 @@ import orjson
 
 from gatewise.core.errors import InvalidRequestError
 from gatewise.core.types import ChatRequest, JSONObject, Message
+from gatewise.formats.openai import check_json_depth
 
 # Parameters of OpenAI's API that Anthropic has no use for (or means differently:
 # OpenAI's ``metadata`` is stored-completion tags, its ``service_tier`` other tiers).
@@ -359,6 +360,7 @@ def _arguments(call: Any, where: str) -> Any:
         raise InvalidRequestError(
             f"Invalid '{param}': the arguments must be a JSON object.", param=param
         )
+    check_json_depth(value, param)  # it is encoded again (orjson stops at 254 levels)
     return value
 
 

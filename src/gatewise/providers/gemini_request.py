@@ -30,6 +30,7 @@ import orjson
 from gatewise.core.errors import InvalidRequestError
 from gatewise.core.types import ChatRequest, JSONObject, Message
 from gatewise.formats.gemini import signature_of
+from gatewise.formats.openai import check_json_depth
 from gatewise.providers.gemini_schema import clean_schema, parameters_schema
 
 # extra (top-level request field) -> Gemini request field.
@@ -175,6 +176,7 @@ def _arguments(arguments: str | None, i: int, j: int) -> JSONObject:
         raise InvalidRequestError(f"Invalid '{param}': not valid JSON.", param=param) from None
     if not isinstance(value, dict):
         raise InvalidRequestError(f"Invalid '{param}': must be a JSON object.", param=param)
+    check_json_depth(value, param)  # it is encoded again (orjson stops at 254 levels)
     return value
 
 
