@@ -62,7 +62,7 @@ def run(
 
 
 def _run_workers(workers: int, options: dict[str, Any]) -> None:
-    """``uvicorn.run`` with ``workers``, under the supervisor below."""
+    """``uvicorn.run`` with ``workers``, under ``gatewise.supervisor.Supervisor``."""
     import uvicorn
 
     from gatewise.supervisor import Supervisor
