@@ -171,6 +171,66 @@ ERROR_CASES = [
         "server.port",
         "duplicate key 'port'",
     ),
+    (
+        "duplicate limit names",
+        "providers:\n"
+        "  mock: {type: mock}\n"
+        "models:\n"
+        "  - {name: a, deployments: [{provider: mock, model: a}]}\n"
+        "  - {name: b, deployments: [{provider: mock, model: b}]}\n"
+        "limits:\n"
+        "  - {name: x, per: key, models: [a], requests_per_minute: 5}\n"
+        "  - {name: x, per: key, models: [b], requests_per_minute: 50}\n",
+        8,
+        "limits[1].name",
+        "duplicate limit name 'x'",
+    ),
+    (
+        "a limit's name taken by another limit's default name",
+        "providers:\n"
+        "  mock: {type: mock}\n"
+        "models:\n"
+        "  - {name: a, deployments: [{provider: mock, model: a}]}\n"
+        "limits:\n"
+        "  - {name: key-1, per: key, requests_per_minute: 5}\n"
+        "  - {per: key, concurrent: 2}\n",
+        7,
+        "limits[1].name",
+        "duplicate limit name 'key-1'",
+    ),
+    (
+        "a limit on a model that is not configured",
+        "providers:\n"
+        "  mock: {type: mock}\n"
+        "models:\n"
+        "  - {name: a, deployments: [{provider: mock, model: a}]}\n"
+        "limits:\n"
+        "  - per: key\n"
+        "    models: [a, gpt-*]\n"
+        "    requests_per_minute: 5\n",
+        7,
+        "limits[0].models[1]",
+        "'gpt-*' matches no configured model (configured: a)",
+    ),
+    (
+        "a budget on a model that is not configured",
+        "providers:\n"
+        "  mock: {type: mock}\n"
+        "models:\n"
+        "  - {name: a, deployments: [{provider: mock, model: a}]}\n"
+        "budgets:\n"
+        "  - {name: b, per: app, tokens: 5, period: day, models: [b]}\n",
+        6,
+        "budgets[0].models[0]",
+        "'b' matches no configured model (configured: a)",
+    ),
+    (
+        "a boolean where a limit needs a number",
+        "limits:\n  - per: key\n    requests_per_minute: true\n",
+        3,
+        "limits[0].requests_per_minute",
+        "valid integer",
+    ),
     ("empty file", "", 1, "", "the file is empty"),
     ("only comments", "# nothing here yet\n", 1, "", "the file is empty"),
     ("top level is a list", "- server\n", 1, "", "top level must be a mapping"),

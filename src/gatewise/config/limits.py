@@ -36,7 +36,8 @@ TOKEN_RATES = {
     "tokens_per_hour": 3600.0,
     "tokens_per_day": 86400.0,
 }
-Count = Annotated[int, Field(ge=1)]
+#: A count in a limit or budget: a whole number (strict: ``true`` is not 1).
+Count = Annotated[int, Field(ge=1, strict=True)]
 
 
 def _check_redis_url(value: str) -> str:
@@ -84,10 +85,20 @@ class StateConfig(Strict):
 class LimitConfig(Strict):
     """Rates and a concurrency cap, counted separately for each value of ``per``."""
 
-    name: Name | None = Field(None, description="Shown in 429 messages; default per-<index>.")
+    name: Name | None = Field(
+        None,
+        description=(
+            "Names the limit's counters and shows in 429 messages; unique among limits. "
+            "Default <per>-<index>."
+        ),
+    )
     per: Scope
     models: Annotated[list[str], Field(min_length=1)] | None = Field(
-        None, description="Only calls to these models (names or globs) count; default all."
+        None,
+        description=(
+            "Only calls to these models (names or globs, each matching a configured model) "
+            "count; default all."
+        ),
     )
     tenants: Annotated[list[Name], Field(min_length=1)] | None = Field(
         None, description="Only callers of these tenants (by name); default all."
@@ -147,7 +158,7 @@ class BudgetConfig(Strict):
     mode: Literal["hard", "soft"] = Field(
         "hard", description="hard: refuse calls once spent (429 insufficient_quota); soft: alert."
     )
-    alerts: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+    alerts: list[Annotated[int, Field(ge=1, le=1000, strict=True)]] = Field(
         default_factory=lambda: [50, 80, 100],
         description="Percentages of the budget at which the webhook is called (once per period).",
     )

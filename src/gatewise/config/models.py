@@ -10,7 +10,8 @@ builds a new one.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
@@ -465,6 +466,28 @@ class Config(Strict):
                     f"budgets[{index}].webhook: unknown webhook {budget.webhook!r} "
                     f"(configured: {known})"
                 )
+        limit_names: set[str] = set()
+        for index, limit in enumerate(self.limits):
+            name = limit.name or f"{limit.per}-{index}"  # the default, as the planner names it
+            if name in limit_names:
+                # Two limits of one name would share their counters (one model's calls
+                # spending another's limit).
+                raise ValueError(f"limits[{index}].name: duplicate limit name {name!r}")
+            limit_names.add(name)
+        names = [model.name for model in self.models]
+        sections: tuple[tuple[str, Sequence[LimitConfig | BudgetConfig]], ...] = (
+            ("limits", self.limits),
+            ("budgets", self.budgets),
+        )
+        for section, rules in sections:
+            for index, rule in enumerate(rules):
+                for m_index, pattern in enumerate(rule.models or ()):
+                    if not any(name == pattern or fnmatchcase(name, pattern) for name in names):
+                        known = ", ".join(names) or "none"
+                        raise ValueError(
+                            f"{section}[{index}].models[{m_index}]: {pattern!r} matches no "
+                            f"configured model (configured: {known})"
+                        )
         seen: set[str] = set()
         for index, model in enumerate(self.models):
             if model.name in seen:
