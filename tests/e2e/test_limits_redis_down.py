@@ -20,11 +20,12 @@ BODY = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}], "m
 
 
 def gateway_with(
-    tmp_path_factory: pytest.TempPathFactory, on_error: str
+    tmp_path_factory: pytest.TempPathFactory, on_error: str, workers: int = 1, rpm: int = 3
 ) -> Iterator[tuple[RunningGateway, str]]:
     store_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp(on_error)}/gatewise.db"
     key = with_store(store_url, one_key)
     config = {
+        "server": {"workers": workers},
         "auth": {"mode": "keys"},
         "store": {"url": store_url},
         "state": {
@@ -37,7 +38,7 @@ def gateway_with(
         "models": [
             {"name": "mock-gpt", "deployments": [{"provider": "mock", "model": "mock-gpt"}]}
         ],
-        "limits": [{"per": "key", "requests_per_minute": 3}],
+        "limits": [{"per": "key", "requests_per_minute": rpm}],
     }
     with run_gateway_in_thread(config) as gateway:
         yield gateway, key
@@ -51,6 +52,14 @@ def closed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningGa
 @pytest.fixture(scope="module")
 def opened(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningGateway, str]]:
     yield from gateway_with(tmp_path_factory, "open")
+
+
+@pytest.fixture(scope="module")
+def opened_two_workers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RunningGateway, str]]:
+    # The config says two workers (this test runs one): each enforces half of every limit.
+    yield from gateway_with(tmp_path_factory, "open", workers=2, rpm=4)
 
 
 def call(gateway: RunningGateway, key: str) -> tuple[int, float, dict[str, object]]:
@@ -81,3 +90,11 @@ def test_fail_open_serves_with_per_process_limits(opened: tuple[RunningGateway, 
     results = [call(gateway, key) for _ in range(5)]
     assert [status for status, _, _ in results] == [200, 200, 200, 429, 429]
     assert all(took < 1.0 for _, took, _ in results)
+
+
+def test_fail_open_enforces_each_workers_share_of_a_limit(
+    opened_two_workers: tuple[RunningGateway, str],
+) -> None:
+    gateway, key = opened_two_workers
+    statuses = [call(gateway, key)[0] for _ in range(4)]
+    assert statuses == [200, 200, 429, 429]  # 4 a minute over two workers: 2 each

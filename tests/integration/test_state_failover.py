@@ -14,10 +14,18 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
+from gatewise.config.limits import LimitConfig
+from gatewise.core.context import RequestContext
+from gatewise.core.types import Usage
+from gatewise.identity.principal import Principal
+from gatewise.identity.roles import Role
+from gatewise.policies.limits import Planner
+from gatewise.policies.traffic import Admission, TrafficControl
 from gatewise.state.base import (
     Adjustment,
     Check,
@@ -43,26 +51,35 @@ def free_port() -> int:
 
 
 class PrivateRedis:
-    """A throwaway redis-server (no persistence) that a test may kill and restart."""
+    """A throwaway redis-server that a test may kill and restart: without persistence, or
+    (``folder``) with an append-only file there, so a restart finds its keys again."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
+        self.folder = folder
 
     def start(self) -> None:
-        command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no"]
+        command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        if self.folder is None:
+            command += ["--appendonly", "no"]
+        else:
+            command += ["--dir", str(self.folder), "--appendonly", "yes"]
+            command += ["--appendfsync", "always"]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
+            try:  # up, and done loading its data (until then it answers -LOADING)
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
             except OSError:
-                time.sleep(0.01)
+                pass
+            time.sleep(0.01)
         raise RuntimeError(f"redis-server did not start on port {self.port}")
 
     def kill(self) -> None:
@@ -72,13 +89,26 @@ class PrivateRedis:
             self.process = None
 
 
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
+def _require_redis_server() -> None:
     if not os.path.exists(REDIS_SERVER):
         if os.environ.get("GATEWISE_REQUIRE_SERVICES"):
             pytest.fail(f"{REDIS_SERVER} is required but missing")
         pytest.skip(f"{REDIS_SERVER} is missing (set GATEWISE_REQUIRE_SERVICES to fail)")
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    _require_redis_server()
     server = PrivateRedis()
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    _require_redis_server()
+    server = PrivateRedis(tmp_path)
     server.start()
     yield server
     server.kill()
@@ -192,8 +222,9 @@ async def test_failing_open_keeps_per_process_limits_and_comes_back(
     assert [o.allowed for o in outcomes] == [True, True, True, False]
     assert (primary.calls, store.degraded) == (2, True)  # only the first call tried Redis
     quota = Quota("q", limit=10, cost=4, ttl=60.0)
-    assert (await store.admit([quota])).allowed
-    assert await store.settle([Adjustment(quota, -1)], []) == [3]
+    admitted = await store.admit([quota])
+    assert admitted.allowed and admitted.fallback  # so it is settled in the fallback:
+    assert store.settle_fallback([Adjustment(quota, -1)], []) == [3]
     assert await store.once("alert", 60.0) and not await store.once("alert", 60.0)
     assert primary.calls == 2
 
@@ -228,4 +259,89 @@ async def test_failing_closed_refuses_until_the_server_is_back(
     clock.now += 1.0
     assert (await store.admit([RATE])).allowed
     assert primary.calls == 3 and not store.degraded
+    await store.close()
+
+
+# -- settlements that fail are kept and replayed --------------------------------------
+
+LIMIT = LimitConfig(per="key", concurrent=1)
+CALLER = Principal("key", "key:k1", Role.CONSUMER, "a", tenant_id="t", app_id="a", key_id="k1")
+
+
+def one_at_a_time(store: ResilientStore) -> TrafficControl:
+    return TrafficControl(store, Planner([LIMIT], []), tenant_name=lambda _: None)
+
+
+async def call_in(traffic: TrafficControl) -> tuple[RequestContext, Admission]:
+    """Admit one call of CALLER (raises the 429 when its slot is taken)."""
+    ctx = RequestContext(request_id="r", operation="chat", model="m")
+    charge = traffic.charge(ctx, CALLER, "m", lambda: 1, 1, None)
+    assert charge is not None
+    return ctx, await traffic.decide(ctx, charge)
+
+
+async def call_out(traffic: TrafficControl, ctx: RequestContext, admission: Admission) -> None:
+    """The call is over: settle it (and wait, as its reply would, if there is a wait)."""
+    ending = traffic.settle(ctx, admission, Usage(prompt_tokens=1, completion_tokens=1))
+    if ending is not None:
+        await ending
+    await asyncio.sleep(0.05)  # a settlement sent in the background has gone by now
+
+
+async def test_a_release_that_failed_is_replayed_when_redis_is_back(
+    persistent_redis: PrivateRedis,
+) -> None:
+    """Redis crashes while a call runs and comes back with its keys: the call's slot must
+    not stay taken for its whole TTL (a caller was locked out for ten minutes)."""
+    primary = RedisCounterStore(persistent_redis.url, prefix="gwtest:", timeout=0.1)
+    store = ResilientStore(primary, on_error="closed", retry_after=0.2)
+    traffic = one_at_a_time(store)
+    await store.start()
+    ctx, admission = await call_in(traffic)
+    persistent_redis.kill()
+    await call_out(traffic, ctx, admission)  # the release fails: Redis is down
+    persistent_redis.start()  # same port, same keys: the slot is still taken there
+    await asyncio.sleep(0.5)  # the release is replayed within retry_after
+    ctx, admission = await call_in(traffic)  # admitted: the slot is free again
+    await call_out(traffic, ctx, admission)
+    await call_in(traffic)
+    await traffic.close()
+    await store.close()
+
+
+async def test_a_release_that_failed_rides_with_the_next_admission(
+    persistent_redis: PrivateRedis,
+) -> None:
+    primary = RedisCounterStore(persistent_redis.url, prefix="gwtest:", timeout=0.1)
+    # Replayed on its own only after a minute: the next admission must carry it.
+    store = ResilientStore(primary, on_error="closed", retry_after=60.0, clock=Clock())
+    traffic = one_at_a_time(store)
+    await store.start()
+    ctx, admission = await call_in(traffic)
+    persistent_redis.kill()
+    await call_out(traffic, ctx, admission)
+    persistent_redis.start()
+    store._clock.now += 60.0  # type: ignore[attr-defined]  # time to try Redis again
+    await call_in(traffic)
+    await store.close()
+
+
+async def test_failing_open_settles_each_call_where_it_was_admitted(
+    private_redis: PrivateRedis,
+) -> None:
+    """While Redis is down, a call the fallback admitted frees its slot there; one Redis
+    admitted before the outage frees its slot in Redis once it is back."""
+    primary = RedisCounterStore(private_redis.url, prefix="gwtest:", timeout=0.1)
+    store = ResilientStore(primary, on_error="open", retry_after=0.2)
+    traffic = one_at_a_time(store)
+    await store.start()
+    before, in_redis = await call_in(traffic)
+    private_redis.kill()
+    for _ in range(3):  # the fallback has its own slot: taken and freed, call after call
+        ctx, admission = await call_in(traffic)
+        assert admission.fallback
+        await call_out(traffic, ctx, admission)
+    await call_out(traffic, before, in_redis)  # kept for Redis
+    assert store.owed == 1
+    await traffic.close()
     await store.close()

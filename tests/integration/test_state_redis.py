@@ -27,6 +27,7 @@ from gatewise.state.base import (
     Quota,
     Rate,
     Slots,
+    slot_member,
 )
 from gatewise.state.memory import MemoryCounterStore
 from gatewise.state.redis import RedisCounterStore
@@ -280,6 +281,35 @@ async def test_redis_time_drives_the_rate_and_every_key_expires(
     assert (await redis_store.admit([rate])).allowed
 
 
+async def test_a_release_names_its_slot_and_a_gone_slot_frees_nobody(
+    redis_store: RedisCounterStore, prefix: str
+) -> None:
+    """A release replayed after its slot is gone (expired, or the server restarted empty)
+    must not free a slot another call holds now."""
+    slots = Slots("named", limit=1, ttl=30.0)
+    first = await redis_store.admit([Rate("other", 10, 60.0, 1), slots])
+    mine = Slots(slots.key, slots.limit, slots.ttl, slot_member(first.token, 1))
+    await redis_store.settle([], [mine])
+    second = await redis_store.admit([slots])  # the slot was free: another call takes it
+    assert second.allowed
+    await redis_store.settle([], [mine])  # the first call's release, replayed: a no-op
+    assert not (await redis_store.admit([slots])).allowed  # the second call still holds it
+    theirs = Slots(slots.key, slots.limit, slots.ttl, slot_member(second.token, 0))
+    third = await redis_store.admit([slots], ([], [theirs]))  # carried by an admission
+    assert third.allowed
+
+
+async def test_a_slot_key_lives_as_long_as_its_longest_slot(
+    redis_store: RedisCounterStore, prefix: str
+) -> None:
+    assert (await redis_store.admit([Slots("mixed", 5, ttl=30.0)])).allowed
+    assert (await redis_store.admit([Slots("mixed", 5, ttl=2.0)])).allowed  # a faster model
+    client = Redis.from_url(REDIS_URL)
+    ttl = await client.pttl(prefix + "mixed")
+    await client.aclose()
+    assert 28_000 < ttl <= 30_000
+
+
 async def test_exact_under_concurrency_from_two_pools(prefix: str) -> None:
     require_redis()
     stores = [RedisCounterStore(REDIS_URL, prefix=prefix, timeout=2.0) for _ in range(2)]
@@ -342,7 +372,10 @@ async def test_redis_and_memory_decide_identically(prefix: str) -> None:
                 expected = await memory.settle(adjustments, release)
                 assert await redis_store.settle(adjustments, release) == expected
             else:
-                assert await redis_store.admit(checks) == await memory.admit(checks)
+                outcome = await redis_store.admit(checks)
+                assert outcome.token  # Redis names the slots it gives (memory keeps no names)
+                outcome.token = ""
+                assert outcome == await memory.admit(checks)
     finally:
         await redis_store.close()
         await _delete_prefix(prefix)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gatewise.core.errors import PermissionDeniedError, UpstreamError
@@ -162,3 +164,35 @@ async def test_usage_is_the_upstreams_or_an_estimate_marked_as_such() -> None:
     assert response.usage is None  # the reply is the upstream's; the estimate is the record's
     assert ctx.usage_estimated and ctx.usage is not None
     assert ctx.usage.prompt_tokens > 3 and ctx.usage.completion_tokens >= 3
+
+
+class Releasing(Step):
+    """A finish that starts a release which takes a while (a round trip to a shared store)."""
+
+    name = "releasing"
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def finish(self, call: object) -> asyncio.Task[None]:
+        async def release() -> None:
+            await asyncio.sleep(0.01)
+            self.journal.entries.append("released")
+
+        return asyncio.get_running_loop().create_task(release())
+
+
+async def test_the_reply_waits_for_what_finish_started() -> None:
+    """A freed slot must reach the shared store before the reply's last bytes go out: the
+    caller may call again at once, through another replica."""
+    journal = Journal()
+    corridor = Corridor(catalog(ScriptedProvider("p")), [Releasing(journal)])
+    await corridor.chat(corridor.open(context(), None, chat_request()))
+    assert journal.entries == ["released"]
+    stream = await corridor.chat_stream(corridor.open(context(), None, chat_request(stream=True)))
+    async for _batch in stream:
+        pass
+    assert journal.entries == ["released", "released"]  # before the front door's last bytes
+    cut = await corridor.chat_stream(corridor.open(context(), None, chat_request(stream=True)))
+    await cut.aclose()  # the client left
+    assert journal.entries == ["released"] * 3

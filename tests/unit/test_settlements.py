@@ -1,5 +1,5 @@
-"""SettlementBatcher: settlements ride with the next admission, else go on their own soon
-(a freed slot within its short window, corrections alone within the longer one)."""
+"""SettlementBatcher: corrections ride with the next admission, else go on their own within
+their window; a freed slot goes at once, and its call can wait until the store has it."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ class RecordingStore:
 
     def __init__(self) -> None:
         self.settles: list[tuple[list[Adjustment], list[Slots]]] = []
+        self.defer = False  # as ResilientStore while Redis is down: kept, no totals
 
     async def settle(self, adjustments: list[Adjustment], release: list[Slots]) -> list[int]:
         self.settles.append((adjustments, release))
-        return [adjustment.delta for adjustment in adjustments]
+        return [] if self.defer else [adjustment.delta for adjustment in adjustments]
 
 
 def batcher(store: RecordingStore, seen: list[tuple[Any, list[int]]]) -> SettlementBatcher:
@@ -29,24 +30,35 @@ def batcher(store: RecordingStore, seen: list[tuple[Any, list[int]]]) -> Settlem
         store,  # type: ignore[arg-type]
         lambda call, _adjustments, totals: seen.append((call, totals)),
         window=0.2,
-        release_window=0.02,
     )
 
 
-async def test_a_freed_slot_goes_within_its_short_window() -> None:
+async def test_a_freed_slot_goes_at_once_with_what_waits() -> None:
     store, seen = RecordingStore(), []
     settlements = batcher(store, seen)
-    settlements.add("a", [Adjustment(BUDGET, -5)], [])
-    settlements.add("b", [], [SLOT])  # brings the whole batch forward
-    await asyncio.sleep(0.08)
+    settlements.add("a", [Adjustment(BUDGET, -5)])
+    sent = settlements.send("b", [], [SLOT])  # takes the waiting corrections along
+    await sent  # what the call's reply waits for: the store has it now
     assert store.settles == [([Adjustment(BUDGET, -5)], [SLOT])]
     assert seen == [("a", [-5]), ("b", [])]
+    await asyncio.sleep(0.25)
+    assert len(store.settles) == 1  # the corrections' timer found nothing left
+
+
+async def test_a_deferred_settlement_reports_no_totals() -> None:
+    """A store that keeps a settlement for later (Redis down) returns no totals: no call
+    is told wrong ones."""
+    store, seen = RecordingStore(), []
+    store.defer = True
+    settlements = batcher(store, seen)
+    await settlements.send("a", [Adjustment(BUDGET, 2)], [SLOT])
+    assert len(store.settles) == 1 and seen == []
 
 
 async def test_corrections_alone_wait_for_the_longer_window() -> None:
     store, seen = RecordingStore(), []
     settlements = batcher(store, seen)
-    settlements.add("a", [Adjustment(BUDGET, 3)], [])
+    settlements.add("a", [Adjustment(BUDGET, 3)])
     await asyncio.sleep(0.08)
     assert store.settles == []
     await asyncio.sleep(0.25)
@@ -56,12 +68,12 @@ async def test_corrections_alone_wait_for_the_longer_window() -> None:
 async def test_an_admission_takes_what_waits_and_nothing_is_sent_twice() -> None:
     store, seen = RecordingStore(), []
     settlements = batcher(store, seen)
-    settlements.add("a", [Adjustment(BUDGET, -1), Adjustment(BUDGET, 2)], [SLOT])
-    settlements.add("b", [Adjustment(BUDGET, -7)], [])
+    settlements.add("a", [Adjustment(BUDGET, -1), Adjustment(BUDGET, 2)])
+    settlements.add("b", [Adjustment(BUDGET, -7)])
     taken = settlements.take()
     assert taken is not None
     batch, (adjustments, release) = taken
-    assert [a.delta for a in adjustments] == [-1, 2, -7] and release == [SLOT]
+    assert [a.delta for a in adjustments] == [-1, 2, -7] and release == []
     assert settlements.take() is None
     settlements.settled(batch, [10, 12, 5])  # the totals the admission reported
     assert seen == [("a", [10, 12]), ("b", [5])]
@@ -72,6 +84,6 @@ async def test_an_admission_takes_what_waits_and_nothing_is_sent_twice() -> None
 async def test_close_sends_what_still_waits() -> None:
     store, seen = RecordingStore(), []
     settlements = batcher(store, seen)
-    settlements.add("a", [Adjustment(BUDGET, 4)], [])
+    settlements.add("a", [Adjustment(BUDGET, 4)])
     await settlements.close()
     assert store.settles == [([Adjustment(BUDGET, 4)], [])] and seen == [("a", [4])]

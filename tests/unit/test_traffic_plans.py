@@ -147,3 +147,39 @@ async def test_a_dearer_deployment_is_charged_the_difference_before_it_is_called
     assert admission.cost == 4000  # a refused re-charge charges nothing
     with pytest.raises(PermissionDeniedError):  # a deployment without a price cannot be enforced
         traffic.extra_cost(admission, None, "m")
+
+
+def test_a_slot_lives_a_little_longer_than_its_call_may_run() -> None:
+    """Not a fixed 600 s: a slot whose release is lost (a crashed worker) must not lock
+    its caller out for much longer than the call could have run."""
+    from gatewise.config.models import Config
+    from gatewise.policies.traffic_setup import build_traffic
+
+    config = Config.model_validate(
+        {
+            "providers": {
+                "quick": {"type": "mock", "timeouts": {"total": 30}},
+                "usual": {"type": "mock"},  # timeouts.total: 600 s by default
+            },
+            "models": [
+                {"name": "fast", "deployments": [{"provider": "quick", "model": "m"}]},
+                {  # a call may try both in turn: 30 s, then up to 600 s
+                    "name": "chain",
+                    "deployments": [
+                        {"provider": "quick", "model": "m"},
+                        {"provider": "usual", "model": "m"},
+                    ],
+                },
+            ],
+            "limits": [{"per": "key", "concurrent": 2}],
+        }
+    )
+    traffic = build_traffic(config, None, identity=None).traffic  # type: ignore[arg-type]
+    assert traffic is not None
+    ttls = {}
+    for model in ("fast", "chain"):
+        ctx = context(caller("k1"))
+        charge = traffic.charge(ctx, caller("k1"), model, lambda: 1, 1, PRICE)
+        assert charge is not None
+        ttls[model] = charge.checks[0].ttl  # type: ignore[union-attr]
+    assert ttls == {"fast": 35.0, "chain": 635.0}

@@ -12,6 +12,7 @@ over hooks that act.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -165,7 +166,9 @@ class Corridor:
                 response = _expect(await self._leave(call, response, upto), ChatResponse)
             return response
         finally:
-            self._end(call)
+            ending = self._end(call)
+            if ending is not None:
+                await ending
 
     async def chat_stream(self, call: Call) -> ChunkStream:
         """The call's stream, opened (the upstream answered 200); its chunks flow to the
@@ -178,14 +181,18 @@ class Corridor:
             else:
                 stream, started = ReplayStream(_expect(reply, ChatResponse)), 0.0
         except BaseException:
-            self._end(call)
+            ending = self._end(call)
+            if ending is not None:
+                await ending
             raise
         watchers = tuple(step for index, step in self._watchers if index < upto)
 
-        def end(call: Call, attempt: Attempt | None, error: BaseException | None) -> None:
+        def end(
+            call: Call, attempt: Attempt | None, error: BaseException | None
+        ) -> Awaitable[None] | None:
             if attempt is not None:
                 self.dispatch.end(call.ctx, attempt, started, error)
-            self._end(call)
+            return self._end(call)
 
         return StreamTap(call, stream, attempt, watchers, end)
 
@@ -201,7 +208,9 @@ class Corridor:
                 response = _expect(await self._leave(call, response, upto), EmbeddingResponse)
             return response
         finally:
-            self._end(call)
+            ending = self._end(call)
+            if ending is not None:
+                await ending
 
     # --- the phases -------------------------------------------------------------------
 
@@ -221,14 +230,30 @@ class Corridor:
                 reply = await step.after(call, reply)
         return reply
 
-    def _end(self, call: Call) -> None:
+    def _end(self, call: Call) -> Awaitable[None] | None:
         """The call is over: every ``finish`` hook runs, even when one of them fails (a
-        failed settlement must not turn a delivered reply into an error)."""
+        failed settlement must not turn a delivered reply into an error). Returns what
+        the reply's last bytes must wait for, if a hook returned something to wait for."""
+        waits: list[Awaitable[None]] | None = None
         for finish in self._finish:
             try:
-                finish(call)
+                pending = finish(call)
             except Exception:
                 log.exception("a step failed to finish", extra={"request_id": call.ctx.request_id})
+                continue
+            if pending is not None:
+                waits = [pending] if waits is None else [*waits, pending]
+        return None if waits is None else _finished(call, waits)
+
+
+async def _finished(call: Call, waits: list[Awaitable[None]]) -> None:
+    """Wait for what the finish hooks started; it goes on if this wait is cancelled (the
+    client left), and its failure never fails the reply."""
+    for pending in waits:
+        try:
+            await asyncio.shield(pending)
+        except Exception:
+            log.exception("a step failed to finish", extra={"request_id": call.ctx.request_id})
 
 
 def _rewriting(step: Step) -> _Entry:

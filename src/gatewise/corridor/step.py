@@ -21,7 +21,10 @@ Then, in reverse order, on the way back:
   some back) and add held-back chunks at the end; raise to end the stream with
   an error event.
 - ``finish``: the call is over (replied, failed, refused or cut), exactly once,
-  also for a stream the client abandoned: settle, release, record.
+  also for a stream the client abandoned: settle, release, record. It may return
+  an awaitable that the reply's last bytes wait for (admission: a freed
+  concurrency slot must reach a shared store before the caller can call again);
+  it must not fail.
 
 A step that overrides ``after``, ``on_chunks`` or ``on_stream_end`` may change
 output, so its chain never relays the upstream's raw bytes: that follows from
@@ -32,6 +35,7 @@ State a step keeps about one call goes in ``call.notes[self]``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from gatewise.core.types import ChatChunk, ChatResponse, EmbeddingResponse
@@ -74,7 +78,7 @@ class Step:
     async def on_stream_end(self, call: Call) -> list[ChatChunk]:
         return []
 
-    def finish(self, call: Call) -> None:
+    def finish(self, call: Call) -> Awaitable[None] | None:
         return None
 
 

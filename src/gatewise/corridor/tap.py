@@ -10,7 +10,7 @@ closes its attempt for the observers and runs the steps' ``finish`` hooks.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from gatewise.core.context import Attempt
@@ -22,8 +22,9 @@ from gatewise.providers.base import ChunkStream
 if TYPE_CHECKING:
     from gatewise.corridor.step import Step
 
-#: Ends the call: (call, the stream's attempt or None, the error that ended it or None).
-EndCall = Callable[[Call, Attempt | None, BaseException | None], None]
+#: Ends the call: (call, the stream's attempt or None, the error that ended it or None);
+#: returns what the stream's last bytes must wait for, if anything (see ``Step.finish``).
+EndCall = Callable[[Call, Attempt | None, BaseException | None], Awaitable[None] | None]
 
 
 class StreamTap:
@@ -95,7 +96,9 @@ class StreamTap:
             self._error = error
             raise
         finally:
-            self._done()
+            ending = self._done()
+            if ending is not None:
+                await ending  # before the front door writes the stream's end
 
     async def _watch(self, chunks: list[ChatChunk]) -> list[ChatChunk]:
         call = self._call
@@ -103,16 +106,16 @@ class StreamTap:
             chunks = await step.on_chunks(call, chunks)
         return chunks
 
-    def _done(self) -> None:
+    def _done(self) -> Awaitable[None] | None:
         end, self._end = self._end, None
         if end is None:
-            return
+            return None
         call = self._call
         ctx = call.ctx
         if ctx.usage is None:
             ctx.usage = estimated_usage(call, "".join(self._pieces))
             ctx.usage_estimated = True
-        end(call, self._attempt, self._error)
+        return end(call, self._attempt, self._error)
 
     async def aclose(self) -> None:
         if self._end is not None and self._error is None:
@@ -122,4 +125,6 @@ class StreamTap:
                 await self._batches_of.aclose()  # a suspended generator: its finally runs now
             await self._inner.aclose()
         finally:
-            self._done()  # a stream closed before it was read still ends its call
+            ending = self._done()  # a stream closed before it was read still ends its call
+            if ending is not None:
+                await ending

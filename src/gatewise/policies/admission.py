@@ -8,11 +8,13 @@ charged is charged the difference, and refused if a hard USD budget cannot
 take it, before it is called; so a budget is overshot by at most one call's
 estimate. ``finish`` settles: corrects the charges with what the call really
 used and cost (priced by accounting, which finishes first) and frees its
-concurrency slots.
+concurrency slots; the reply's last bytes wait until a freed slot reached a
+shared store (the caller's next call may go to another replica).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from gatewise.core.types import ChatRequest
@@ -74,7 +76,8 @@ class AdmissionStep(Step):
             await self.traffic.recharge(call.ctx, charged.admission, extra)
         charged.target = target
 
-    def finish(self, call: Call) -> None:
+    def finish(self, call: Call) -> Awaitable[None] | None:
         charged: _Charged | None = call.notes.pop(self, None)
-        if charged is not None:
-            self.traffic.settle(call.ctx, charged.admission, call.ctx.usage)
+        if charged is None:
+            return None
+        return self.traffic.settle(call.ctx, charged.admission, call.ctx.usage)

@@ -17,7 +17,7 @@ A plan with calendar budgets is rebuilt when its period ends (new keys).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from gatewise.config.limits import REQUEST_RATES, TOKEN_RATES, BudgetConfig, LimitConfig
 from gatewise.identity.principal import Principal
-from gatewise.state.base import Check, Quota, Rate, Slots
+from gatewise.state.base import Check, Quota, Rate, Slots, slot_member
 
 ROLLING_PERIODS = {"day": 86400.0, "month": 30 * 86400.0}
 MICROS_PER_USD = 1_000_000
@@ -81,8 +81,9 @@ class Plan:
     #: Indexes of the request and token rate limits (what the rate headers describe).
     request_rates: list[int] = field(default_factory=list)
     token_rates: list[int] = field(default_factory=list)
-    #: The concurrency slots a call takes, given back when it ends.
+    #: The concurrency slots a call takes, given back when it ends, and their indexes.
     slots: list[Slots] = field(default_factory=list)
+    slot_indexes: list[int] = field(default_factory=list)
     #: Whether a budget of this plan calls a webhook at thresholds.
     alerts: bool = False
 
@@ -105,6 +106,7 @@ class Plan:
             self.token_rates.append(index)
         elif isinstance(check, Slots):
             self.slots.append(check)
+            self.slot_indexes.append(index)
         if meter.budget is not None and meter.budget.webhook is not None:
             self.alerts = True
 
@@ -128,6 +130,16 @@ class Plan:
         for index in self.in_usd:
             costs[index] = cost
         return costs
+
+    def releases(self, token: str) -> list[Slots]:
+        """The slots an admission named ``token`` (``Outcome.token``) took, to give back;
+        without a token, the plan's own (the store gives back the newest)."""
+        if not token:
+            return self.slots
+        return [
+            Slots(slot.key, slot.limit, slot.ttl, slot_member(token, index))
+            for slot, index in zip(self.slots, self.slot_indexes, strict=True)
+        ]
 
     def checks_for(self, tokens: int, cost: int) -> list[Check]:
         """The checks with this call's token and micro-USD estimates filled in."""
@@ -184,10 +196,18 @@ def _share(limit: int, workers: int) -> int:
     return max(1, math.ceil(limit / workers)) if workers > 1 else limit
 
 
+#: A concurrency slot outlives the longest its call may run by this much (seconds).
+SLOT_TTL_MARGIN = 5.0
+#: A slot's lifetime when the model's timeouts are not known: the default total timeout.
+DEFAULT_SLOT_TTL = 600.0 + SLOT_TTL_MARGIN
+
+
 class Planner:
     """The ``limits`` and ``budgets`` sections, compiled into a ``Plan`` per caller and model.
 
     ``workers``: with counters in each process, every process enforces its share.
+    ``slot_ttls``: per model, how long a concurrency slot lives unless given back (a
+    little more than its calls may run, see ``traffic_setup.slot_ttls``).
     """
 
     def __init__(
@@ -196,7 +216,9 @@ class Planner:
         budgets: Sequence[BudgetConfig],
         *,
         workers: int = 1,
+        slot_ttls: Mapping[str, float] | None = None,
     ) -> None:
+        self._slot_ttls = slot_ttls or {}
         self._limits = [
             (limit.name or f"{limit.per}-{i}", limit, _rates(limit, workers))
             for i, limit in enumerate(limits)
@@ -221,7 +243,8 @@ class Planner:
                 meter = Meter(kind, name, limit.per, scope, rate_field.partition("_per_")[2])
                 key = f"rl:{name}:{scope}:{rate_field}"
                 if kind == "concurrent":
-                    plan.add(meter, Slots(key, amount), FIXED)
+                    ttl = self._slot_ttls.get(call.model, DEFAULT_SLOT_TTL)
+                    plan.add(meter, Slots(key, amount, ttl), FIXED)
                 elif kind == "requests":
                     plan.add(meter, Rate(key, amount, period, 1), FIXED)
                 else:

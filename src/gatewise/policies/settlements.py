@@ -3,13 +3,16 @@
 For a store that settles over the network (Redis; ``TrafficControl`` settles a
 memory store in line). Each settlement is a network round trip: sent per call it
 doubles the store's work and competes with the next call's admission. So
-settlements wait here and go with this process's next admission (``take``; the
+corrections wait here and go with this process's next admission (``take``; the
 admission script applies them first, in the same round trip), or on their own
-when no admission comes soon enough: within ``release_window`` (2 ms) for a freed
-concurrency slot, since the caller may call again at once (through another
-replica, which only sees the slot free once it is sent), and within ``window``
-(20 ms) for corrections alone. ``close`` sends what is still waiting, so a clean
-stop loses nothing.
+within ``window`` (20 ms) when no admission comes.
+
+A freed concurrency slot cannot wait: the caller may call again as soon as its
+reply is complete, through another replica, which sees the slot free only once
+it reached the store. So a call that held a slot is settled at once (``send``,
+with whatever corrections wait), and its reply waits for that round trip before
+its last bytes go out; calls that hold no slot pay nothing for it. ``close``
+sends what is still waiting, so a clean stop loses nothing.
 """
 
 from __future__ import annotations
@@ -37,26 +40,36 @@ class SettlementBatcher:
         on_settled: OnSettled | None,
         *,
         window: float = 0.02,
-        release_window: float = 0.002,
     ) -> None:
         self._store = store
         self._on_settled = on_settled
         self._window = window
-        self._release_window = release_window
         self._waiting: Batch = []
         self._due: float | None = None  # loop time by which the waiting batch must go
         self._timer: asyncio.TimerHandle | None = None
         self._flushes: set[asyncio.Task[None]] = set()
 
-    def add(self, call: Any, adjustments: list[Adjustment], release: list[Slots]) -> None:
+    def add(self, call: Any, adjustments: list[Adjustment]) -> None:
+        """Corrections that may wait for the next admission (within ``window``)."""
+        self._waiting.append((call, adjustments, []))
+        if self._due is None:
+            loop = asyncio.get_running_loop()
+            self._due = loop.time() + self._window
+            self._timer = loop.call_at(self._due, self._flush_soon)
+
+    def send(
+        self, call: Any, adjustments: list[Adjustment], release: list[Slots]
+    ) -> asyncio.Task[None]:
+        """Settle a call that held slots now (the corrections waiting go along); the task
+        ends once the store has it (or failed: it never raises)."""
         self._waiting.append((call, adjustments, release))
-        loop = asyncio.get_running_loop()
-        due = loop.time() + (self._release_window if release else self._window)
-        if self._due is None or due < self._due:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._due = due
-            self._timer = loop.call_at(due, self._flush_soon)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = self._due = None
+        task = asyncio.get_running_loop().create_task(self._flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+        return task
 
     def take(self) -> tuple[Batch, Settlement] | None:
         """What waits, for an admission to carry (then ``settled`` with its totals)."""
@@ -69,8 +82,9 @@ class SettlementBatcher:
         return batch, (adjustments, release)
 
     def settled(self, batch: Batch, totals: list[int]) -> None:
-        """Tell each call of ``batch`` its adjustments' new totals (for alerts)."""
-        if self._on_settled is None:
+        """Tell each call of ``batch`` its adjustments' new totals (for alerts); none when
+        the store deferred the settlement (no totals yet)."""
+        if self._on_settled is None or len(totals) < sum(len(calls) for _, calls, _ in batch):
             return
         start = 0
         for call, calls, _ in batch:
@@ -91,10 +105,11 @@ class SettlementBatcher:
         batch, (adjustments, release) = taken
         try:
             totals = await self._store.settle(adjustments, release)
+            self.settled(batch, totals)
         except StateUnavailableError as exc:
             log.warning("could not settle %d calls' limits: %s", len(batch), exc)
-            return
-        self.settled(batch, totals)
+        except Exception:  # a reply may wait for this: it must not fail
+            log.exception("settling %d calls' limits failed", len(batch))
 
     async def close(self) -> None:
         """Send everything still waiting (a clean stop loses no settlement)."""

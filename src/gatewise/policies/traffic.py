@@ -8,7 +8,9 @@ price. One ``CounterStore.admit`` checks and charges every counter at once,
 so a refused call charges nothing and a hard budget is overshot by at most
 the error of one call's estimate. ``settle`` runs when the call is over
 (streams included), corrects the charges with the real usage and frees
-concurrency slots, in the background: the response never waits for it.
+concurrency slots, in the background, except that a freed slot must reach a
+shared store before the reply is complete (the caller may call again at once,
+through another replica): then ``settle`` returns what the reply waits for.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gatewise.core.context import RequestContext
@@ -65,6 +67,10 @@ class Admission:
     #: The estimate's parts, to re-price it at another deployment (0 unless counted).
     prompt: int = 0
     output: int = 0
+    #: The store's name for this admission (its slots' members; ``Outcome.token``).
+    token: str = ""
+    #: Admitted by the store's fallback (``Outcome.fallback``): settled there.
+    fallback: bool = False
 
     def priced_checks(self) -> list[Check]:
         """The checks with this call's costs in them (for refusal messages)."""
@@ -93,6 +99,10 @@ class TrafficControl:
         self._batcher = SettlementBatcher(store, self._settled)
         self._settle_now: Callable[[list[Adjustment], list[Slots]], list[int]] | None = getattr(
             store, "settle_now", None
+        )
+        # A store standing in for a shared one settles what it admitted in line.
+        self._settle_fallback: Callable[[list[Adjustment], list[Slots]], list[int]] | None = (
+            getattr(store, "settle_fallback", None)
         )
         self._plans: dict[tuple[str | None, ...], Plan] = {}
         # The memory store decides without I/O: call it without a coroutine.
@@ -180,6 +190,8 @@ class TrafficControl:
             raise _unavailable() from None
         if taken:
             self._batcher.settled(taken[0], outcome.settled)
+        charge.token = outcome.token
+        charge.fallback = outcome.fallback
         return self._decided(ctx, charge, outcome)
 
     def decide_now(self, ctx: RequestContext, charge: Admission) -> Admission:
@@ -224,9 +236,13 @@ class TrafficControl:
             plan = self._plans[key] = planner.plan(Call(principal, model, ip, tenant), now)
         return plan
 
-    def settle(self, ctx: RequestContext, admission: Admission, usage: Usage | None) -> None:
+    def settle(
+        self, ctx: RequestContext, admission: Admission, usage: Usage | None
+    ) -> Awaitable[None] | None:
         """Correct the estimates with ``usage`` and ``ctx.cost_micros`` (what the call
-        really cost, priced by accounting) and free slots, without making anyone wait."""
+        really cost, priced by accounting) and free slots. Returns what the call's reply
+        must wait for before its last bytes go out: the round trip that frees its slots
+        in a shared store (None: nothing to wait for)."""
         plan = admission.plan
         adjustments: list[Adjustment] = []
         if plan.token_counters:
@@ -241,13 +257,19 @@ class TrafficControl:
                 for check in plan.usd_counters:
                     adjustments.append(Adjustment(check, delta))
         if not adjustments and not plan.slots:
-            return
-        if self._settle_now is None:
-            self._batcher.add(admission, adjustments, plan.slots)
-            return
-        totals = self._settle_now(adjustments, plan.slots)  # memory: at once, in line
+            return None
+        settle_now = self._settle_now  # memory: at once, in line
+        if settle_now is None and admission.fallback:
+            settle_now = self._settle_fallback
+        if settle_now is None:
+            if plan.slots:
+                return self._batcher.send(admission, adjustments, plan.releases(admission.token))
+            self._batcher.add(admission, adjustments)
+            return None
+        totals = settle_now(adjustments, plan.slots)
         if plan.alerts:
             self._settled(admission, adjustments, totals)
+        return None
 
     def _settled(
         self, admission: Admission, adjustments: list[Adjustment], totals: list[int]

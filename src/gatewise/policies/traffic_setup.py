@@ -11,11 +11,11 @@ from pathlib import Path
 
 from gatewise.alerts.thresholds import ThresholdTracker
 from gatewise.alerts.webhooks import WebhookSender
-from gatewise.config.models import Config
+from gatewise.config.models import Config, Timeouts
 from gatewise.config.secrets import interpolate_url, resolve_reference
 from gatewise.identity.cache import IdentityCache
 from gatewise.policies.budget_alerts import BudgetAlerts
-from gatewise.policies.limits import Planner
+from gatewise.policies.limits import SLOT_TTL_MARGIN, Planner
 from gatewise.policies.traffic import TrafficControl
 from gatewise.pricing.book import PriceBook
 from gatewise.state.base import CounterStore
@@ -59,6 +59,21 @@ def price_book(config: Config) -> PriceBook:
     return PriceBook(overrides)
 
 
+def slot_ttls(config: Config) -> dict[str, float]:
+    """How long a concurrency slot of each model lives unless given back: a little more
+    (``SLOT_TTL_MARGIN``) than its calls may run. A call may try every deployment in
+    turn, each for up to its provider's total timeout (``timeouts.total``), so a slot
+    lives for their sum: the longest total timeout when the model has one deployment."""
+    ttls = {}
+    for model in config.models:
+        longest = 0.0
+        for deployment in model.deployments:
+            provider = config.providers.get(deployment.provider)
+            longest += (provider.timeouts if provider is not None else Timeouts()).total
+        ttls[model.name] = longest + SLOT_TTL_MARGIN
+    return ttls
+
+
 def counter_store(config: Config, config_dir: Path | None) -> CounterStore:
     state = config.state
     if state.backend == "memory":
@@ -70,7 +85,9 @@ def counter_store(config: Config, config_dir: Path | None) -> CounterStore:
     url = interpolate_url(state.redis_url, config_dir)
     primary = RedisCounterStore(url, prefix=state.key_prefix, timeout=state.timeout_ms / 1000)
     fallback = MemoryCounterStore() if state.on_error == "open" else None
-    return ResilientStore(primary, on_error=state.on_error, fallback=fallback)
+    # The fallback counts in each process: it enforces each worker's share of a limit.
+    share = config.server.workers
+    return ResilientStore(primary, on_error=state.on_error, fallback=fallback, share=share)
 
 
 def build_traffic(config: Config, config_dir: Path | None, identity: IdentityCache) -> TrafficParts:
@@ -78,10 +95,9 @@ def build_traffic(config: Config, config_dir: Path | None, identity: IdentityCac
     if not config.limits and not config.budgets:
         return TrafficParts(prices, None, None, None, None)
     store = counter_store(config, config_dir)
-    # Each process counts on its own in memory: it enforces its share of every limit.
+    # Each process counts on its own in memory: it enforces its share of every limit (with
+    # Redis, so does the fallback of ``on_error: open``; see ``counter_store``).
     workers = config.server.workers if config.state.backend == "memory" else 1
-    if config.state.backend == "redis" and config.state.on_error == "open":
-        workers = 1  # the per-process fallback is a safety net, not an exact limit
     sender = alerts = None
     if any(budget.webhook for budget in config.budgets):
         sender = WebhookSender(
@@ -97,7 +113,7 @@ def build_traffic(config: Config, config_dir: Path | None, identity: IdentityCac
 
     traffic = TrafficControl(
         store,
-        Planner(config.limits, config.budgets, workers=workers),
+        Planner(config.limits, config.budgets, workers=workers, slot_ttls=slot_ttls(config)),
         tenant_name=tenant_name,
         alerts=alerts,
     )

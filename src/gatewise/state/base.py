@@ -17,7 +17,11 @@ Three kinds of counter:
   configured time zone) and expires ``ttl`` seconds later. Used for calendar
   budgets. A soft quota (``hard=False``) is charged but never refuses.
 - ``Slots``: concurrent requests; taken by ``admit``, given back by ``settle``,
-  expiring after ``ttl`` seconds so a crashed worker cannot leak them forever.
+  expiring after ``ttl`` seconds (a little more than the longest a call may run) so
+  a crashed worker cannot leak them for long. A release names the slot it gives
+  back (``member``, from the admission's ``Outcome.token``) where the store keeps
+  members (Redis): releasing a slot that is gone already (it expired, or the
+  server restarted empty) then frees nobody else's.
 """
 
 from __future__ import annotations
@@ -50,7 +54,15 @@ class Quota:
 class Slots:
     key: str
     limit: int
-    ttl: float = 600.0
+    ttl: float = 600.0  # seconds a slot lives unless given back
+    #: In a release: the slot given back, ``slot_member(Outcome.token, index)``; empty:
+    #: the newest slot of ``key`` (the memory store, which keeps no members, always).
+    member: str = ""
+
+
+def slot_member(token: str, index: int) -> str:
+    """The member of the slot taken by the check at ``index`` of the admission ``token``."""
+    return f"{token}:{index + 1}"
 
 
 Check = Rate | Quota | Slots
@@ -75,8 +87,14 @@ class Outcome:
     #: quota: seconds until ``ttl`` expiry is unknown, so 0 and callers say "quota exhausted").
     retry_after: float
     states: list[CheckState] = field(default_factory=list)  # one per check, same order
-    #: The new used totals of the settlement the call carried (see ``CounterStore.admit``).
+    #: The new used totals of the settlement the call carried (see ``CounterStore.admit``);
+    #: empty when the store deferred that settlement.
     settled: list[int] = field(default_factory=list)
+    #: Names this admission's slots (``slot_member``) in a store that keeps members.
+    token: str = ""
+    #: Decided by a stand-in store in this process (``ResilientStore`` while the shared one
+    #: is down): settle the call there too (``ResilientStore.settle_fallback``).
+    fallback: bool = False
 
 
 @dataclass(slots=True)
@@ -109,7 +127,9 @@ class CounterStore(Protocol):
 
     async def settle(self, adjustments: list[Adjustment], release: list[Slots]) -> list[int]:
         """Apply corrections and free slots; returns each Quota adjustment's new used total
-        (0 for Rate adjustments), in order. Raises StateUnavailableError."""
+        (0 for Rate adjustments), in order. Raises StateUnavailableError, or (a store that
+        keeps failed settlements to replay them, ``ResilientStore``) returns [] when the
+        settlement is deferred."""
         ...
 
     async def once(self, key: str, ttl: float) -> bool:

@@ -118,7 +118,8 @@ class RedisCounterStore:
         if not checks and settlement is None:
             return Outcome(True, None, 0.0, [])
         keys: list[str] = []
-        args: list[Arg] = [self._now_arg(), f"{self._stem}.{next(self._serial)}"]
+        token = f"{self._stem}.{next(self._serial)}"
+        args: list[Arg] = [self._now_arg(), token]
         adjustments, release = settlement if settlement is not None else ([], [])
         args.append(f"{len(adjustments)} {len(release)}")
         self._settlement(adjustments, release, keys, args)
@@ -140,7 +141,8 @@ class RedisCounterStore:
             for check, i in zip(checks, range(2, end, 3), strict=True)
         ]
         refused = numbers[0] - 1 if numbers[0] else None
-        return Outcome(refused is None, refused, numbers[1] / MICROS, states, numbers[end:])
+        retry = numbers[1] / MICROS
+        return Outcome(refused is None, refused, retry, states, numbers[end:], token)
 
     async def settle(self, adjustments: list[Adjustment], release: list[Slots]) -> list[int]:
         if not adjustments and not release:
@@ -156,7 +158,8 @@ class RedisCounterStore:
         self, adjustments: list[Adjustment], release: list[Slots], keys: list[str], args: list[Arg]
     ) -> None:
         """The keys and specs of a settlement, as both scripts take them (``settle()`` in
-        ``lua/common.lua``): each correction's key and spec, then the slot keys."""
+        ``lua/common.lua``): each correction's key and spec, then the slot keys and the
+        members they give back."""
         for adjustment in adjustments:
             check = adjustment.check
             keys.append(self._prefix + check.key)
@@ -164,7 +167,9 @@ class RedisCounterStore:
                 args.append(f"r {check.limit} {micros(check.period)} {adjustment.delta}")
             else:
                 args.append(f"q {adjustment.delta} {_ms(check.ttl)}")
-        keys += [self._prefix + slot.key for slot in release]
+        for slot in release:
+            keys.append(self._prefix + slot.key)
+            args.append(slot.member)
 
     async def once(self, key: str, ttl: float) -> bool:
         try:

@@ -4,10 +4,10 @@
 -- ARGV[2]: a token unique to this call (slot members are token..':'..i).
 -- ARGV[3]: 'n_adjust n_release': corrections and slot releases of finished calls that this
 --   call carries (one round trip for both): KEYS[1..n_adjust] with specs ARGV[4..], then
---   n_release slot keys (see settle() in common.lua). They apply first, whatever the
---   decision: they are facts about calls that are over.
+--   n_release slot keys with their members (see settle() in common.lua). They apply
+--   first, whatever the decision: they are facts about calls that are over.
 -- Then KEYS[base + i] (base = n_adjust + n_release): the i-th check's key, and
--- ARGV[3 + n_adjust + i]: the i-th check, its fields separated by spaces (few arguments
+-- ARGV[3 + base + i]: the i-th check, its fields separated by spaces (few arguments
 -- are cheap to send and to parse):
 --   'r limit period_us cost'        rate (GCRA in whole ticks, see below)
 --   'q limit cost ttl_ms hard'      quota (hard: 1 or 0)
@@ -22,7 +22,7 @@ n_adjust, n_release = tonumber(n_adjust), tonumber(n_release)
 local settled = settle(1, n_adjust, n_release, 4)
 
 -- The checks' keys and specs, after the settlement's.
-local base, arg_base = n_adjust + n_release, 3 + n_adjust
+local base, arg_base = n_adjust + n_release, 3 + n_adjust + n_release
 local CHECKS = {}
 for i = 1, #KEYS - base do CHECKS[i] = KEYS[base + i] end
 
@@ -141,7 +141,9 @@ for i = 1, #CHECKS do
     for _, add in ipairs(slots[key].adds) do
       redis.call('ZADD', key, int(add[1]), add[2])
     end
-    redis.call('PEXPIRE', key, int(math.ceil(tonumber(arg(i, 3)) / 1000)))
+    -- Calls to other models may share the key with longer-lived slots: only extend it.
+    local ttl_ms = math.ceil(tonumber(arg(i, 3)) / 1000)
+    if redis.call('PTTL', key) < ttl_ms then redis.call('PEXPIRE', key, int(ttl_ms)) end
     slots[key] = nil
   end
 end

@@ -19,7 +19,8 @@ local function int(x)
 end
 
 -- Settles finished calls: n_adjust corrections (keys KEYS[first ..], their specs
--- ARGV[spec_first ..]), then n_release slot keys given back. A correction's fields:
+-- ARGV[spec_first ..]), then n_release slot keys given back (the next keys), each with
+-- the member to remove in the next ARGV ('': the newest slot). A correction's fields:
 --   'r limit period_us delta'   rate: TAT moves by delta ticks, never below now
 --                               (stored as 'phase:offset', see admit.lua)
 --   'q delta ttl_ms'            quota: used moves by delta, never below 0
@@ -60,11 +61,16 @@ local function settle(first, n_adjust, n_release, spec_first)
       out[i] = used
     end
   end
-  for i = first + n_adjust, first + n_adjust + n_release - 1 do
-    local key = KEYS[i]
+  for j = 0, n_release - 1 do
+    local key, member = KEYS[first + n_adjust + j], ARGV[spec_first + n_adjust + j]
     redis.call('ZREMRANGEBYSCORE', key, '-inf', int(now))
-    -- The newest slot goes: a leaked (older) one still expires on time.
-    redis.call('ZPOPMAX', key)
+    if member ~= '' then
+      -- The call's own slot: gone already (expired, or lost in a restart) frees nobody.
+      redis.call('ZREM', key, member)
+    else
+      -- The newest slot goes: a leaked (older) one still expires on time.
+      redis.call('ZPOPMAX', key)
+    end
   end
   return out
 end

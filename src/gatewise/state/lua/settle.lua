@@ -3,7 +3,7 @@
 -- Runs after common.lua, which reads ARGV[1] (now) and defines settle().
 --
 -- ARGV[2]: the number of corrections n; KEYS[1..n] are their keys, KEYS[n+1..] slot keys.
--- ARGV[2 + i]: the i-th correction (see settle() in common.lua).
+-- ARGV[2 + i]: the i-th correction (see settle() in common.lua), then each slot's member.
 -- Returns each correction's new used total (0 for rates), in order.
 
 local n = tonumber(ARGV[2])
