@@ -39,7 +39,7 @@ class Setup:
 async def seed(store: IdentityStore) -> tuple[dict[str, str], str]:
     tenant = await store.create_tenant(ACTOR, name="acme")
     keys = {}
-    for name in ("rpm", "rps", "tokens", "budget", "slow", "claude", "usd", "drip"):
+    for name in ("rpm", "rps", "tokens", "budget", "slow", "claude", "usd", "drip", "cut"):
         app = await store.create_app(ACTOR, tenant_id=tenant.id, name=name)
         _, keys[name] = await store.create_key(ACTOR, name=name, app_id=app.id)
     ledger = await store.create_tenant(ACTOR, name="ledger")
@@ -282,3 +282,30 @@ def test_a_stream_cut_by_the_client_frees_its_concurrency_slot(setup: Setup) -> 
     while post(setup, key, chat_body("drip-gpt")).status == 429:
         assert time.monotonic() < deadline, "the abandoned stream kept its slot"
         time.sleep(0.05)
+
+
+def test_a_stream_cut_early_frees_its_slot_at_once(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client leaves a stream before the disconnect watch's grace (which saves short
+    requests a task) is over: the slot must come back as soon as the cut is seen, not
+    when the watch starts or the stream ends (it runs 2 s)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from gatewise.http.asgi import DisconnectWatch
+
+    monkeypatch.setattr(DisconnectWatch, "GRACE", 5.0)  # a grace longer than the stream
+    key = setup.keys["cut"]
+    parts = urlsplit(setup.gateway.url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=5)
+    body = chat_body("drip-gpt", stream=True)
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    connection.request("POST", "/v1/chat/completions", orjson.dumps(body), headers)
+    response = connection.getresponse()
+    assert response.status == 200 and response.readline().startswith(b"data: ")
+    connection.close()  # the client leaves mid-stream
+    cut = time.monotonic()
+    while post(setup, key, chat_body("drip-gpt")).status == 429:
+        assert time.monotonic() - cut < 1.0, "the cut stream kept its slot"
+        time.sleep(0.01)

@@ -130,3 +130,33 @@ def test_slices_for_the_wrapper_fallback_cover_the_text() -> None:
     assert "".join(pieces) == text
     assert all(0 < len(piece) <= tokens._SLICE for piece in pieces)
     assert pieces[1].startswith(" ")  # cut at whitespace where there is some
+
+
+def test_a_quick_count_never_waits_for_the_tokenizer_to_load(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first estimate starts loading the tokenizer in a thread (about a second); a count
+    meanwhile must answer with the heuristic at once, not wait for that load: the event
+    loop stalled for 0.5-0.9 s on the first cut streams (their usage is estimated)."""
+    import threading
+    import time
+
+    loaded = threading.Event()
+
+    def slow_build(encoding: str) -> tokens.Counter:
+        time.sleep(0.5)
+        loaded.set()
+        return len
+
+    monkeypatch.setattr(tokens, "_available", True)
+    monkeypatch.setattr(tokens, "_counters", {})
+    monkeypatch.setattr(tokens, "_loading", set())
+    monkeypatch.setattr(tokens, "_build", slow_build)
+    started = time.perf_counter()
+    assert tokens.quick_count_text("four words of text", "gpt-4o") == 5  # the heuristic
+    time.sleep(0.05)  # the load is under way in its thread
+    assert tokens.quick_count_text("four words of text", "gpt-4o") == 5
+    assert time.perf_counter() - started < 0.3  # neither count waited for the load
+    assert loaded.wait(5)
+    time.sleep(0.05)
+    assert tokens.quick_count_text("four words of text", "gpt-4o") == 18  # loaded: len

@@ -52,7 +52,8 @@ TOOL_OVERHEAD = 8  # framing per tool definition, on top of its JSON
 _SLICE = 200_000
 
 _counters: dict[str, Counter] = {}
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards _loading: held for a moment only, also on the event loop
+_build_lock = threading.Lock()  # held while an encoding loads (about a second)
 _loading: set[str] = set()
 _available: bool | None = None
 
@@ -120,7 +121,7 @@ def preload(model: str) -> bool:
         return True
     if not exact():
         return False
-    with _lock:
+    with _build_lock:
         if encoding not in _counters:
             _counters[encoding] = _build(encoding)
     return True

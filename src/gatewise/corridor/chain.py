@@ -142,6 +142,8 @@ class Corridor:
     ) -> Call:
         """A call of ``request`` (its model resolved unless ``route`` is given)."""
         ctx.model = request.model
+        if isinstance(request, ChatRequest) and request.stream:
+            ctx.stream = True  # known from here on (the front door watches a stream at once)
         if route is None:
             route = self.catalog.resolve(request.model)
         return Call(

@@ -123,8 +123,9 @@ class HTTPRequest:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def start_watch(self) -> DisconnectWatch:
-        """Watch for the client leaving (call after the body was read)."""
-        self.watch = DisconnectWatch(self._receive)
+        """Watch for the client leaving (call after the body was read, and after the call
+        was opened: a streamed call, ``ctx.stream``, is watched from the start)."""
+        self.watch = DisconnectWatch(self._receive, grace=0.0 if self.ctx.stream else None)
         return self.watch
 
     def stop_watch(self) -> None:
@@ -151,21 +152,27 @@ class DisconnectWatch:
     Watching costs a task per request, so it starts only once the request has
     lived ``GRACE`` seconds: a request that finishes sooner pays for one timer,
     and one that waits on a model (seconds) is watched for nearly all its life.
+    A stream is watched at once (``grace=0``): it is long anyway, and it holds
+    what the next call may need (a concurrency slot) until its end is seen.
     """
 
     GRACE = 0.05
 
     __slots__ = ("_active", "_owner", "_receive", "_task", "_timer", "disconnected")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, *, grace: float | None = None) -> None:
         self.disconnected = False
         self._active = True
         self._receive = receive
         self._owner = asyncio.current_task()
         self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
-            self.GRACE, self._start
-        )
+        self._timer: asyncio.TimerHandle | None = None
+        if grace == 0.0:
+            self._start()
+        else:
+            self._timer = asyncio.get_running_loop().call_later(
+                self.GRACE if grace is None else grace, self._start
+            )
 
     def _start(self) -> None:
         self._timer = None
