@@ -38,11 +38,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     config.write_text("store:\n  url: sqlite+aiosqlite:///records.db\n")
     acme = json.loads(gatewise(config, "tenants", "create", "acme", "--json").stdout)["id"]
 
-    def call(n: int, tenant: str, model: str, cost: int | None, at: float = T0) -> UsageRecord:
+    def call(
+        n: int, tenant: str, model: str, cost: int | None, at: float = T0, status: int = 200
+    ) -> UsageRecord:
+        tokens = (1000, 250) if status == 200 else (0, 0)
         return UsageRecord(
-            request_id=f"req-{n}", at=at + n, model=model, operation="chat", status=200,
-            tenant_id=tenant, key_id=f"key_{n % 2}", prompt_tokens=1000, completion_tokens=250,
-            cost_micros=cost,
+            request_id=f"req-{n}", at=at + n, model=model, operation="chat", status=status,
+            tenant_id=tenant, key_id=f"key_{n % 2}", prompt_tokens=tokens[0],
+            completion_tokens=tokens[1], cost_micros=cost,
         )  # fmt: skip
 
     async def seed() -> None:
@@ -56,6 +59,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
                     call(2, acme, "claude-sonnet", None),
                     call(3, "ten_other", "gpt-4o-mini", 9_000_000),
                     call(4, acme, "gpt-4o-mini", 7, at=T0 - 86400),  # the day before
+                    call(5, acme, "gpt-4o-mini", 0, status=429),  # refused by a limit
                 ]
             )
         finally:
@@ -71,13 +75,24 @@ def test_usage_table_by_model(world: tuple[Path, str]) -> None:
     lines = result.stdout.splitlines()
     assert "Usage by model, 2027-01-15 00:00:00Z to 2027-01-16 00:00:00Z" in lines[0]
     header = next(line for line in lines if "requests" in line)
-    for column in ("group", "prompt tokens", "completion tokens", "total tokens", "cost (USD)"):
+    for column in (
+        "group",
+        "refused",
+        "prompt tokens",
+        "completion tokens",
+        "total tokens",
+        "cost (USD)",
+    ):
         assert column in header
     rows = {cells[0]: cells[1:] for cells in table_rows(result.stdout)}
     assert rows == {
-        "claude-sonnet": ["1", "1000", "250", "1250", "0.000000", "1"],
-        "gpt-4o-mini": ["3", "3000", "750", "3750", "11.500001", "0"],
+        "claude-sonnet": ["1", "0", "1000", "250", "1250", "0.000000", "1"],
+        "gpt-4o-mini": ["3", "1", "3000", "750", "3750", "11.500001", "0"],
     }
+    by_status = gatewise(config, "usage", "-g", "status", "--status", "4xx", *WINDOW)
+    assert {cells[0]: cells[1:3] for cells in table_rows(by_status.stdout)} == {"429": ["0", "1"]}
+    bad_status = gatewise(config, "usage", "--status", "teapot", ok=False)
+    assert bad_status.stderr.startswith("error: --status: 'teapot' is not admitted, refused")
 
 
 def test_usage_for_one_tenant_as_json_and_errors(world: tuple[Path, str]) -> None:
@@ -87,6 +102,7 @@ def test_usage_for_one_tenant_as_json_and_errors(world: tuple[Path, str]) -> Non
         {
             "group": acme,
             "requests": 3,
+            "refused": 1,
             "prompt_tokens": 3000,
             "completion_tokens": 750,
             "total_tokens": 3750,
@@ -97,7 +113,10 @@ def test_usage_for_one_tenant_as_json_and_errors(world: tuple[Path, str]) -> Non
     wider = ["--from", str(T0 - 86400), "--to", "2027-01-16T00:00:00Z"]
     by_key = json.loads(gatewise(config, "usage", "-g", "key", "--tenant", acme, *wider,
                                  "--json").stdout)  # fmt: skip
-    assert [(row["group"], row["requests"]) for row in by_key] == [("key_0", 3), ("key_1", 1)]
+    assert [(row["group"], row["requests"], row["refused"]) for row in by_key] == [
+        ("key_0", 3, 0),
+        ("key_1", 1, 1),
+    ]
 
     bad_from = gatewise(config, "usage", "--from", "last week", ok=False)
     assert bad_from.stderr.startswith("error: --from: 'last week' is neither an ISO-8601 time")

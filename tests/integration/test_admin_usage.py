@@ -68,6 +68,7 @@ async def test_platform_admin_sums_every_tenant(env: Env) -> None:
     assert groups[a.tenant] == {
         "group": a.tenant,
         "requests": 3,
+        "refused": 0,
         "prompt_tokens": 300,
         "completion_tokens": 40,
         "total_tokens": 340,
@@ -145,6 +146,8 @@ async def test_roles_without_audit_read_are_refused(env: Env, role: Role) -> Non
         ({"from": "nan"}, "from"),
         ({"from": T0, "to": T0}, "from"),
         ({"from": T0 + 1, "to": T0}, "from"),
+        ({"status": "teapot"}, "status"),
+        ({"group_by": "statuses"}, "group_by"),
     ],
 )
 async def test_invalid_parameters_are_400_naming_them(
@@ -154,6 +157,33 @@ async def test_invalid_parameters_are_400_naming_them(
     assert reply.status == 400, reply.text
     assert reply.error["param"] == param and reply.error["type"] == "invalid_request_error"
     assert param in reply.error["message"]
+
+
+async def test_refused_calls_are_reported_apart_by_status(env: Env) -> None:
+    a = env.world.a
+    free = {"prompt_tokens": 0, "completion_tokens": 0, "cost_micros": 0}
+    await UsageRepository(env.store.database).insert_many(
+        [
+            call_of(a, 0, T0, provider="openai"),
+            call_of(a, 1, T0, status=429, **free),  # refused by a limit or budget
+            call_of(a, 2, T0, status=403, **free),  # refused by access
+            call_of(a, 3, T0, status=502, provider="openai"),  # the upstream failed
+        ]
+    )
+    window = {"from": T0, "to": T0 + 60}
+    [row] = (await get(env, Role.TENANT_ADMIN, group_by="model", **window))["data"]
+    assert (row["requests"], row["refused"]) == (2, 2)
+    by_status = await get(env, Role.VIEWER, group_by="status", **window)
+    assert [(r["group"], r["requests"], r["refused"]) for r in by_status["data"]] == [
+        ("200", 1, 0),
+        ("403", 0, 1),
+        ("429", 0, 1),
+        ("502", 1, 0),
+    ]
+    refused = await get(env, Role.VIEWER, status="refused", **window)
+    assert [(r["requests"], r["refused"]) for r in refused["data"]] == [(0, 2)]
+    failed = await get(env, Role.VIEWER, status="5xx,429", **window)
+    assert [(r["requests"], r["refused"]) for r in failed["data"]] == [(1, 1)]
 
 
 async def test_the_default_window_is_the_last_30_days(env: Env) -> None:

@@ -24,6 +24,7 @@ from gatewise.store.usage import (
     UsageRow,
     UsageWriter,
     parse_moment,
+    parse_status,
     period,
 )
 from tests.integration.pg import Backend, started_database
@@ -182,23 +183,61 @@ async def test_summary_sums_and_groups(repository: UsageRepository) -> None:
     )
     by_model = await repository.summary("model", T0, T0 + 100)
     assert by_model == [
-        UsageRow("a", 3, 20, 10, 1_500_009, 0),
+        UsageRow("a", 2, 20, 10, 1_500_009, 0, refused=1),  # the 429 is no request
         UsageRow("b", 2, 20, 105, 10_000_000_000, 1),
     ]
     assert by_model[0].total_tokens == 30 and by_model[0].cost_usd == "1.500009"
     assert by_model[1].cost_usd == "10000.000000"
 
     only_a = await repository.summary("model", T0, T0 + 100, tenant_id="ten_a")
-    assert only_a == [UsageRow("a", 3, 20, 10, 1_500_009, 0), UsageRow("b", 1, 10, 100, 0, 1)]
+    assert only_a == [
+        UsageRow("a", 2, 20, 10, 1_500_009, 0, refused=1),
+        UsageRow("b", 1, 10, 100, 0, 1),
+    ]
     by_team = await repository.summary("team", T0, T0 + 100)
-    assert [(r.group, r.requests) for r in by_team] == [("t1", 2), (None, 3)]
+    assert [(r.group, r.requests) for r in by_team] == [("t1", 2), (None, 2)]
     by_tenant = await repository.summary("tenant", T0, T0 + 5)
-    assert [(r.group, r.requests) for r in by_tenant] == [("ten_a", 4), ("ten_b", 1)]
+    assert [(r.group, r.requests) for r in by_tenant] == [("ten_a", 3), ("ten_b", 1)]
     assert await repository.summary("key", T0 + 60, T0 + 120) == []
     # A minute that overlaps the window counts whole.
     assert await repository.summary("model", T0 + 59, T0 + 60) == by_model
     with pytest.raises(ValueError, match="group_by"):
         await repository.summary("colour", T0, T0 + 1)  # type: ignore[arg-type]
+
+
+async def test_refused_calls_are_counted_apart_and_by_status(repository: UsageRepository) -> None:
+    """A call limits, budgets or access turned away (403/429, no upstream) is not a request:
+    reports count it as refused, and can filter and group by status."""
+    free = {"prompt_tokens": 0, "completion_tokens": 0, "cost_micros": 0}
+    await repository.insert_many(
+        [
+            record(0, model="a", provider="openai"),  # answered by the upstream
+            record(1, model="a", provider="openai", status=429),  # the upstream's own 429
+            record(2, model="a", status=200),  # answered by the gateway (a cache hit)
+            record(3, model="a", status=429, **free),  # a rate limit or budget
+            record(4, model="a", status=429, **free),
+            record(5, model="a", status=403, **free),  # access
+            record(6, model="b", status=403, key_id="key-5", **free),
+        ]
+    )
+    by_model = await repository.summary("model", T0, T0 + 60)
+    assert [(r.group, r.requests, r.refused) for r in by_model] == [("a", 3, 3), ("b", 0, 1)]
+    assert by_model[0].as_dict()["refused"] == 3
+    by_status = await repository.summary("status", T0, T0 + 60)
+    assert [(r.group, r.requests, r.refused) for r in by_status] == [
+        ("200", 2, 0),
+        ("403", 0, 2),
+        ("429", 1, 2),
+    ]
+    refused = await repository.summary("model", T0, T0 + 60, status=parse_status("refused"))
+    assert [(r.group, r.requests, r.refused) for r in refused] == [("a", 0, 3), ("b", 0, 1)]
+    admitted = await repository.summary("key", T0, T0 + 60, status=parse_status("admitted"))
+    assert sum(r.requests for r in admitted) == 3 and sum(r.refused for r in admitted) == 0
+    some = await repository.summary("model", T0, T0 + 60, status=parse_status("2xx, 403"))
+    assert [(r.group, r.requests, r.refused) for r in some] == [("a", 2, 1), ("b", 0, 1)]
+    for wrong in ("", "6xx", "42", "refused,maybe"):
+        with pytest.raises(ValueError, match="admitted, refused"):
+            parse_status(wrong)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

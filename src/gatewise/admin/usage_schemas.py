@@ -14,10 +14,16 @@ from gatewise.store.usage import GroupBy, UsageRow
 
 class UsageGroupOut(BaseModel):
     group: str | None = Field(
-        description="The tenant, team, app or key id, or the model name; null for calls "
-        "without that id (e.g. an app outside any team)"
+        description="The tenant, team, app or key id, the model name or the HTTP status; null "
+        "for calls without that id (e.g. an app outside any team)"
     )
-    requests: int
+    requests: int = Field(
+        description="Calls admitted: they reached an upstream, or the gateway answered them"
+    )
+    refused: int = Field(
+        description="Calls that limits, budgets (429) or access (403) turned away before any "
+        "upstream"
+    )
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int

@@ -1,8 +1,10 @@
-"""``gatewise usage``: requests, tokens and cost per tenant, team, app, key or model, as a table.
+"""``gatewise usage``: requests, refusals, tokens and cost per tenant, team, app, key, model or
+status, as a table.
 
 It reads the usage records of the config's records database (``store.url``),
 exactly what ``GET /admin/v1/usage`` sums, over ``[--from, --to)`` (default:
-the last 30 days). ``--json`` prints the API's ``data`` list.
+the last 30 days), optionally only some calls (``--status``). ``--json``
+prints the API's ``data`` list.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 COLUMNS = (
     "group",
     "requests",
+    "refused",
     "prompt tokens",
     "completion tokens",
     "total tokens",
@@ -37,6 +40,7 @@ class GroupBy(StrEnum):
     APP = "app"
     KEY = "key"
     MODEL = "model"
+    STATUS = "status"
 
 
 def usage(
@@ -51,12 +55,21 @@ def usage(
         Optional[str],  # noqa: UP045
         typer.Option("--to", help=f"End, exclusive: {MOMENT}. Default: now."),
     ] = None,
+    status: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--status",
+            help="Only these calls, comma-separated: admitted, refused, a status (429) or a "
+            "class (4xx).",
+        ),
+    ] = None,
     tenant: MaybeTenant = None,
     config: ConfigOption = DEFAULT_CONFIG,
     as_json: JsonOption = False,
 ) -> None:
-    """Show usage and spend per tenant, team, app, key or model."""
-    from gatewise.store.usage import parse_moment, period
+    """Show usage and spend per tenant, team, app, key, model or status: requests admitted,
+    calls refused (by limits, budgets or access), tokens and cost."""
+    from gatewise.store.usage import parse_moment, parse_status, period
 
     bounds: list[float | None] = []
     for option, text in (("--from", since), ("--to", until)):
@@ -68,13 +81,19 @@ def usage(
         start, end = period(bounds[0], bounds[1], now=time.time())
     except ValueError:
         raise typer.Exit(cs.fail("--from: must be before --to")) from None
+    try:
+        statuses = None if status is None else parse_status(status)
+    except ValueError as exc:
+        raise typer.Exit(cs.fail(f"--status: {exc}")) from None
 
     async def action(store: IdentityStore) -> int:
         from gatewise.store.usage import UsageRepository
 
         tenant_id = (await cs.tenant(store, tenant)).id if tenant else None
         repository = UsageRepository(store.database)
-        rows = await repository.summary(group_by.value, start, end, tenant_id=tenant_id)
+        rows = await repository.summary(
+            group_by.value, start, end, tenant_id=tenant_id, status=statuses
+        )
         if as_json:
             cs.print_json([row.as_dict() for row in rows])
             return 0

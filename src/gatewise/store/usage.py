@@ -36,15 +36,21 @@ from gatewise.store.urls import sqlite_path
 
 log = logging.getLogger("gatewise.usage")
 
-GroupBy = Literal["tenant", "team", "app", "key", "model"]
+GroupBy = Literal["tenant", "team", "app", "key", "model", "status"]
 GROUP_BYS: tuple[str, ...] = get_args(GroupBy)
-_GROUP_COLUMNS = {
+_GROUP_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
     "tenant": usage.c.tenant_id,
     "team": usage.c.team_id,
     "app": usage.c.app_id,
     "key": usage.c.key_id,
     "model": usage.c.model,
+    "status": usage.c.status,
 }
+#: The statuses limits, budgets (429) and access (403) answer a call they turn away with.
+#: Such a call without any upstream attempt (no ``provider``) is refused; every other
+#: call is a request: it reached an upstream, or the gateway answered it itself.
+REFUSED_STATUSES = (403, 429)
+_REFUSED = sa.and_(usage.c.provider.is_(None), usage.c.status.in_(REFUSED_STATUSES))
 #: The default reporting window of the API and the CLI.
 DEFAULT_PERIOD = 30 * 86400.0
 _WARN_EVERY = 10.0
@@ -80,7 +86,10 @@ class UsageRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class UsageRow:
-    """The sums of one group (``group`` is None for records without that id, e.g. no team)."""
+    """The sums of one group (``group`` is None for records without that id, e.g. no team).
+
+    ``requests`` counts the calls admitted (they reached an upstream, or the gateway
+    answered them), ``refused`` those limits, budgets or access turned away."""
 
     group: str | None
     requests: int
@@ -88,6 +97,7 @@ class UsageRow:
     completion_tokens: int
     cost_micros: int
     cost_unknown_requests: int
+    refused: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -103,6 +113,7 @@ class UsageRow:
         return {
             "group": self.group,
             "requests": self.requests,
+            "refused": self.refused,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
@@ -233,10 +244,15 @@ class UsageRepository:
             await appender.close()
 
     async def summary(
-        self, group_by: GroupBy, since: float, until: float, tenant_id: str | None = None
+        self,
+        group_by: GroupBy,
+        since: float,
+        until: float,
+        tenant_id: str | None = None,
+        status: StatusFilter | None = None,
     ) -> list[UsageRow]:
         """Sums per group over the minutes that overlap ``[since, until)`` (one tenant's rows
-        when ``tenant_id``)."""
+        when ``tenant_id``; only calls ``status`` matches when given)."""
         if group_by not in _GROUP_COLUMNS:
             raise ValueError(f"group_by: {group_by!r} is not one of {', '.join(GROUP_BYS)}")
         column = _GROUP_COLUMNS[group_by]
@@ -244,11 +260,12 @@ class UsageRepository:
         statement = (
             sa.select(
                 column,
-                sa.func.sum(c.requests),
+                sa.func.sum(sa.case((_REFUSED, 0), else_=c.requests)),
                 sa.func.sum(c.prompt_tokens),
                 sa.func.sum(c.completion_tokens),
                 sa.func.sum(c.cost_micros),
                 sa.func.sum(c.cost_unknown),
+                sa.func.sum(sa.case((_REFUSED, c.requests), else_=0)),
             )
             # A minute's rows count when the minute overlaps the window; rows from before
             # rollups (one call each, with its request id) when the call is inside it.
@@ -261,11 +278,50 @@ class UsageRepository:
         )
         if tenant_id is not None:
             statement = statement.where(c.tenant_id == tenant_id)
+        if status is not None:
+            statement = statement.where(status.condition)
         async with self.database.engine.connect() as connection:
             rows = (await connection.execute(statement)).all()
         # PostgreSQL sums BIGINT as NUMERIC (Decimal): make every figure an int.
-        result = [UsageRow(row[0], *(int(value or 0) for value in row[1:])) for row in rows]
+        result = [
+            UsageRow(
+                None if row[0] is None else str(row[0]), *(int(value or 0) for value in row[1:])
+            )
+            for row in rows
+        ]
         return sorted(result, key=lambda row: (row.group is None, row.group or ""))
+
+
+@dataclass(frozen=True, slots=True)
+class StatusFilter:
+    """Which calls a report counts, by status: ``parse_status`` reads it."""
+
+    text: str
+    condition: sa.ColumnElement[bool]
+
+
+def parse_status(text: str) -> StatusFilter:
+    """A status filter from a comma-separated list of ``admitted``, ``refused``, a status
+    (``429``) or a class of them (``4xx``); a call matching any of them counts. Raises
+    ``ValueError`` with a message fit for users."""
+    c = usage.c
+    conditions: list[sa.ColumnElement[bool]] = []
+    for part in text.split(","):
+        word = part.strip().lower()
+        if word == "refused":
+            conditions.append(_REFUSED)
+        elif word == "admitted":
+            conditions.append(sa.not_(_REFUSED))
+        elif len(word) == 3 and word[0] in "12345" and word[1:] == "xx":
+            start = int(word[0]) * 100
+            conditions.append(c.status.between(start, start + 99))
+        elif len(word) == 3 and word.isdigit() and word[0] in "12345":
+            conditions.append(c.status == int(word))
+        else:
+            raise ValueError(
+                f"{part.strip()!r} is not admitted, refused, a status (429) or a class (4xx)"
+            )
+    return StatusFilter(text, sa.or_(*conditions))
 
 
 # --- reporting windows ------------------------------------------------------------------------
