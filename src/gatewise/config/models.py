@@ -435,6 +435,17 @@ class StoreConfig(Strict):
             "background; the admin API and `gatewise usage` report from them."
         ),
     )
+    usage_spool: str | None = Field(
+        None,
+        min_length=1,
+        description=(
+            "Folder of the usage records' local write-ahead spool: records reach it within "
+            "50 ms, so a killed worker loses at most that much; the next start replays the "
+            "rest. A relative path starts at this file's folder. Default: a folder in the "
+            "system's temporary directory named after the store URL; `off`: no spool (a "
+            "killed worker loses up to a second of records)."
+        ),
+    )
 
 
 class Config(Strict):

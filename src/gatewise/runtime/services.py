@@ -62,6 +62,7 @@ def build_services(config: Config, config_dir: Path | None, store_url: str) -> S
     from gatewise.store.identity import IdentityStore
     from gatewise.store.responses import ResponseRepository
     from gatewise.store.usage import UsageRepository, UsageWriter
+    from gatewise.store.usage_spool import spool_folder
 
     database = Database(store_url)
     identity = IdentityStore(database)
@@ -79,6 +80,8 @@ def build_services(config: Config, config_dir: Path | None, store_url: str) -> S
         identity_cache=cache,
         traffic=build_traffic(config, config_dir, cache),
         usage=usage,
-        usage_writer=UsageWriter(usage),
+        usage_writer=UsageWriter(
+            usage, spool=spool_folder(config.store.usage_spool, store_url, config_dir)
+        ),
         verifier=verifier,
     )
