@@ -33,16 +33,34 @@ def batcher(store: RecordingStore, seen: list[tuple[Any, list[int]]]) -> Settlem
     )
 
 
-async def test_a_freed_slot_goes_at_once_with_what_waits() -> None:
+async def test_freed_slots_go_within_the_loop_iteration_with_what_waits() -> None:
     store, seen = RecordingStore(), []
     settlements = batcher(store, seen)
     settlements.add("a", [Adjustment(BUDGET, -5)])
     sent = settlements.send("b", [], [SLOT])  # takes the waiting corrections along
-    await sent  # what the call's reply waits for: the store has it now
-    assert store.settles == [([Adjustment(BUDGET, -5)], [SLOT])]
-    assert seen == [("a", [-5]), ("b", [])]
+    assert settlements.send("c", [], [SLOT]) is sent  # slots freed together go together
+    await sent  # what the calls' replies wait for: the store has them now
+    assert store.settles == [([Adjustment(BUDGET, -5)], [SLOT, SLOT])]
+    assert seen == [("a", [-5]), ("b", []), ("c", [])]
     await asyncio.sleep(0.25)
     assert len(store.settles) == 1  # the corrections' timer found nothing left
+
+
+async def test_an_admission_of_the_same_iteration_carries_freed_slots() -> None:
+    store, seen = RecordingStore(), []
+    settlements = batcher(store, seen)
+    sent = settlements.send("a", [Adjustment(BUDGET, 1)], [SLOT])
+    taken = settlements.take()  # an admission takes it before the iteration ends
+    assert taken is not None and taken.settlement == ([Adjustment(BUDGET, 1)], [SLOT])
+    await asyncio.sleep(0.01)
+    assert store.settles == [] and not sent.done()  # it waits for the admission's answer
+    settlements.settled(taken, [7])
+    assert sent.done() and seen == [("a", [7])]
+    failed = settlements.send("b", [], [SLOT])
+    taken = settlements.take()
+    assert taken is not None
+    settlements.settled(taken, None)  # the admission failed: the reply goes on all the same
+    assert failed.done() and store.settles == []
 
 
 async def test_a_deferred_settlement_reports_no_totals() -> None:
@@ -72,10 +90,10 @@ async def test_an_admission_takes_what_waits_and_nothing_is_sent_twice() -> None
     settlements.add("b", [Adjustment(BUDGET, -7)])
     taken = settlements.take()
     assert taken is not None
-    batch, (adjustments, release) = taken
+    adjustments, release = taken.settlement
     assert [a.delta for a in adjustments] == [-1, 2, -7] and release == []
     assert settlements.take() is None
-    settlements.settled(batch, [10, 12, 5])  # the totals the admission reported
+    settlements.settled(taken, [10, 12, 5])  # the totals the admission reported
     assert seen == [("a", [10, 12]), ("b", [5])]
     await asyncio.sleep(0.08)
     assert store.settles == []  # the timer found nothing left to send

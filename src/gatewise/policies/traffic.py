@@ -181,15 +181,25 @@ class TrafficControl:
         if self._admit_now is not None:
             return self.decide_now(ctx, charge)
         taken = self._batcher.take()  # finished calls' settlements ride along
-        try:
-            outcome = await self.store.admit(charge.checks, taken[1] if taken else None)
-        except StateUnavailableError as exc:
-            if taken:
-                log.warning("could not settle %d calls' limits: %s", len(taken[0]), exc)
-            log.warning("limits cannot be checked: %s", exc)
-            raise _unavailable() from None
-        if taken:
-            self._batcher.settled(taken[0], outcome.settled)
+        if taken is None:
+            try:
+                outcome = await self.store.admit(charge.checks)
+            except StateUnavailableError as exc:
+                log.warning("limits cannot be checked: %s", exc)
+                raise _unavailable() from None
+        else:
+            # The settlement is written to the store before this awaits anything; the
+            # replies waiting for its slots go on however this ends.
+            totals = None
+            try:
+                outcome = await self.store.admit(charge.checks, taken.settlement)
+                totals = outcome.settled
+            except StateUnavailableError as exc:
+                log.warning("could not settle %d calls' limits: %s", len(taken.batch), exc)
+                log.warning("limits cannot be checked: %s", exc)
+                raise _unavailable() from None
+            finally:
+                self._batcher.settled(taken, totals)
         charge.token = outcome.token
         charge.fallback = outcome.fallback
         return self._decided(ctx, charge, outcome)
