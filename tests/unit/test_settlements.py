@@ -1,15 +1,23 @@
 """SettlementBatcher: corrections ride with the next admission, else go on their own within
-their window; a freed slot goes at once, and its call can wait until the store has it."""
+their window; a freed slot goes at once, and its call can wait until the store has it.
+
+The batcher schedules with the event loop, so these tests run on a virtual clock: each
+settlement is seen to go at exactly the loop time its window says, whatever the load.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import pytest
+
 from gatewise.policies.settlements import SettlementBatcher
 from gatewise.state.base import Adjustment, Quota, Slots
+from tests.virtual_clock import on_virtual_clock
 
 BUDGET = Quota("usd", limit=1000, cost=0, ttl=60.0)
+WINDOW = 0.2  # how long corrections alone may wait for an admission to ride with
 SLOT = Slots("conc", limit=1)
 
 
@@ -18,10 +26,12 @@ class RecordingStore:
 
     def __init__(self) -> None:
         self.settles: list[tuple[list[Adjustment], list[Slots]]] = []
+        self.times: list[float] = []  # the loop's time of each settle call
         self.defer = False  # as ResilientStore while Redis is down: kept, no totals
 
     async def settle(self, adjustments: list[Adjustment], release: list[Slots]) -> list[int]:
         self.settles.append((adjustments, release))
+        self.times.append(asyncio.get_running_loop().time())
         return [] if self.defer else [adjustment.delta for adjustment in adjustments]
 
 
@@ -29,23 +39,31 @@ def batcher(store: RecordingStore, seen: list[tuple[Any, list[int]]]) -> Settlem
     return SettlementBatcher(
         store,  # type: ignore[arg-type]
         lambda call, _adjustments, totals: seen.append((call, totals)),
-        window=0.2,
+        window=WINDOW,
     )
 
 
+def now() -> float:
+    return asyncio.get_running_loop().time()
+
+
+@on_virtual_clock
 async def test_freed_slots_go_within_the_loop_iteration_with_what_waits() -> None:
     store, seen = RecordingStore(), []
     settlements = batcher(store, seen)
+    start = now()
     settlements.add("a", [Adjustment(BUDGET, -5)])
     sent = settlements.send("b", [], [SLOT])  # takes the waiting corrections along
     assert settlements.send("c", [], [SLOT]) is sent  # slots freed together go together
     await sent  # what the calls' replies wait for: the store has them now
     assert store.settles == [([Adjustment(BUDGET, -5)], [SLOT, SLOT])]
     assert seen == [("a", [-5]), ("b", []), ("c", [])]
-    await asyncio.sleep(0.25)
+    assert store.times == [start]  # at once, not when a window ends
+    await asyncio.sleep(WINDOW * 2)
     assert len(store.settles) == 1  # the corrections' timer found nothing left
 
 
+@on_virtual_clock
 async def test_an_admission_of_the_same_iteration_carries_freed_slots() -> None:
     store, seen = RecordingStore(), []
     settlements = batcher(store, seen)
@@ -63,6 +81,7 @@ async def test_an_admission_of_the_same_iteration_carries_freed_slots() -> None:
     assert failed.done() and store.settles == []
 
 
+@on_virtual_clock
 async def test_a_deferred_settlement_reports_no_totals() -> None:
     """A store that keeps a settlement for later (Redis down) returns no totals: no call
     is told wrong ones."""
@@ -73,16 +92,20 @@ async def test_a_deferred_settlement_reports_no_totals() -> None:
     assert len(store.settles) == 1 and seen == []
 
 
+@on_virtual_clock
 async def test_corrections_alone_wait_for_the_longer_window() -> None:
     store, seen = RecordingStore(), []
     settlements = batcher(store, seen)
+    start = now()
     settlements.add("a", [Adjustment(BUDGET, 3)])
-    await asyncio.sleep(0.08)
+    await asyncio.sleep(WINDOW * 0.9)
     assert store.settles == []
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(WINDOW)
     assert store.settles == [([Adjustment(BUDGET, 3)], [])] and seen == [("a", [3])]
+    assert store.times == [pytest.approx(start + WINDOW)]
 
 
+@on_virtual_clock
 async def test_an_admission_takes_what_waits_and_nothing_is_sent_twice() -> None:
     store, seen = RecordingStore(), []
     settlements = batcher(store, seen)
@@ -95,13 +118,18 @@ async def test_an_admission_takes_what_waits_and_nothing_is_sent_twice() -> None
     assert settlements.take() is None
     settlements.settled(taken, [10, 12, 5])  # the totals the admission reported
     assert seen == [("a", [10, 12]), ("b", [5])]
-    await asyncio.sleep(0.08)
+    await asyncio.sleep(WINDOW * 2)
     assert store.settles == []  # the timer found nothing left to send
 
 
+@on_virtual_clock
 async def test_close_sends_what_still_waits() -> None:
     store, seen = RecordingStore(), []
     settlements = batcher(store, seen)
+    start = now()
     settlements.add("a", [Adjustment(BUDGET, 4)])
     await settlements.close()
     assert store.settles == [([Adjustment(BUDGET, 4)], [])] and seen == [("a", [4])]
+    assert store.times == [start]  # at once, not when the window ends
+    await asyncio.sleep(WINDOW * 2)
+    assert len(store.settles) == 1  # and the window's timer is gone
