@@ -1,12 +1,13 @@
-"""MemoryCounterStore on its own: exact GCRA against a rational reference, bounded memory, speed.
+"""MemoryCounterStore on its own: exact GCRA against a rational reference, bounded memory,
+the in-line path with per-call costs.
 
-The cases shared with Redis live in tests/integration/test_state_redis.py.
+The cases shared with Redis live in tests/integration/test_state_redis.py. Its speed is the
+benchmark's business (``bench/compare.py --b memory``), not a timed unit test's.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from fractions import Fraction
 
 from hypothesis import given, settings
@@ -137,17 +138,24 @@ async def test_a_quota_lives_ttl_after_its_last_change() -> None:
     assert (await store.admit([quota])).states[0].used == 25
 
 
-def test_memory_admit_cpu_per_call() -> None:
-    store = MemoryCounterStore()
+def test_admit_now_charges_per_call_costs_on_the_same_checks() -> None:
+    """TrafficControl's in-line path: the same check objects on every call, that call's
+    costs beside them; the counters add up exactly and the checks' own costs stay unused."""
+    clock = Clock()
+    store = MemoryCounterStore(clock)
     checks: list[Check] = [
-        Rate("rpm", limit=10**9, period=60.0, cost=1),
-        Rate("tpm", limit=10**9, period=60.0, cost=500),
-        Quota("usd", limit=10**15, cost=1200, ttl=3600.0),
+        Rate("rpm", limit=1000, period=60.0, cost=1),
+        Rate("tpm", limit=100_000, period=60.0, cost=500),
+        Quota("usd", limit=10**9, cost=1200, ttl=3600.0),
     ]
-    calls = 20_000
-    start = time.process_time()
-    for _ in range(calls):
-        store.admit_now(checks)
-    per_call = (time.process_time() - start) / calls * 1e6
-    print(f"\nmemory admit, 3 checks: {per_call:.1f} µs CPU per call")
-    assert per_call < 200
+    tokens = usd = 0
+    for call in range(1, 101):
+        outcome = store.admit_now(checks, [1, 10 * call, 7 * call])
+        tokens, usd = tokens + 10 * call, usd + 7 * call
+        assert outcome.allowed
+        remaining = [state.remaining for state in outcome.states]
+        assert remaining == [1000 - call, 100_000 - tokens, 10**9 - usd]
+        assert outcome.states[2].used == usd
+    outcome = store.admit_now(checks)  # without costs: the checks' own
+    remaining = [state.remaining for state in outcome.states]
+    assert remaining == [1000 - 101, 100_000 - tokens - 500, 10**9 - usd - 1200]
