@@ -185,11 +185,24 @@ _TEMPLATES: dict[str, Template] = {}
 # --- authentication over the snapshot -----------------------------------------------------------
 
 
-def snapshot_authenticate(store: IdentityStore) -> Authenticate:
+class WallClock:
+    """``time.time`` that a test can move forward, to see keys expire without waiting."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def snapshot_authenticate(store: IdentityStore, clock: WallClock) -> Authenticate:
     """The gateway's real ``Authenticator``, with its directory brought up to date before
     every request (the gateway polls instead; tests must not wait for the poll)."""
     cache = IdentityCache(store, poll_seconds=3600)
-    authenticator = Authenticator(cache, None)
+    authenticator = Authenticator(cache, None, clock=clock)
 
     async def authenticate(headers: dict[bytes, bytes]) -> Principal:
         if cache._directory is None:
@@ -209,11 +222,13 @@ class StoreHolder:
 
     def __init__(self) -> None:
         self.store: IdentityStore | None = None
+        self.clock = WallClock()
         self._authenticate: Authenticate | None = None
 
     def use(self, store: IdentityStore | None) -> None:
         self.store = store
-        self._authenticate = snapshot_authenticate(store) if store is not None else None
+        self.clock = WallClock()  # each store in use starts at the real time
+        self._authenticate = snapshot_authenticate(store, self.clock) if store is not None else None
 
     def __getattr__(self, name: str) -> Any:
         store = self.__dict__.get("store")
@@ -339,6 +354,7 @@ class Env:
     world: World
     client: AdminClient
     store: IdentityStore
+    clock: WallClock  # the authenticator's: ``advance`` it to expire keys
 
 
 @pytest.fixture(scope="session")
@@ -367,7 +383,7 @@ async def env(
     path = tmp_path / "records.db"
     clone(template.path, path)
     async with using(holder, Database(sqlite_url(path))) as store:
-        yield Env(template.world, client, store)
+        yield Env(template.world, client, store, holder.clock)
 
 
 @pytest_asyncio.fixture(loop_scope="module", params=["sqlite", "postgresql"])
@@ -384,12 +400,12 @@ async def any_env(
         path = tmp_path / "records.db"
         clone(template.path, path)
         async with using(holder, Database(sqlite_url(path))) as store:
-            yield Env(template.world, client, store)
+            yield Env(template.world, client, store, holder.clock)
         return
     backend = Backend("postgresql", tmp_path)
     await backend.setup()
     try:
         async with using(holder, backend.database(), migrate=True) as store:
-            yield Env(await seed_world(store), client, store)
+            yield Env(await seed_world(store), client, store, holder.clock)
     finally:
         await backend.teardown()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import pytest
@@ -52,20 +51,31 @@ def bearer(key: str) -> dict[bytes, bytes]:
     return {b"authorization": b"Bearer " + key.encode()}
 
 
+NOW = 1_800_000_000.0  # the authenticator's wall clock, injected
+
+
 @pytest.fixture
-async def setup() -> tuple[Authenticator, Source, dict[str, str]]:
-    keys = {name: generate_key() for name in ("good", "expired", "revoked", "narrow", "viewer")}
+def clock() -> list[float]:
+    return [NOW]
+
+
+@pytest.fixture
+async def setup(clock: list[float]) -> tuple[Authenticator, Source, dict[str, str]]:
+    names = ("good", "expired", "expiring", "revoked", "narrow", "viewer")
+    keys = {name: generate_key() for name in names}
     records = [
         key_record(keys["good"][1], keys["good"][0]),
-        key_record(keys["expired"][1], keys["expired"][0], expires_at=time.time() - 1),
-        key_record(keys["revoked"][1], keys["revoked"][0], revoked_at=time.time() - 1),
+        key_record(keys["expired"][1], keys["expired"][0], expires_at=NOW - 1),
+        key_record(keys["expiring"][1], keys["expiring"][0], expires_at=NOW + 60),
+        key_record(keys["revoked"][1], keys["revoked"][0], revoked_at=NOW - 1),
         key_record(keys["narrow"][1], keys["narrow"][0], allowed_models=["gpt-4o-mini"]),
         key_record(keys["viewer"][1], keys["viewer"][0], app_id=None, user_id="usr_v"),
     ]
     source = Source(Snapshot(1, [TENANT], [], [APP], [VIEWER], records, []))
     cache = IdentityCache(source, poll_seconds=3600)
     await cache.start()
-    return Authenticator(cache, None), source, {name: key for name, (_, key) in keys.items()}
+    authenticator = Authenticator(cache, None, clock=lambda: clock[0])
+    return authenticator, source, {name: key for name, (_, key) in keys.items()}
 
 
 def test_generated_keys_have_the_documented_shape() -> None:
@@ -105,6 +115,17 @@ async def test_expired_and_revoked_keys_are_401(
     auth, _, keys = setup
     with pytest.raises(AuthenticationError):
         await auth.authenticate(bearer(keys[name]))
+
+
+async def test_a_key_works_until_its_expiry_and_not_from_then_on(
+    setup: tuple[Authenticator, Source, dict[str, str]], clock: list[float]
+) -> None:
+    auth, _, keys = setup
+    clock[0] = NOW + 59.999
+    assert (await auth.authenticate(bearer(keys["expiring"]))).app_id == "app_a"
+    clock[0] = NOW + 60  # expires_at itself is already too late
+    with pytest.raises(AuthenticationError):
+        await auth.authenticate(bearer(keys["expiring"]))
 
 
 async def test_a_wrong_secret_for_a_known_kid_is_401(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from gatewise.core.errors import AuthenticationError, PermissionDeniedError
@@ -61,11 +62,17 @@ def presented_credential(headers: dict[bytes, bytes]) -> bytes | None:
 
 class Authenticator:
     def __init__(
-        self, cache: IdentityCache, verifier: TokenVerifier | None, *, open_mode: bool = False
+        self,
+        cache: IdentityCache,
+        verifier: TokenVerifier | None,
+        *,
+        open_mode: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._cache = cache
         self._verifier = verifier
         self.open_mode = open_mode
+        self._clock = clock  # the wall clock a key's expires_at is compared with
         self._oidc_principals: dict[tuple[object, ...], Principal] = {}
 
     async def authenticate(self, headers: dict[bytes, bytes]) -> Principal:
@@ -91,7 +98,7 @@ class Authenticator:
             raise AuthenticationError(INVALID_KEY)
         if entry.revoked_at is not None:
             raise AuthenticationError(INVALID_KEY)
-        if entry.expires_at is not None and entry.expires_at <= time.time():
+        if entry.expires_at is not None and entry.expires_at <= self._clock():
             raise AuthenticationError(INVALID_KEY)
         if entry.principal is None:
             raise PermissionDeniedError(f"This key cannot be used: {entry.disabled_reason}.")
