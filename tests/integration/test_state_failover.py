@@ -41,6 +41,9 @@ from gatewise.state.redis import RedisCounterStore
 from gatewise.state.resilient import ResilientStore
 
 REDIS_SERVER = "/usr/bin/redis-server"
+#: Seconds within which a failure must be reported: twenty times the stores' 0.1 s timeout,
+#: so a loaded machine still makes it, yet far short of a hang.
+NO_HANG = 2.0
 
 
 def free_port() -> int:
@@ -169,7 +172,7 @@ async def test_a_closed_port_fails_fast_and_the_error_hides_the_password() -> No
         store.once("k", 1.0),
     ):
         elapsed, message = await timed_failure(call)
-        assert elapsed < 1.0
+        assert elapsed < NO_HANG
         assert f"127.0.0.1:{port}/2" in message and "s3cret" not in message
     await store.close()
 
@@ -181,7 +184,7 @@ async def test_a_server_that_never_answers_times_out() -> None:
         url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
         store = RedisCounterStore(url, timeout=0.1)
         elapsed, _ = await timed_failure(store.admit([RATE]))
-        assert 0.09 < elapsed < 1.0
+        assert 0.09 < elapsed < NO_HANG
         await store.close()
 
 
@@ -190,7 +193,7 @@ async def test_a_killed_server_fails_the_next_call_fast(private_redis: PrivateRe
     assert (await store.admit([RATE])).allowed
     private_redis.kill()
     elapsed, message = await timed_failure(store.admit([RATE]))
-    assert elapsed < 1.0 and f"127.0.0.1:{private_redis.port}/0" in message
+    assert elapsed < NO_HANG and f"127.0.0.1:{private_redis.port}/0" in message
     await store.close()
 
 
@@ -218,7 +221,7 @@ async def test_failing_open_keeps_per_process_limits_and_comes_back(
 
     start = time.perf_counter()
     outcomes = [await store.admit([RATE]) for _ in range(4)]  # fallback: a fresh limit of 3
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < NO_HANG
     assert [o.allowed for o in outcomes] == [True, True, True, False]
     assert (primary.calls, store.degraded) == (2, True)  # only the first call tried Redis
     quota = Quota("q", limit=10, cost=4, ttl=60.0)
@@ -252,9 +255,9 @@ async def test_failing_closed_refuses_until_the_server_is_back(
     assert (await store.admit([RATE])).allowed
     private_redis.kill()
     elapsed, _ = await timed_failure(store.admit([RATE]))
-    assert elapsed < 1.0
-    elapsed, _ = await timed_failure(store.admit([RATE]))  # not retried yet: no wait at all
-    assert elapsed < 0.05 and primary.calls == 2
+    assert elapsed < NO_HANG
+    await timed_failure(store.admit([RATE]))  # not retried yet: refused without asking Redis
+    assert primary.calls == 2
     private_redis.start()
     clock.now += 1.0
     assert (await store.admit([RATE])).allowed
