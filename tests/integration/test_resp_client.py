@@ -135,10 +135,10 @@ async def test_a_closed_connection_is_reopened_on_the_next_call() -> None:
     async with server as address:
         client = RespClient(address, timeout=1.0)
         assert await client.call("PING") == b"PONG"
-        for _ in range(100):  # until the client has seen the close (a few loop turns)
-            if client._connection is None or client._connection.broken is not None:
-                break
-            await asyncio.sleep(0.001)
+        deadline = time.monotonic() + 5
+        while client._connection is not None and client._connection.broken is None:
+            assert time.monotonic() < deadline, "the client never saw the server close"
+            await asyncio.sleep(0.001)  # a few loop turns, usually
         assert await client.call("PING") == b"PONG"
         assert server.connections == 2
         await client.close()
@@ -152,12 +152,12 @@ async def test_calls_in_flight_when_the_server_closes_fail_fast() -> None:
 
     server = FakeServer(close_without_answering)
     async with server as address:
-        client = RespClient(address, timeout=5.0)
+        client = RespClient(address, timeout=30.0)
         start = time.perf_counter()
         results = await asyncio.gather(
             *(client.call("PING") for _ in range(3)), return_exceptions=True
         )
-        assert time.perf_counter() - start < 1.0
+        assert time.perf_counter() - start < 5.0  # the close, not the 30 s timeout
         assert all(isinstance(r, ConnectionError) for r in results)
         await client.close()
 
@@ -176,8 +176,8 @@ async def test_a_call_without_an_answer_times_out_and_the_connection_is_replaced
         start = time.perf_counter()
         with pytest.raises(TimeoutError):
             await client.call("PING")
-        assert 0.09 < time.perf_counter() - start < 1.0
-        await asyncio.wait_for(closed.wait(), 1.0)  # the stuck connection was closed
+        assert 0.09 < time.perf_counter() - start < 2.0
+        await asyncio.wait_for(closed.wait(), 5.0)  # the stuck connection was closed
         with pytest.raises(TimeoutError):
             await client.call("PING")
         assert server.connections == 2
@@ -188,11 +188,11 @@ async def test_a_closed_port_fails_fast_with_an_os_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = RespClient(Address.from_url(f"redis://127.0.0.1:{port}/0"), timeout=0.5)
+    client = RespClient(Address.from_url(f"redis://127.0.0.1:{port}/0"), timeout=30.0)
     start = time.perf_counter()
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):  # at once, not a TimeoutError after 30 s
         await client.call("PING")
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5.0
     await client.close()
 
 

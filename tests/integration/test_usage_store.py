@@ -316,7 +316,7 @@ async def test_a_full_queue_drops_without_blocking(
     accepted = [writer.submit(record(n)) for n in range(15)]
     elapsed = time.perf_counter() - started
     assert accepted == [True] * 10 + [False] * 5 and writer.dropped == 5
-    assert elapsed < 0.05
+    assert elapsed < 1.0  # no waiting for room (a generous bound: the machine may be busy)
     warnings = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert len(warnings) == 1  # at most one warning per 10 s
     clock[0] = 10.0
