@@ -106,6 +106,7 @@ async def test_connection_close_is_honoured(client: HTTPClient) -> None:
 async def test_a_stale_pooled_connection_is_retried_on_a_fresh_one(client: HTTPClient) -> None:
     """The server drops an idle keep-alive connection without saying so."""
     served = 0
+    closed = asyncio.Event()
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal served
@@ -115,11 +116,13 @@ async def test_a_stale_pooled_connection_is_retried_on_a_fresh_one(client: HTTPC
         await writer.drain()
         await asyncio.sleep(0.05)
         writer.close()  # ... then closed while idle
+        await writer.wait_closed()
+        closed.set()
 
     server, url = await serve(handler)
     async with server:
         assert await call(client, url) == (200, b"ok")
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(closed.wait(), 5)  # the pooled connection is now stale
         assert await call(client, url) == (200, b"ok")
     assert served == 2
 
