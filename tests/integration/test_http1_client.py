@@ -128,6 +128,8 @@ async def test_a_stale_pooled_connection_is_retried_on_a_fresh_one(client: HTTPC
 
 
 async def test_chunked_body_streams_as_it_arrives(client: HTTPClient) -> None:
+    first_seen = asyncio.Event()  # the second piece is only sent once the first was read
+
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(
@@ -136,7 +138,7 @@ async def test_chunked_body_streams_as_it_arrives(client: HTTPClient) -> None:
         for piece in (b"data: 1\n\n", b"data: 2\n\n"):
             writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             await writer.drain()
-            await asyncio.sleep(0.05)
+            await asyncio.wait_for(first_seen.wait(), 5)
         writer.write(b"0\r\n\r\n")
 
     server, url = await serve(handler)
@@ -150,7 +152,10 @@ async def test_chunked_body_streams_as_it_arrives(client: HTTPClient) -> None:
             total_timeout=5,
         )
         assert response.headers["content-type"] == "text/event-stream"
-        pieces = [p async for p in response.iter_chunks()]
+        pieces = []
+        async for piece in response.iter_chunks():
+            pieces.append(piece)
+            first_seen.set()
     assert pieces == [b"data: 1\n\n", b"data: 2\n\n"]
 
 
