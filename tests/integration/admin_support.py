@@ -368,9 +368,18 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server() -> AsyncIterator[tuple[StoreHolder, AdminClient]]:
-    """The admin app, served once per module over whichever store the holder has."""
+    """The admin app, served once per module over whichever store the holder has.
+
+    Its refusal audit takes any burst: a module's tests refuse hundreds of calls within
+    seconds, in any order, and each test checks that its own refusals are audited (the
+    rate bound has a unit test of its own)."""
     holder = StoreHolder()
-    app = create_admin_app(holder, holder.authenticate, MODELS.copy)  # type: ignore[arg-type]
+    app = create_admin_app(
+        holder,  # type: ignore[arg-type]
+        holder.authenticate,
+        MODELS.copy,
+        refusal_burst=1e9,
+    )
     async with serve(app) as client:
         yield holder, client
 

@@ -39,7 +39,7 @@ from gatewise.admin import (
 from gatewise.admin.authz import AdminContext, AdminOptions, Authenticate
 from gatewise.admin.errors import INTERNAL_ERROR, envelope, install_error_handlers
 from gatewise.admin.schemas import ErrorOut
-from gatewise.admin.trail import Trail
+from gatewise.admin.trail import REFUSAL_BURST, Trail
 from gatewise.core.context import new_request_id
 from gatewise.store.identity import IdentityStore
 
@@ -81,8 +81,12 @@ def create_admin_app(
     *,
     options: Callable[[], AdminOptions] = AdminOptions,
     changed: Callable[[], Awaitable[object]] | None = None,
+    refusal_burst: float = REFUSAL_BURST,
 ) -> FastAPI:
-    """The admin API over ``store``; ``authenticate`` turns request headers into a Principal."""
+    """The admin API over ``store``; ``authenticate`` turns request headers into a Principal.
+
+    ``refusal_burst``: how many refusals may be audited at once before the rate bound
+    (``REFUSALS_PER_SECOND``) applies."""
     app = FastAPI(
         title="Gatewise admin API",
         version=__version__,
@@ -97,7 +101,7 @@ def create_admin_app(
     for module in (tenants, teams, apps, users, keys, subscriptions, audit, usage):
         app.include_router(module.router, responses=_ERRORS)
     app.include_router(docs.router)
-    trail = Trail(store, changed, lambda: options().access_log)
+    trail = Trail(store, changed, lambda: options().access_log, refusal_burst=refusal_burst)
     app.add_middleware(RequestScope, trail=trail)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

@@ -75,11 +75,16 @@ class Trail:
         store: IdentityStore,
         changed: Callable[[], Awaitable[object]] | None,
         access_log: Callable[[], bool],
+        *,
+        refusals_per_second: float = REFUSALS_PER_SECOND,
+        refusal_burst: float = REFUSAL_BURST,
     ) -> None:
         self._store = store
         self._changed = changed
         self._access_log = access_log
-        self._tokens = REFUSAL_BURST
+        self._rate = refusals_per_second
+        self._burst = refusal_burst
+        self._tokens = refusal_burst
         self._filled_at = time.monotonic()
         self._dropped = 0
 
@@ -153,9 +158,7 @@ class Trail:
     def _take_token(self) -> bool:
         """A token bucket: ``REFUSALS_PER_SECOND`` on average, ``REFUSAL_BURST`` at once."""
         now = time.monotonic()
-        self._tokens = min(
-            REFUSAL_BURST, self._tokens + (now - self._filled_at) * REFUSALS_PER_SECOND
-        )
+        self._tokens = min(self._burst, self._tokens + (now - self._filled_at) * self._rate)
         self._filled_at = now
         if self._tokens >= 1:
             self._tokens -= 1
