@@ -1,6 +1,6 @@
 """Anthropic Messages request -> canonical ``ChatRequest`` (the front door's inbound half).
 
-Rules from ``shared/specs/API-NOTES.md`` §2.6, mirrored. The choices where the
+The provider's rules (``providers/anthropic_request.py``), mirrored. The choices where the
 two APIs do not line up (each failure is a 400 ``invalid_request_error`` naming
 the field, in Anthropic's ``path: problem`` style):
 

@@ -1,4 +1,4 @@
-"""Canonical chunk stream -> Anthropic's SSE event sequence (API-NOTES §2.4).
+"""Canonical chunk stream -> Anthropic's SSE event sequence (the Messages streaming reference).
 
 ``message_start`` (+ ``ping``), then per content block ``content_block_start`` /
 ``content_block_delta``... / ``content_block_stop``, then ``message_delta`` (stop

@@ -1,7 +1,8 @@
 """Canonical (OpenAI chat) request -> Anthropic Messages request body.
 
-Rules from ``shared/specs/API-NOTES.md`` §2.6. Where the two APIs differ, these
-are the choices (each failure is a 400 ``invalid_request_error`` naming the field):
+Rules from Anthropic's Messages API reference and OpenAI's chat API. Where the two
+differ, these are the choices (each failure is a 400 ``invalid_request_error``
+naming the field):
 
 - ``n > 1`` is rejected (param ``n``): Anthropic returns one message per call and
   fanning out N upstream calls would multiply cost behind the client's back.
