@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from gatewise.config.models import ProviderBase
+from gatewise.config.providers import ProviderBase
 from gatewise.core.errors import InvalidRequestError
 from gatewise.core.types import (
     ChatChunk,

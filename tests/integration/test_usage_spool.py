@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gatewise.store.usage import UsageRecord, UsageWriter
+from gatewise.store.usage import UsageRecord
 from gatewise.store.usage_spool import SPOOL_INTERVAL, UsageSpool, replay, spool_folder
+from gatewise.store.usage_writer import UsageWriter
 
 T0 = 1_800_000_000.0
 

@@ -22,11 +22,11 @@ from gatewise.store.usage import (
     UsageRecord,
     UsageRepository,
     UsageRow,
-    UsageWriter,
     parse_moment,
     parse_status,
     period,
 )
+from gatewise.store.usage_writer import UsageWriter
 from tests.integration.pg import Backend, started_database
 
 T0 = 1_800_000_000.0

@@ -21,7 +21,8 @@ from gatewise.config.loader import (
     render_path,
     resolve_secret,
 )
-from gatewise.config.models import Config, MockProviderConfig, OpenAIProviderConfig
+from gatewise.config.models import Config
+from gatewise.config.providers import MockProviderConfig, OpenAIProviderConfig
 from gatewise.config.secrets import SecretResolutionError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,13 +18,9 @@ from pydantic import ConfigDict, ValidationError
 from gatewise.commands.config import schema_command
 from gatewise.config import plugins
 from gatewise.config.loader import ConfigError, ConfigIssue, parse_config_text
-from gatewise.config.models import (
-    BUILTIN_PROVIDER_CONFIGS,
-    Config,
-    MockProviderConfig,
-    ProviderBase,
-)
+from gatewise.config.models import Config
 from gatewise.config.plugins import PluginError
+from gatewise.config.providers import BUILTIN_PROVIDER_CONFIGS, MockProviderConfig, ProviderBase
 from gatewise.providers.registry import (
     BUILTIN_TYPES,
     ProviderType,
@@ -118,7 +114,7 @@ def test_provider_type_checks_its_config_model() -> None:
 
     with pytest.raises(TypeError, match=r"EchoConfig.type must be annotated Literal\['other'\]"):
         ProviderType("other", EchoConfig, EchoProvider)
-    with pytest.raises(TypeError, match=r"must subclass gatewise\.config\.models\.ProviderBase"):
+    with pytest.raises(TypeError, match=r"must subclass gatewise\.config\.providers\.ProviderBase"):
         ProviderType("dict", dict, EchoProvider)  # type: ignore[type-var]
     with pytest.raises(TypeError, match="must keep ProviderBase's model_config"):
         ProviderType("loose", Loose, EchoProvider)

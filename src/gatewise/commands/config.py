@@ -16,16 +16,16 @@ from pydantic import Field, create_model
 
 from gatewise.config.base import Name
 from gatewise.config.loader import ConfigError, load_config
-from gatewise.config.models import (
+from gatewise.config.models import Config
+from gatewise.config.plugins import PluginError, entry_point_names
+from gatewise.config.providers import (
     BUILTIN_PROVIDER_CONFIGS,
     PROVIDER_PLUGINS,
-    Config,
     ProviderBase,
     ProviderSection,
     plugin_provider_config,
     provider_type_name,
 )
-from gatewise.config.plugins import PluginError, entry_point_names
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

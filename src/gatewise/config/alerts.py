@@ -58,8 +58,7 @@ def _check_secret_reference(value: str) -> str:
     return value
 
 
-# Same rule as ``config.models.SecretRef``, defined here because ``models`` (which
-# holds ``Config``) imports this module: importing ``models`` back would be circular.
+# The rule of ``config.providers.SecretRef``, with a message that speaks of webhooks.
 WebhookSecret = Annotated[
     str,
     AfterValidator(_check_secret_reference),

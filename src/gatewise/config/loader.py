@@ -34,7 +34,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from gatewise.config.models import Config, ProviderSection
+from gatewise.config.models import Config
+from gatewise.config.providers import ProviderSection
 from gatewise.config.secrets import SecretValue, looks_like_literal_secret, resolve
 
 __all__ = [

@@ -12,7 +12,8 @@ import time
 
 from gatewise.core.context import RequestContext
 from gatewise.corridor.observer import Observer
-from gatewise.store.usage import UsageRecord, UsageWriter
+from gatewise.store.usage import UsageRecord
+from gatewise.store.usage_writer import UsageWriter
 
 #: Operations that are model calls (count_tokens, listing models ... are not).
 MODEL_CALLS = frozenset({"chat", "embeddings", "responses"})

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from gatewise.alerts.thresholds import ThresholdTracker
 from gatewise.alerts.webhooks import WebhookSender
-from gatewise.config.models import Config, Timeouts
+from gatewise.config.models import Config
+from gatewise.config.providers import Timeouts
 from gatewise.config.secrets import interpolate_url, resolve_reference
 from gatewise.identity.cache import IdentityCache
 from gatewise.policies.budget_alerts import BudgetAlerts

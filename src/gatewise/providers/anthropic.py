@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from gatewise.config.models import AnthropicProviderConfig
+from gatewise.config.providers import AnthropicProviderConfig
 from gatewise.config.secrets import resolve
 from gatewise.core.errors import InvalidRequestError, UpstreamError, UpstreamProtocolError
 from gatewise.core.types import (

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from gatewise.config.models import AzureProviderConfig
+from gatewise.config.providers import AzureProviderConfig
 from gatewise.config.secrets import resolve
 from gatewise.providers.openai import OpenAIProvider, build_transport
 

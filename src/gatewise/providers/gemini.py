@@ -20,7 +20,7 @@ from urllib.parse import quote
 import msgspec
 import orjson
 
-from gatewise.config.models import GeminiProviderConfig
+from gatewise.config.providers import GeminiProviderConfig
 from gatewise.config.secrets import resolve
 from gatewise.core.errors import (
     GatewayError,

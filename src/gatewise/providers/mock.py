@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from gatewise.config.models import MockProviderConfig
+from gatewise.config.providers import MockProviderConfig
 from gatewise.core.errors import UpstreamError
 from gatewise.core.types import (
     ChatChunk,

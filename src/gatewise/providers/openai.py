@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from gatewise.config.models import OpenAIProviderConfig
+from gatewise.config.providers import OpenAIProviderConfig
 from gatewise.config.secrets import interpolate, resolve
 from gatewise.core.errors import GatewayError, UpstreamProtocolError
 from gatewise.core.types import (

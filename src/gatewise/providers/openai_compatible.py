@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gatewise.config.models import OpenAICompatibleProviderConfig
+from gatewise.config.providers import OpenAICompatibleProviderConfig
 from gatewise.config.secrets import resolve
 from gatewise.providers.openai import OpenAIProvider, build_transport
 

@@ -29,7 +29,7 @@ entry-point group. The entry point's name is the type's name and it refers to a
 
 The contract:
 
-- ``config_model`` subclasses ``gatewise.config.models.ProviderBase`` (so a
+- ``config_model`` subclasses ``gatewise.config.providers.ProviderBase`` (so a
   plug-in section has ``optional``, ``timeouts``, ``headers`` ... like any other)
   and declares ``type: Literal["<name>"]``; it keeps ``ProviderBase``'s model
   config: unknown keys are errors and the model is frozen. Secrets in it should
@@ -43,7 +43,7 @@ The contract:
 
 Entry points are read only when a config names a type that is not built in (the
 config validation looks the plug-in up first, see
-``gatewise.config.models.ProviderSection``); lookups are cached for the process
+``gatewise.config.providers.ProviderSection``); lookups are cached for the process
 (``gatewise.config.plugins.clear_cache`` forgets them).
 """
 
@@ -54,7 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from gatewise.config.models import (
+from gatewise.config.plugins import PluginError, entry_point_names, load_entry_point
+from gatewise.config.providers import (
     PROVIDER_PLUGINS,
     AnthropicProviderConfig,
     AzureProviderConfig,
@@ -65,7 +66,6 @@ from gatewise.config.models import (
     ProviderBase,
     check_provider_config_model,
 )
-from gatewise.config.plugins import PluginError, entry_point_names, load_entry_point
 from gatewise.providers.base import Provider
 
 __all__ = [

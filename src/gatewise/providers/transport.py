@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 from gatewise import __version__
-from gatewise.config.models import Timeouts
+from gatewise.config.providers import Timeouts
 from gatewise.core.errors import (
     GatewayError,
     UpstreamError,

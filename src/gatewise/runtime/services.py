@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # SQLAlchemy is imported only where services are really built
     from gatewise.store.engine import Database
     from gatewise.store.identity import IdentityStore
     from gatewise.store.responses import ResponseRepository
-    from gatewise.store.usage import UsageRepository, UsageWriter
+    from gatewise.store.usage import UsageRepository
+    from gatewise.store.usage_writer import UsageWriter
 
 log = logging.getLogger("gatewise")
 
@@ -61,8 +62,9 @@ def build_services(config: Config, config_dir: Path | None, store_url: str) -> S
     from gatewise.store.engine import Database
     from gatewise.store.identity import IdentityStore
     from gatewise.store.responses import ResponseRepository
-    from gatewise.store.usage import UsageRepository, UsageWriter
+    from gatewise.store.usage import UsageRepository
     from gatewise.store.usage_spool import spool_folder
+    from gatewise.store.usage_writer import UsageWriter
 
     database = Database(store_url)
     identity = IdentityStore(database)

@@ -180,15 +180,15 @@ identity_version = sa.Table(
 
 # --- usage: the model calls answered or refused after authentication, summed per minute ---------
 #
-# Written in batches by ``gatewise.store.usage.UsageWriter``, never on the request path. A row sums
-# the ``requests`` calls of one minute (``at``, its start) that share every id, the model, provider,
-# operation, stream flag, status and ``usage_estimated``: a row per call cost the writer 5-10 µs of
-# CPU per call, a rollup a few rows a minute. Rows from before revision 0004 are one call each
-# (with their ``request_id``). Ids are denormalised (no foreign keys): usage outlives deleted apps
-# and keys, and an insert must not wait on identity rows. ``cost_micros`` is the integer micro-USD
-# of the calls that had a price (NULL when none had), ``cost_unknown`` counts those without one;
-# ``duration_ms`` is the calls' total. Reports scan a time range (ix_usage_at) or one tenant's
-# range (ix_usage_tenant_at).
+# Written in batches by ``gatewise.store.usage_writer.UsageWriter``, never on the request path. A
+# row sums the ``requests`` calls of one minute (``at``, its start) that share every id, the model,
+# provider, operation, stream flag, status and ``usage_estimated``: a row per call cost the writer
+# 5-10 µs of CPU per call, a rollup a few rows a minute. Rows from before revision 0004 are one call
+# each (with their ``request_id``). Ids are denormalised (no foreign keys): usage outlives deleted
+# apps and keys, and an insert must not wait on identity rows. ``cost_micros`` is the integer
+# micro-USD of the calls that had a price (NULL when none had), ``cost_unknown`` counts those
+# without one; ``duration_ms`` is the calls' total. Reports scan a time range (ix_usage_at) or one
+# tenant's range (ix_usage_tenant_at).
 
 usage = sa.Table(
     "usage",
