@@ -51,7 +51,6 @@ Reply = ChatResponse | EmbeddingResponse
 OUTPUT_HOOKS = ("after", "on_chunks", "on_stream_end")
 #: Hooks whose presence means a step may change what the upstream receives.
 REQUEST_HOOKS = ("rewrite_request",)
-HOOKS = ("before", "rewrite_request", "before_attempt", *OUTPUT_HOOKS, "finish")
 
 
 class Step:

@@ -116,7 +116,6 @@ class AnthropicFrontDoor:
         watch = request.start_watch()
         try:
             if chat.stream:
-                ctx.stream = True
                 await self._stream(request, call, send)
                 return
             response = await self.corridor.chat(call)

@@ -55,7 +55,6 @@ class OpenAIFrontDoor:
         watch = request.start_watch()
         try:
             if chat.stream:
-                ctx.stream = True
                 await self._stream_chat(request, call, chat, send)
                 return
             response = await self.corridor.chat(call)

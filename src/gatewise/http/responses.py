@@ -78,7 +78,6 @@ class ResponsesFrontDoor:
         watch = request.start_watch()
         try:
             if parsed.stream:
-                ctx.stream = True
                 await self._stream(request, call, send, parsed, response, ids, owner, items)
                 return
             result = await self.corridor.chat(call)

@@ -96,10 +96,6 @@ class RouteTable:
                 return pattern.endpoint, params
         return None
 
-    def paths(self) -> list[str]:
-        """Every static path (for tests and docs)."""
-        return list(self._static)
-
 
 def _compile(path: str, endpoint: Endpoint) -> _Pattern:
     segments: list[str] = []

@@ -85,25 +85,20 @@ def _tool_calls(candidate: Candidate, stem: str, index: int, start: int) -> list
     return calls
 
 
-def _text(candidate: Candidate) -> str:
+def _text(candidate: Candidate, *, thought: bool = False) -> str:
+    """The candidate's answer text, or with ``thought`` its thought text (usually empty)."""
     if candidate.content is None:
         return ""
     parts = candidate.content.parts
     if len(parts) == 1:  # the common case
         part = parts[0]
-        return part.text if part.text is not None and not part.thought else ""
-    return "".join(p.text for p in parts if p.text is not None and not p.thought)
+        return part.text if part.text is not None and part.thought is thought else ""
+    return "".join(p.text for p in parts if p.text is not None and p.thought is thought)
 
 
 def _thoughts(candidate: Candidate) -> str:
     """The candidate's thought text (empty when it has none: the common case)."""
-    if candidate.content is None:
-        return ""
-    parts = candidate.content.parts
-    if len(parts) == 1:  # the common case
-        part = parts[0]
-        return part.text if part.thought and part.text is not None else ""
-    return "".join(p.text for p in parts if p.thought and p.text is not None)
+    return _text(candidate, thought=True)
 
 
 def chat_response(data: bytes, model: str, n: int) -> ChatResponse:

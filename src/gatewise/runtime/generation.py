@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from gatewise.config.models import Config
@@ -53,7 +53,6 @@ class Generation:
     authenticator: Authenticator
     #: The error format of a path no route serves (the client's SDK family decides).
     unrouted: ErrorFormat
-    skipped: list[str] = field(default_factory=list)
     #: Requests being served (the app counts them in and out).
     in_flight: int = 0
     #: Set once the generation was swapped out: the app sets it when the last request ends.
@@ -74,7 +73,7 @@ class Generation:
             await self.draining.wait()
 
 
-def corridor_steps(config: Config, services: Services, access: ModelAccessPolicy) -> list[Step]:
+def corridor_steps(services: Services, access: ModelAccessPolicy) -> list[Step]:
     """The corridor's rooms, in the order every call walks them."""
     traffic = services.traffic
     steps: list[Step] = [AccessStep(access)]
@@ -123,7 +122,7 @@ def build_generation(
     watchers = Observers(observers(config, services))
     corridor = Corridor(
         prepared.catalog,
-        corridor_steps(config, services, access),
+        corridor_steps(services, access),
         router=Router(),
         observers=watchers,
         access=access,
@@ -162,5 +161,4 @@ def build_generation(
         routes=routes,
         authenticator=authenticator,
         unrouted=ClientErrors(openai, anthropic),
-        skipped=prepared.skipped,
     )

@@ -15,7 +15,7 @@ from gatewise.config.models import Config
 from gatewise.config.secrets import SecretResolutionError
 from gatewise.core.types import ModelCard
 from gatewise.providers.base import Provider
-from gatewise.providers.registry import provider_type
+from gatewise.providers.registry import UnknownProviderType, provider_type
 from gatewise.routing.catalog import ModelCatalog, Route, Target
 from gatewise.store.urls import resolve_store_url
 
@@ -50,7 +50,7 @@ def prepare(config: Config, config_dir: Path | None = None) -> Prepared:
                 skipped.append(f"provider {name!r} left out: {exc}")
                 continue
             raise StartupError(f"providers.{name}: {exc}") from None
-        except KeyError:
+        except UnknownProviderType:
             raise StartupError(
                 f"providers.{name}.type: unknown provider type {section.type!r}"
             ) from None
