@@ -2,74 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from gatewise.core.context import RequestContext
-from gatewise.core.types import (
-    ChatChunk,
-    ChatRequest,
-    ChatResponse,
-    Choice,
-    ChunkBatch,
-    ChunkChoice,
-    Delta,
-    Message,
-    ModelCard,
-    NativeBody,
-    ResponseMessage,
-    Usage,
-)
+from gatewise.core.types import ChatRequest, Message, Usage
 from gatewise.corridor.chain import Corridor
-from gatewise.routing.catalog import ModelCatalog, Route, Target
-
-
-class ScriptedProvider:
-    """Answers with fixed responses/chunks, with or without usage (a unit-test double)."""
-
-    name = kind = "scripted"
-
-    def __init__(self, usage: Usage | None) -> None:
-        self.usage = usage
-
-    async def chat(
-        self, request: ChatRequest, model: str, native: NativeBody | None = None
-    ) -> ChatResponse:
-        choice = Choice(0, ResponseMessage(content="four words of reply"), "stop")
-        return ChatResponse(id="x", created=1, model=model, choices=[choice], usage=self.usage)
-
-    async def chat_stream(
-        self, request: ChatRequest, model: str, native: NativeBody | None = None
-    ) -> Stream:
-        return Stream(self.usage)
-
-
-class Stream:
-    def __init__(self, usage: Usage | None) -> None:
-        self.usage = usage
-
-    def __aiter__(self) -> AsyncIterator[ChunkBatch]:
-        return self._batches()
-
-    async def _batches(self) -> AsyncIterator[ChunkBatch]:
-        for text in ("four ", "words ", "of reply"):
-            yield ChunkBatch([ChatChunk(choices=[ChunkChoice(0, Delta(content=text))])])
-        if self.usage is not None:
-            yield ChunkBatch([ChatChunk(choices=[], usage=self.usage)])
-
-    async def aclose(self) -> None:
-        return None
-
-
-def corridor(usage: Usage | None) -> Corridor:
-    provider = ScriptedProvider(usage)
-    card = ModelCard(id="m", created=0, owned_by="t")
-    return Corridor(ModelCatalog([Route("m", (Target(provider, "m"),), card)]))  # type: ignore[arg-type]
-
+from tests.corridor_doubles import ScriptedProvider, catalog
 
 REQUEST = ChatRequest(
     model="m", messages=[Message(role="user", content="How many tokens is this?")]
 )
 REPORTED = Usage(prompt_tokens=11, completion_tokens=4, total_tokens=15)
+
+
+def corridor(usage: Usage | None) -> Corridor:
+    return Corridor(catalog(ScriptedProvider("p", usage=usage)))
 
 
 async def test_reported_usage_is_kept() -> None:
