@@ -1,0 +1,83 @@
+"""What every guardrail speaks: findings with scores and spans, and the protocol.
+
+A *detector* reads one text and reports ``Finding``s: which guardrail, which
+category (an attack family such as ``instruction_override``, or an entity type
+such as ``EMAIL``), a score in [0, 1] and, where the finding is a piece of the
+text, its spans. Offsets are Unicode code points into the text as given (Python
+string indices), so callers can mask or report them without re-reading it.
+
+Detectors never decide: a rule in a profile compares a finding's score with its
+threshold and applies its action (``block``, ``mask`` or ``flag``). Findings
+carry no raw values, so a verdict can be logged and recorded safely.
+
+``Guardrail`` is the extension point (third-party guardrails load through the
+``gatewise.guardrails`` entry point group): an async ``scan`` so a guardrail
+may call a service (the ``webhook`` guardrail does). The built-in detectors are
+synchronous (microseconds each) and are wrapped by ``SyncGuardrail``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+#: Who wrote the text: the caller (``user``), the application (``system``,
+#: ``developer``), a model (``assistant``) or a tool result or document (``tool``),
+#: where indirect injection arrives.
+TextRole = Literal["system", "developer", "user", "assistant", "tool"]
+#: Where a rule runs: on what goes to the model, on what comes back, or both.
+Direction = Literal["input", "output"]
+#: What a rule does with a finding over its threshold (``allow`` is no finding).
+Action = Literal["allow", "flag", "mask", "block"]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A piece of a text: [start, end) in code points, and what it is (e.g. ``EMAIL``)."""
+
+    start: int
+    end: int
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing a detector saw. ``spans`` is empty for a finding about the whole text
+    (an injection attempt); maskable findings (PII, secrets) always have spans."""
+
+    guardrail: str
+    category: str
+    score: float
+    spans: tuple[Span, ...] = ()
+
+
+@runtime_checkable
+class Guardrail(Protocol):
+    """A guardrail: reads one text, reports what it found."""
+
+    #: The name rules refer to and verdicts carry (``prompt_injection``, ``pii``, ...).
+    name: str
+
+    async def scan(self, text: str, role: TextRole) -> Sequence[Finding]: ...
+
+
+class Detector(Protocol):
+    """A synchronous detector (the built-in ones): the same as ``Guardrail.scan``."""
+
+    name: str
+
+    def detect(self, text: str, role: TextRole = "user") -> list[Finding]: ...
+
+
+class SyncGuardrail:
+    """A ``Guardrail`` around a synchronous ``Detector``."""
+
+    __slots__ = ("detector", "name")
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector = detector
+        self.name = detector.name
+
+    async def scan(self, text: str, role: TextRole) -> Sequence[Finding]:
+        return self.detector.detect(text, role)
