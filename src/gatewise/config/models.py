@@ -23,6 +23,7 @@ from gatewise.config.admin import AdminConfig
 from gatewise.config.alerts import WebhookList
 from gatewise.config.auth import AuthConfig
 from gatewise.config.base import Name, Strict
+from gatewise.config.guardrails import GuardrailsConfig
 from gatewise.config.limits import BudgetConfig, LimitConfig, StateConfig
 from gatewise.config.pricing import PriceConfig
 from gatewise.config.providers import ProviderConfig
@@ -128,6 +129,7 @@ class Config(Strict):
     limits: list[LimitConfig] = Field(default_factory=list)
     budgets: list[BudgetConfig] = Field(default_factory=list)
     webhooks: WebhookList = Field(default_factory=list)
+    guardrails: GuardrailsConfig = GuardrailsConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:

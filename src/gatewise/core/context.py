@@ -57,6 +57,24 @@ class Attempt:
     duration_ms: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class GuardrailVerdict:
+    """What one guardrail rule decided about one text: never the text itself.
+
+    ``where`` says which text: ``input`` message ``index`` (-1: the whole request, e.g.
+    embeddings input ``index``), or ``output``; ``spans`` are (start, end, type) offsets in
+    code points into that text as the guardrail read it.
+    """
+
+    guardrail: str
+    category: str
+    score: float
+    action: str
+    direction: str
+    index: int = -1
+    spans: tuple[tuple[int, int, str], ...] = ()
+
+
 @dataclass(slots=True)
 class RequestContext:
     """Created by the front door for every request: what happened to it, for observers.
@@ -94,6 +112,10 @@ class RequestContext:
     framed_headers: bool = False
     #: What the call cost in micro-USD (None: not priced).
     cost_micros: int | None = None
+    #: Every guardrail verdict on the request and its reply, in the order they were made.
+    guardrails: list[GuardrailVerdict] = field(default_factory=list)
+    #: The guardrail profile the call ran with (None: none).
+    guardrail_profile: str | None = None
 
     @property
     def provider(self) -> str | None:

@@ -46,6 +46,20 @@ class InvalidRequestError(GatewayError):
     type = "invalid_request_error"
 
 
+class GuardrailViolationError(GatewayError):
+    """A guardrail refused the request or stopped the reply; ``code`` names the guardrail."""
+
+    status = 400
+    type = "guardrail_violation"
+
+    def __init__(self, guardrail: str, category: str, message: str | None = None) -> None:
+        super().__init__(
+            message or f"The request was blocked by the {guardrail} guardrail ({category}).",
+            code=guardrail,
+        )
+        self.category = category
+
+
 class AuthenticationError(GatewayError):
     """The caller could not be identified (missing, unknown or expired credentials)."""
 

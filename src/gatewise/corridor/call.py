@@ -17,6 +17,7 @@ from gatewise.core.types import ChatRequest, EmbeddingRequest, NativeBody
 from gatewise.routing.catalog import Route, Target
 
 if TYPE_CHECKING:
+    from gatewise.corridor.chain import Lane
     from gatewise.identity.principal import Principal
 
 
@@ -26,6 +27,7 @@ class Call:
     __slots__ = (
         "_prompt_tokens",
         "ctx",
+        "lane",
         "model",
         "native",
         "notes",
@@ -47,6 +49,7 @@ class Call:
         *,
         native: NativeBody | None = None,
         relay_raw: bool = True,
+        lane: Lane,
     ) -> None:
         self.ctx = ctx
         self.principal = principal
@@ -68,6 +71,8 @@ class Call:
         self.target: Target | None = None
         #: Each step's state for this call, keyed by the step (e.g. what admission charged).
         self.notes: dict[object, Any] = {}
+        #: The chain of steps this call walks (``Corridor.open`` picks it).
+        self.lane = lane
         self._prompt_tokens = -1
 
     def prompt_tokens(self) -> int:

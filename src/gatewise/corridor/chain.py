@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from gatewise.core.context import Attempt, RequestContext
@@ -59,12 +59,69 @@ class ModelAccess(Protocol):
     def may_use(self, principal: Principal, model: str) -> bool: ...
 
 
+class Lane:
+    """One chain of steps: its hooks, sorted by phase when it is built, and what its
+    steps allow (raw relay, native pass-through). A corridor has one lane per set of
+    steps: the default one, and one per guardrail profile, so a profile's steps cost
+    nothing to (and change nothing for) calls that do not run it."""
+
+    __slots__ = (
+        "after",
+        "dispatch",
+        "entry",
+        "finishes",
+        "name",
+        "native_requests",
+        "relay_raw",
+        "steps",
+        "watchers",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        steps: Sequence[Step],
+        observers: Observers,
+        clock: Callable[[], float],
+    ) -> None:
+        self.name = name
+        self.steps = tuple(steps)
+        # Before the call, in step order: (the step's position, its hook).
+        self.entry: list[tuple[int, _Entry]] = []
+        for index, step in enumerate(self.steps):
+            if overrides(step, "before"):
+                self.entry.append((index, step.before))
+            if overrides(step, "rewrite_request"):
+                self.entry.append((index, _rewriting(step)))
+        # After the call, in reverse order.
+        backwards = list(reversed(list(enumerate(self.steps))))
+        self.after = [(index, step) for index, step in backwards if overrides(step, "after")]
+        self.watchers = [
+            (index, step)
+            for index, step in backwards
+            if overrides(step, "on_chunks") or overrides(step, "on_stream_end")
+        ]
+        self.finishes = [step.finish for _index, step in backwards if overrides(step, "finish")]
+        #: Raw upstream bytes may reach clients: no step may change output.
+        self.relay_raw = not any(may_change_output(step) for step in self.steps)
+        #: Clients' own bodies may reach upstreams: no step may rewrite requests.
+        self.native_requests = not any(may_change_request(step) for step in self.steps)
+        attempt_steps = [step for step in self.steps if overrides(step, "before_attempt")]
+        self.dispatch = Dispatch(attempt_steps, observers, clock)
+
+
+#: Picks a call's lane by name from its caller and model (None: the default lane).
+LaneChooser = Callable[["Principal | None", str], "str | None"]
+
+
 class Corridor:
     def __init__(
         self,
         catalog: ModelCatalog,
         steps: Sequence[Step] = (),
         *,
+        lanes: Mapping[str, Sequence[Step]] | None = None,
+        choose_lane: LaneChooser | None = None,
         router: Router | None = None,
         observers: Observers | None = None,
         access: ModelAccess | None = None,
@@ -72,34 +129,34 @@ class Corridor:
     ) -> None:
         self.catalog = catalog
         self.router = router or Router()
-        self.steps = tuple(steps)
         self.observers = observers or Observers()
         self._access = access
-        # Before the call, in step order: (the step's position, its hook).
-        self._entry: list[tuple[int, _Entry]] = []
-        for index, step in enumerate(self.steps):
-            if overrides(step, "before"):
-                self._entry.append((index, step.before))
-            if overrides(step, "rewrite_request"):
-                self._entry.append((index, _rewriting(step)))
-        # After the call, in reverse order.
-        self._after = [
-            (index, step)
-            for index, step in reversed(list(enumerate(self.steps)))
-            if overrides(step, "after")
-        ]
-        self._watchers = [
-            (index, step)
-            for index, step in reversed(list(enumerate(self.steps)))
-            if overrides(step, "on_chunks") or overrides(step, "on_stream_end")
-        ]
-        self._finish = [step.finish for step in reversed(self.steps) if overrides(step, "finish")]
-        #: Raw upstream bytes may reach clients: no step may change output.
-        self.relay_raw = not any(may_change_output(step) for step in self.steps)
-        #: Clients' own bodies may reach upstreams: no step may rewrite requests.
-        self.native_requests = not any(may_change_request(step) for step in self.steps)
-        attempt_steps = [step for step in self.steps if overrides(step, "before_attempt")]
-        self.dispatch = Dispatch(attempt_steps, self.observers, clock)
+        self.default = Lane("default", steps, self.observers, clock)
+        self.lanes = {
+            name: Lane(name, lane_steps, self.observers, clock)
+            for name, lane_steps in (lanes or {}).items()
+        }
+        self._choose = choose_lane if self.lanes else None
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        return self.default.steps
+
+    @property
+    def relay_raw(self) -> bool:
+        return self.default.relay_raw
+
+    @property
+    def native_requests(self) -> bool:
+        return self.default.native_requests
+
+    def lane(self, principal: Principal | None, model: str) -> Lane:
+        """The lane calls of ``principal`` to ``model`` walk."""
+        choose = self._choose
+        if choose is None:
+            return self.default
+        name = choose(principal, model)
+        return self.default if name is None else self.lanes.get(name, self.default)
 
     # --- the catalog, as a caller sees it --------------------------------------------
 
@@ -146,25 +203,27 @@ class Corridor:
             ctx.stream = True  # known from here on (the front door watches a stream at once)
         if route is None:
             route = self.catalog.resolve(request.model)
+        lane = self.default if self._choose is None else self.lane(principal, route.name)
         return Call(
             ctx,
             principal,
             request,
             route,
             self.router.plan(route),
-            native=native if self.native_requests else None,
-            relay_raw=self.relay_raw,
+            native=native if lane.native_requests else None,
+            relay_raw=lane.relay_raw,
+            lane=lane,
         )
 
     async def chat(self, call: Call) -> ChatResponse:
         try:
             reply, upto = await self._enter(call)
             if reply is None:
-                response = await self.dispatch.chat(call)
+                response = await call.lane.dispatch.chat(call)
             else:
                 response = _expect(reply, ChatResponse)
             record_chat_usage(call, response)
-            if self._after:
+            if call.lane.after:
                 response = _expect(await self._leave(call, response, upto), ChatResponse)
             return response
         finally:
@@ -176,10 +235,11 @@ class Corridor:
         """The call's stream, opened (the upstream answered 200); its chunks flow to the
         front door through the stream tap, which ends the call."""
         attempt: Attempt | None = None
+        lane: Lane = call.lane
         try:
             reply, upto = await self._enter(call)
             if reply is None:
-                stream, attempt, started = await self.dispatch.open_stream(call)
+                stream, attempt, started = await lane.dispatch.open_stream(call)
             else:
                 stream, started = ReplayStream(_expect(reply, ChatResponse)), 0.0
         except BaseException:
@@ -187,13 +247,13 @@ class Corridor:
             if ending is not None:
                 await ending
             raise
-        watchers = tuple(step for index, step in self._watchers if index < upto)
+        watchers = tuple(step for index, step in lane.watchers if index < upto)
 
         def end(
             call: Call, attempt: Attempt | None, error: BaseException | None
         ) -> Awaitable[None] | None:
             if attempt is not None:
-                self.dispatch.end(call.ctx, attempt, started, error)
+                lane.dispatch.end(call.ctx, attempt, started, error)
             return self._end(call)
 
         return StreamTap(call, stream, attempt, watchers, end)
@@ -202,11 +262,11 @@ class Corridor:
         try:
             reply, upto = await self._enter(call)
             if reply is None:
-                response = await self.dispatch.embed(call)
+                response = await call.lane.dispatch.embed(call)
             else:
                 response = _expect(reply, EmbeddingResponse)
             record_embedding_usage(call, response)
-            if self._after:
+            if call.lane.after:
                 response = _expect(await self._leave(call, response, upto), EmbeddingResponse)
             return response
         finally:
@@ -219,15 +279,16 @@ class Corridor:
     async def _enter(self, call: Call) -> tuple[Reply | None, int]:
         """Run the steps' ``before`` hooks; a reply from one (at position ``upto``) answers
         the call: only the steps before it see that reply on its way back."""
-        for index, hook in self._entry:
+        lane: Lane = call.lane
+        for index, hook in lane.entry:
             reply = await hook(call)
             if reply is not None:
-                call.ctx.decisions.append(f"answered:{self.steps[index].name}")
+                call.ctx.decisions.append(f"answered:{lane.steps[index].name}")
                 return reply, index
-        return None, len(self.steps)
+        return None, len(lane.steps)
 
     async def _leave(self, call: Call, reply: Reply, upto: int) -> Reply:
-        for index, step in self._after:
+        for index, step in call.lane.after:
             if index < upto:
                 reply = await step.after(call, reply)
         return reply
@@ -237,7 +298,7 @@ class Corridor:
         failed settlement must not turn a delivered reply into an error). Returns what
         the reply's last bytes must wait for, if a hook returned something to wait for."""
         waits: list[Awaitable[None]] | None = None
-        for finish in self._finish:
+        for finish in call.lane.finishes:
             try:
                 pending = finish(call)
             except Exception:

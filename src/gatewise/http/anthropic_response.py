@@ -125,6 +125,8 @@ def error_type(error: GatewayError) -> str:
     """
     if error.type in STATUS_FROM_ERROR_TYPE and error.type != "invalid_request_error":
         return error.type
+    if error.type == "guardrail_violation":
+        return error.type  # the gateway's own: says a guardrail refused, not a malformed call
     return error_type_for_status(error.status)
 
 

@@ -245,7 +245,12 @@ def _not_found(response_id: str) -> NotFoundError:
 
 def _failed(encoder: ResponseStreamEncoder, error: GatewayError) -> bytes:
     # response.error.code is one of OpenAI's documented codes; the error event keeps ours.
-    code = "rate_limit_exceeded" if error.status == 429 else "server_error"
+    if error.status == 429:
+        code = "rate_limit_exceeded"
+    elif error.type == "guardrail_violation":
+        code = "invalid_prompt"
+    else:
+        code = "server_error"
     return encoder.fail(code, error.code, error.message)
 
 

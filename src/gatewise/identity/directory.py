@@ -48,7 +48,9 @@ class Directory:
         "_apps_by_name",
         "_teams_by_name",
         "approved",
+        "apps_by_id",
         "keys",
+        "teams_by_id",
         "tenants_by_id",
         "tenants_by_name",
         "version",
@@ -62,6 +64,8 @@ class Directory:
         users = {u.id: u for u in snapshot.users}
         self.tenants_by_name: dict[str, Tenant] = {t.name: t for t in snapshot.tenants}
         self.tenants_by_id: dict[str, Tenant] = tenants
+        self.teams_by_id: dict[str, Team] = teams
+        self.apps_by_id: dict[str, App] = apps
         self._teams_by_name = {(t.tenant_id, t.name): t for t in snapshot.teams}
         self._apps_by_name = {(a.tenant_id, a.name): a for a in snapshot.apps}
         self.approved: frozenset[tuple[str, str]] = frozenset(snapshot.approved)

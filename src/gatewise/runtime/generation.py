@@ -2,7 +2,7 @@
 
 ``build_generation`` is the one place that assembles the request's story from
 the config: the steps of the corridor in order (access, admission,
-accounting; guardrails and caching join here), the observers, the front doors
+guardrails per profile, accounting; caching joins here), the observers, the front doors
 and the route table. The app reads its current generation once per request;
 ``GatewayApp.swap`` puts a new one in place atomically and closes the old one
 once the requests it was serving have finished.
@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gatewise.config.models import Config
+from gatewise.config.secrets import resolve_reference
 from gatewise.corridor.chain import Corridor
 from gatewise.corridor.observer import Observer, Observers
 from gatewise.corridor.step import Step
+from gatewise.guardrails.setup import Guardrails, build_guardrails, used_profiles
+from gatewise.guardrails.steps import profile_steps
 from gatewise.http.anthropic import AnthropicFrontDoor
+from gatewise.http.guardrails import GuardrailCheckEndpoint
 from gatewise.http.models import ClientErrors, ModelsEndpoint
 from gatewise.http.openai import OpenAIFrontDoor
 from gatewise.http.responses import ResponsesFrontDoor
@@ -51,6 +56,7 @@ class Generation:
     observers: Observers
     routes: RouteTable
     authenticator: Authenticator
+    guardrails: Guardrails
     #: The error format of a path no route serves (the client's SDK family decides).
     unrouted: ErrorFormat
     #: Requests being served (the app counts them in and out).
@@ -65,6 +71,7 @@ class Generation:
     async def close(self) -> None:
         for provider in self.providers.values():
             await provider.close()
+        await self.guardrails.close()
 
     async def drained(self) -> None:
         """Wait until no request is being served by this generation."""
@@ -73,14 +80,29 @@ class Generation:
             await self.draining.wait()
 
 
-def corridor_steps(services: Services, access: ModelAccessPolicy) -> list[Step]:
-    """The corridor's rooms, in the order every call walks them."""
+def corridor_steps(
+    services: Services, access: ModelAccessPolicy, guarding: Sequence[Step] = ()
+) -> list[Step]:
+    """The corridor's rooms, in the order every call walks them: who may call, whether
+    limits admit it, what the guardrails say (each profile's lane adds its own), then
+    what it cost."""
     traffic = services.traffic
     steps: list[Step] = [AccessStep(access)]
     if traffic.traffic is not None:
         steps.append(AdmissionStep(traffic.traffic, traffic.prices))
+    steps.extend(guarding)
     steps.append(AccountingStep(traffic.prices))
     return steps
+
+
+def guardrail_lanes(
+    services: Services, access: ModelAccessPolicy, guardrails: Guardrails
+) -> dict[str, list[Step]]:
+    """One lane per profile some caller or model is given."""
+    lanes: dict[str, list[Step]] = {}
+    for name in used_profiles(guardrails):
+        lanes[name] = corridor_steps(services, access, profile_steps(guardrails.profile(name)))
+    return lanes
 
 
 def observers(config: Config, services: Services) -> list[Observer]:
@@ -120,9 +142,17 @@ def build_generation(
     approval = frozenset(m.name for m in config.models if m.approval == "required")
     access = ModelAccessPolicy(services.identity_cache, approval)
     watchers = Observers(observers(config, services))
+    guardrails = build_guardrails(
+        config.guardrails,
+        lambda ref: resolve_reference(ref, config_dir),
+        lambda: services.identity_cache.directory,
+    )
+    lanes = guardrail_lanes(services, access, guardrails)
     corridor = Corridor(
         prepared.catalog,
         corridor_steps(services, access),
+        lanes=lanes,
+        choose_lane=guardrails.choose,
         router=Router(),
         observers=watchers,
         access=access,
@@ -134,6 +164,7 @@ def build_generation(
     anthropic = AnthropicFrontDoor(corridor, limit)
     models = ModelsEndpoint(openai, anthropic)
     responses = ResponsesFrontDoor(corridor, services.responses, limit, openai)
+    check = GuardrailCheckEndpoint(guardrails, services.traffic.traffic, limit, openai)
     routes = RouteTable(
         [
             ("/v1/chat/completions", Endpoint({"POST": openai.chat_completions}, openai)),
@@ -149,6 +180,7 @@ def build_generation(
                 "/v1/responses/{response_id}/input_items",
                 Endpoint({"GET": responses.input_items}, responses),
             ),
+            ("/v1/guardrails/check", Endpoint({"POST": check.check}, check)),
             *anthropic_routes(anthropic),
         ]
     )
@@ -160,5 +192,6 @@ def build_generation(
         observers=watchers,
         routes=routes,
         authenticator=authenticator,
+        guardrails=guardrails,
         unrouted=ClientErrors(openai, anthropic),
     )
