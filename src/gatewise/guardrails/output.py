@@ -27,9 +27,12 @@ from gatewise.core.types import ChatChunk, ChatResponse, FunctionCall
 from gatewise.guardrails.masking import Replacement, Vault, apply, mask_spans
 from gatewise.guardrails.rules import Profile, inspect
 
-#: Characters a ``hold`` stream keeps back: longer than any value a rule masks in one
-#: piece (emails, keys, card numbers) and than the canary.
-HOLD = 96
+#: The most a ``hold`` stream keeps back (a private key block is held whole up to
+#: ``HOLD_BLOCK``): more than any value a rule masks in one piece.
+HOLD = 256
+HOLD_BLOCK = 8192
+#: What may separate the digit groups of one value (card and phone numbers, IBANs).
+_GROUP_SEPARATORS = frozenset(" \t-.()/+")
 #: Characters before the unreleased text that each reading of a stream looks back at.
 CONTEXT = 64
 
@@ -185,7 +188,7 @@ class OutputReader:
             channel.safe = channel.cursor
             return
         elif self.mode == "hold":
-            safe = max(channel.cursor, total - HOLD)
+            safe = held_tail(text, channel.cursor)
         else:
             safe = total
         vault = self.vault
@@ -264,3 +267,31 @@ class OutputReader:
             category,
             message or f"The reply was stopped by the {guardrail} guardrail ({category}).",
         )
+
+
+def held_tail(text: str, released: int) -> int:
+    """Where the text a ``hold`` stream keeps back starts: the last word (a value in
+    progress has no spaces: an email, a key, a token), extended back over digit groups
+    (a card or phone number arrives as groups), or an unfinished private key block.
+    At most ``HOLD`` characters are held (``HOLD_BLOCK`` for a key block)."""
+    total = len(text)
+    low = max(released, total - HOLD)
+    start = total
+    while start > low and not text[start - 1].isspace():
+        start -= 1
+    while start > low:
+        gap = start
+        while gap > low and text[gap - 1] in _GROUP_SEPARATORS:
+            gap -= 1
+        digits = gap
+        while digits > low and text[digits - 1].isdigit():
+            digits -= 1
+        if digits == gap:
+            break
+        start = digits
+    if start > low and text[start - 1] == "+":
+        start -= 1  # an international prefix
+    block = text.rfind("-----BEGIN", max(released, total - HOLD_BLOCK))
+    if block >= 0 and "-----END" not in text[block:]:
+        start = min(start, block)
+    return max(start, released)

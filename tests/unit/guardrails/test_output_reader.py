@@ -18,7 +18,7 @@ from gatewise.core.types import (
     ToolCallDelta,
 )
 from gatewise.guardrails.masking import Vault
-from gatewise.guardrails.output import HOLD, OutputReader
+from gatewise.guardrails.output import HOLD, OutputReader, held_tail
 from gatewise.guardrails.rules import Profile, Rule
 from tests.unit.guardrails.fakes import PII, SECRETS, chunk, texts
 
@@ -67,10 +67,28 @@ async def test_window_mode_releases_each_chunk_at_once() -> None:
 async def test_hold_mode_keeps_back_just_the_tail() -> None:
     profile = Profile("p", output_rules=(Rule(SECRETS, "mask", mask="redact", stream="hold"),))
     r = reader(profile)
-    long = "x" * (HOLD + 10)
-    assert texts(await r.read_chunks([chunk(long)])) == []  # the chunk's end is in the tail
-    out = await r.read_chunks([chunk("y" * (HOLD + 1))])
-    assert texts(out) == [long]
+    assert texts(await r.read_chunks([chunk("Here it is: ")])) == ["Here it is: "]
+    assert texts(await r.read_chunks([chunk("sk-A1b2")])) == []  # a word in progress
+    assert texts(await r.read_chunks([chunk("C3d4")])) == []
+    out = await r.read_chunks([chunk("A1b2C3d4E5f6G7h8 and")])
+    assert texts(out) == []  # "and" may still grow; the key is settled but its chunks wait
+    out = await r.read_chunks([chunk(" more")])
+    assert "".join(texts(out)) == "[OPENAI_API_KEY] and"
+
+
+@pytest.mark.parametrize(
+    ("text", "held"),
+    [
+        ("plain words here", "here"),
+        ("card 4111 1111 1111", "4111 1111 1111"),
+        ("call +1 (415) 555-01", "+1 (415) 555-01"),
+        ("ends with space ", ""),
+        ("key: -----BEGIN PRIVATE KEY-----\nMIIB abc", "-----BEGIN PRIVATE KEY-----\nMIIB abc"),
+        ("x" * (HOLD + 50), "x" * HOLD),
+    ],
+)
+def test_the_held_tail(text: str, held: str) -> None:
+    assert text[held_tail(text, 0) :] == held
 
 
 async def test_a_secret_split_over_chunks_is_redacted_in_hold_mode() -> None:
