@@ -186,7 +186,7 @@ def train(
     exclude: Path | None = DEFAULT_EXCLUDE,
     seed: int = 0,
     val_fraction: float = 0.2,
-    l2: float = 1.0,
+    l2: float = 0.3,
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Build the whole model folder ``out``; returns what ``metrics.json`` holds."""
@@ -230,6 +230,7 @@ def train(
             "attacks": int(y_val.sum()),
             **metrics(y_val, predict(x_val)),
         },
+        "validation_by_threshold": [metrics(y_val, predict(x_val), t) for t in (0.3, 0.7, 0.9)],
         "seconds": {
             "export": round(exported - started, 1),
             "embed": round(embedded - exported, 1),
@@ -270,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--l2", type=float, default=1.0)
+    parser.add_argument("--l2", type=float, default=0.3)
     parser.add_argument(
         "--limit",
         type=int,
