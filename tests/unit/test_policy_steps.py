@@ -204,13 +204,16 @@ async def test_usage_records_are_written_for_model_calls_of_known_callers_only()
 
 
 def test_the_access_log_tells_the_requests_story(caplog: pytest.LogCaptureFixture) -> None:
-    from gatewise.core.context import Attempt
+    from gatewise.core.context import Attempt, GuardrailVerdict
 
     ctx = context()
     ctx.method, ctx.path, ctx.status, ctx.model = "POST", "/v1/chat/completions", 200, "m"
     ctx.usage = Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5)
     ctx.attempts.append(Attempt("p", "p-model", 503, "upstream_error", 1.0, 2.0))
     ctx.attempts.append(Attempt("q", "q-model", 200, None, 3.0, 4.0))
+    ctx.guardrails.append(
+        GuardrailVerdict("pii", "EMAIL", 0.9, "mask", "input", 0, ((5, 18, "EMAIL"),))
+    )
     ctx.principal = principal()
     caplog.set_level(logging.INFO, logger="gatewise")
     Observers([AccessLog()]).finished(ctx)
@@ -219,3 +222,5 @@ def test_the_access_log_tells_the_requests_story(caplog: pytest.LogCaptureFixtur
     assert entry.provider == "q" and entry.prompt_tokens == 3  # type: ignore[attr-defined]
     assert [a["status"] for a in entry.attempts] == [503, 200]  # type: ignore[attr-defined]
     assert entry.caller == "key:k1"  # type: ignore[attr-defined]
+    [verdict] = entry.guardrails  # type: ignore[attr-defined]
+    assert verdict["category"] == "EMAIL" and verdict["spans"] == [[5, 18, "EMAIL"]]

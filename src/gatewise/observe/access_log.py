@@ -1,14 +1,15 @@
 """The access log: one JSON line per request (``server.access_log: true``).
 
 Written when the request is over, with what the corridor recorded: status,
-model, provider, tokens, cost, decisions and the caller (never a credential).
+model, provider, tokens, cost, decisions, guardrail verdicts (types and offsets,
+never the values found) and the caller (never a credential).
 """
 
 from __future__ import annotations
 
 import logging
 
-from gatewise.core.context import Attempt, RequestContext
+from gatewise.core.context import Attempt, GuardrailVerdict, RequestContext
 from gatewise.corridor.observer import Observer
 
 log = logging.getLogger("gatewise")
@@ -36,6 +37,8 @@ class AccessLog(Observer):
                 "cost_micros": ctx.cost_micros,
                 "decisions": ctx.decisions or None,
                 "attempts": [_attempt(a) for a in ctx.attempts] or None,
+                "guardrail_profile": ctx.guardrail_profile,
+                "guardrails": [_verdict(v) for v in ctx.guardrails] or None,
                 "caller": principal.name if principal else None,
                 "tenant_id": principal.tenant_id if principal else None,
             },
@@ -50,4 +53,16 @@ def _attempt(attempt: Attempt) -> dict[str, object]:
         "error": attempt.error,
         "first_byte_ms": round(attempt.first_byte_ms, 1),
         "duration_ms": round(attempt.duration_ms, 1),
+    }
+
+
+def _verdict(verdict: GuardrailVerdict) -> dict[str, object]:
+    return {
+        "guardrail": verdict.guardrail,
+        "category": verdict.category,
+        "score": verdict.score,
+        "action": verdict.action,
+        "direction": verdict.direction,
+        "index": verdict.index,
+        "spans": [list(span) for span in verdict.spans],
     }
