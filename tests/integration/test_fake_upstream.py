@@ -185,6 +185,24 @@ def test_streamed_tool_call_fragments(client: openai.OpenAI) -> None:
     assert chunks[-1].choices[0].finish_reason == "tool_calls"
 
 
+def test_scripted_pieces_are_the_exact_deltas(
+    client: openai.OpenAI, fake: FakeOpenAIUpstream
+) -> None:
+    fake.script(Scenario(pieces=("Hi <EM", "AIL_1> ", "there")))
+    plain = client.chat.completions.create(model="m", messages=HELLO)
+    assert plain.choices[0].message.content == "Hi <EMAIL_1> there"
+    fake.script(Scenario(pieces=("Hi <EM", "AIL_1> ", "there")))
+    chunks = list(client.chat.completions.create(model="m", messages=HELLO, stream=True))
+    deltas = [c.choices[0].delta.content for c in chunks[1:-1]]
+    assert deltas == ["Hi <EM", "AIL_1> ", "there"]
+    fake.script(Scenario(pieces=('{"to": "<EM', 'AIL_1>"}')))
+    streamed = client.chat.completions.create(
+        model="m", messages=HELLO, tools=[WEATHER_TOOL], stream=True
+    )
+    fragments: Any = [c.choices[0].delta.tool_calls for c in list(streamed)[1:-1]]
+    assert [f[0].function.arguments for f in fragments] == ['{"to": "<EM', 'AIL_1>"}']
+
+
 def test_json_response_formats(client: openai.OpenAI) -> None:
     plain = client.chat.completions.create(
         model="m",

@@ -160,9 +160,12 @@ class FakeOpenAIUpstream(FakeUpstream):
         elif not isinstance(n, int) or not 1 <= n <= 128:
             return exchange.bad_request(f"Invalid 'n': {n!r}.", "n", "invalid_value")
         options = body.get("stream_options")
+        reply = compose_reply(body, _scripted_text(scenario))
+        if scenario is not None and scenario.pieces is not None and reply.tool_name is not None:
+            reply.tool_arguments = "".join(scenario.pieces)
         plan = _ChatPlan(
             model,
-            compose_reply(body, scenario.content if scenario is not None else None),
+            reply,
             n,
             body.get("stream") is True,
             isinstance(options, dict) and options.get("include_usage") is True,
@@ -193,7 +196,8 @@ class FakeOpenAIUpstream(FakeUpstream):
         chunks = self.stream_chunks
         if scenario is not None and scenario.chunks is not None:
             chunks = scenario.chunks
-        events = encoder.events(plan.reply, plan.n, chunks, exchange.azure)
+        pieces = scenario.pieces if scenario is not None else None
+        events = encoder.events(plan.reply, plan.n, chunks, exchange.azure, pieces)
         await exchange.stream(events, scenario, self.chunk_delay)
 
     async def _admit(
@@ -254,6 +258,15 @@ class FakeOpenAIUpstream(FakeUpstream):
     def _unknown_model(self, exchange: Exchange, model: str) -> bytes:
         message = f"The model '{model}' does not exist"
         return wire.error_body(message, "invalid_request_error", "model", "model_not_found")
+
+
+def _scripted_text(scenario: Scenario | None) -> str | None:
+    """The reply text a scenario gives (``content``, else its ``pieces`` joined), if any."""
+    if scenario is None:
+        return None
+    if scenario.content is None and scenario.pieces is not None:
+        return "".join(scenario.pieces)
+    return scenario.content
 
 
 def _model(body: dict[str, Any], exchange: Exchange) -> str | None:

@@ -231,8 +231,16 @@ class ChunkEncoder:
     def usage_event(self, prompt_tokens: int, completion_tokens: int) -> bytes:
         return self._prefix + b'],"usage":' + usage(prompt_tokens, completion_tokens) + b"}\n\n"
 
-    def events(self, reply: Reply, n: int, chunks: int, azure: bool) -> Iterator[bytes]:
-        """Every event of the stream, ``[DONE]`` included, choice after choice."""
+    def events(
+        self,
+        reply: Reply,
+        n: int,
+        chunks: int,
+        azure: bool,
+        pieces: Sequence[str] | None = None,
+    ) -> Iterator[bytes]:
+        """Every event of the stream, ``[DONE]`` included, choice after choice; ``pieces``
+        are the text's deltas as given (else it is cut into ``chunks`` nearly equal ones)."""
         if azure:
             yield _AZURE_PROMPT_FILTER_EVENT
         for index in range(n):
@@ -253,13 +261,13 @@ class ChunkEncoder:
                         "refusal": None,
                     },
                 )
-                for piece in split_text(reply.tool_arguments or "", chunks):
+                for piece in pieces or split_text(reply.tool_arguments or "", chunks):
                     yield self.event(
                         index, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
                     )
             else:
                 yield self.event(index, {"role": "assistant", "content": "", "refusal": None})
-                for piece in split_text(reply.content or "", chunks):
+                for piece in pieces or split_text(reply.content or "", chunks):
                     if piece:
                         yield self.event(index, {"content": piece})
             yield self.event(index, {}, reply.finish_reason)

@@ -47,6 +47,9 @@ class Scenario:
     - ``chunks`` / ``chunk_delay``: number of content deltas / seconds between SSE events.
     - ``ratelimit_headers``: add ``x-ratelimit-*`` headers to the response.
     - ``content``: reply text instead of the echo.
+    - ``pieces``: streamed: the reply's deltas exactly as given (their concatenation is the
+      reply's text, or a tool call's arguments when the reply is one; non-streamed: the
+      whole of it). In-process only (no marker), for tests that cut a text at given offsets.
     - ``error_event_after``: streamed: send the wire format's mid-stream ``error`` event
       after this many events and end the stream (fakes whose format has one: anthropic).
     - ``redacted_thinking``: add a ``redacted_thinking`` block to the reply, after the
@@ -72,6 +75,7 @@ class Scenario:
     chunk_delay: float | None = None
     ratelimit_headers: bool = False
     content: str | None = None
+    pieces: tuple[str, ...] | None = None
     error_event_after: int | None = None
     redacted_thinking: bool = False
     citations: bool = False
