@@ -28,6 +28,7 @@ from gatewise.testing.openai_reply import (
     count_tokens,
     embedding_value,
     last_user_text,
+    message_text,
 )
 from gatewise.testing.scenario import MARKER_PREFIX_BYTES, MarkerError, Scenario
 
@@ -160,7 +161,7 @@ class FakeOpenAIUpstream(FakeUpstream):
         elif not isinstance(n, int) or not 1 <= n <= 128:
             return exchange.bad_request(f"Invalid 'n': {n!r}.", "n", "invalid_value")
         options = body.get("stream_options")
-        reply = compose_reply(body, _scripted_text(scenario))
+        reply = compose_reply(body, _scripted_text(scenario, messages))
         if scenario is not None and scenario.pieces is not None and reply.tool_name is not None:
             reply.tool_arguments = "".join(scenario.pieces)
         plan = _ChatPlan(
@@ -260,10 +261,17 @@ class FakeOpenAIUpstream(FakeUpstream):
         return wire.error_body(message, "invalid_request_error", "model", "model_not_found")
 
 
-def _scripted_text(scenario: Scenario | None) -> str | None:
-    """The reply text a scenario gives (``content``, else its ``pieces`` joined), if any."""
+def _scripted_text(scenario: Scenario | None, messages: list[Any]) -> str | None:
+    """The reply text a scenario gives (``content``, else its ``pieces`` joined, else the
+    system prompt it repeats), if any."""
     if scenario is None:
         return None
+    if scenario.repeat_system_prompt:
+        return " ".join(
+            message_text(m.get("content"))
+            for m in messages
+            if isinstance(m, dict) and m.get("role") in ("system", "developer")
+        )
     if scenario.content is None and scenario.pieces is not None:
         return "".join(scenario.pieces)
     return scenario.content

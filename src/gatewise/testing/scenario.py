@@ -47,6 +47,8 @@ class Scenario:
     - ``chunks`` / ``chunk_delay``: number of content deltas / seconds between SSE events.
     - ``ratelimit_headers``: add ``x-ratelimit-*`` headers to the response.
     - ``content``: reply text instead of the echo.
+    - ``repeat_system_prompt``: answer with the request's system prompt, as a model that
+      leaks its instructions would (to test leak detection).
     - ``pieces``: streamed: the reply's deltas exactly as given (their concatenation is the
       reply's text, or a tool call's arguments when the reply is one; non-streamed: the
       whole of it). In-process only (no marker), for tests that cut a text at given offsets.
@@ -76,6 +78,7 @@ class Scenario:
     ratelimit_headers: bool = False
     content: str | None = None
     pieces: tuple[str, ...] | None = None
+    repeat_system_prompt: bool = False
     error_event_after: int | None = None
     redacted_thinking: bool = False
     citations: bool = False
@@ -144,6 +147,7 @@ _FLAGS = frozenset(
         "ratelimit_headers",
         "redacted_thinking",
         "citations",
+        "repeat_system_prompt",
     }
 )
 _INTS = frozenset({"status", "reset_after", "chunks", "error_event_after"})
