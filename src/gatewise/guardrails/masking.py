@@ -26,6 +26,9 @@ PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*?)_(\d{1,6})>")
 #: The start of a placeholder cut at the end of a text (``<``, ``<EM``, ``<EMAIL_1``).
 _OPEN_TAIL = re.compile(r"<[A-Z0-9_]*\Z")
 
+#: What a placeholder's label may not hold (moderation's topic names are free-form).
+_NOT_LABEL = re.compile(r"[^A-Z0-9_]")
+
 #: A process-wide key for ``hash`` masking: a value hashes the same on every request.
 _HASH_KEY = os.urandom(32)
 
@@ -58,6 +61,7 @@ class Vault:
         key = (label, value)
         found = self._to_placeholder.get(key)
         if found is None:
+            label = placeholder_label(label)
             count = self._counts.get(label, 0) + 1
             self._counts[label] = count
             found = f"<{label}_{count}>"
@@ -94,6 +98,13 @@ class Vault:
         if start >= 0 and _OPEN_TAIL.match(text, start):
             return start
         return len(text)
+
+
+def placeholder_label(label: str) -> str:
+    """``label`` as ``PLACEHOLDER`` reads it back: upper case, ``_`` for anything else, a
+    letter first (``keyword`` -> ``KEYWORD``, ``self-harm`` -> ``SELF_HARM``)."""
+    out = _NOT_LABEL.sub("_", label.upper())
+    return out if "A" <= out[:1] <= "Z" else "X" + out
 
 
 def json_escaped(value: str) -> str:
