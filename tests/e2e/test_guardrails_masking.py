@@ -30,6 +30,7 @@ from tests.e2e.guardrail_support import (
 PHONE = "+1 415 555 0134"
 OTHER_EMAIL = "bob.smith@example.org"
 PLACEHOLDER = "<EMAIL_1>"
+EMBEDDINGS = "text-embedding-3-small"
 SEND_TOOL: Any = {
     "type": "function",
     "function": {
@@ -42,7 +43,17 @@ SEND_TOOL: Any = {
 @pytest.fixture(scope="module")
 def gw(fake_openai: FakeOpenAIUpstream) -> Iterator[RunningGateway]:
     masked = {"rules": [rule("pii", on="input", action="mask", mask="placeholder")]}
-    with module_gateway(guarded_config(fake_openai.url, {"masked": masked})) as gateway:
+    moderated = {"rules": [rule("moderation", action="mask", mask="placeholder")]}
+    config = guarded_config(
+        fake_openai.url,
+        {"masked": masked, "moderated": moderated},
+        moderation={"keywords": ["project falcon"], "topics": {"code-names": ["bluebird"]}},
+    )
+    config["models"].append(
+        {"name": EMBEDDINGS, "deployments": [{"provider": "up", "model": EMBEDDINGS}]}
+    )
+    config["guardrails"]["assign"]["models"][EMBEDDINGS] = "masked"
+    with module_gateway(config) as gateway:
         yield gateway
 
 
@@ -196,3 +207,67 @@ def test_responses_stream_round_trip(gw: RunningGateway, upstream: FakeOpenAIUps
     assert "".join(deltas) == f"Booked for {EMAIL} and {PHONE}."
     assert len(deltas) > 1
     assert_never_saw_a_real_value(upstream, EMAIL, PHONE)
+
+
+def test_anthropic_streamed_tool_use_gets_real_values(
+    gw: RunningGateway, upstream: FakeOpenAIUpstream
+) -> None:
+    upstream.script(Scenario(pieces=('{"to": "<EM', 'AIL_1>"}')))
+    tool: Any = {"name": "send_mail", "input_schema": SEND_TOOL["function"]["parameters"]}
+    with claude(gw).messages.stream(
+        model="masked",
+        max_tokens=50,
+        messages=[{"role": "user", "content": f"mail {EMAIL}"}],
+        tools=[tool],
+    ) as stream:
+        message = stream.get_final_message()
+    (block,) = message.content
+    assert block.type == "tool_use" and block.input == {"to": EMAIL}
+    assert_never_saw_a_real_value(upstream, EMAIL)
+
+
+def test_responses_streamed_function_call_gets_real_values(
+    gw: RunningGateway, upstream: FakeOpenAIUpstream
+) -> None:
+    upstream.script(Scenario(pieces=('{"to": "<EM', 'AIL_1>"}')))
+    tool: Any = {"type": "function", "name": "send_mail", **SEND_TOOL["function"]}
+    events = list(
+        oai(gw).responses.create(model="masked", input=f"mail {EMAIL}", tools=[tool], stream=True)
+    )
+    deltas = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
+    assert json.loads("".join(deltas)) == {"to": EMAIL}
+    (done,) = [e for e in events if e.type == "response.completed"]
+    call: Any = done.response.output[0]
+    assert json.loads(call.arguments) == {"to": EMAIL}
+
+
+def test_every_choice_of_a_stream_gets_real_values(
+    gw: RunningGateway, upstream: FakeOpenAIUpstream
+) -> None:
+    upstream.script(Scenario(pieces=("to <EMA", "IL_1> ok")))
+    stream = oai(gw).chat.completions.create(
+        model="masked", n=2, messages=[{"role": "user", "content": f"mail {EMAIL}"}], stream=True
+    )
+    texts: dict[int, str] = {}
+    for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+    assert texts == {0: f"to {EMAIL} ok", 1: f"to {EMAIL} ok"}
+
+
+def test_embeddings_inputs_are_masked(gw: RunningGateway, upstream: FakeOpenAIUpstream) -> None:
+    result = oai(gw).embeddings.create(model=EMBEDDINGS, input=[f"write {EMAIL}", "plain"])
+    assert len(result.data) == 2
+    assert upstream.requests[-1].json["input"] == ["write <EMAIL_1>", "plain"]
+
+
+def test_moderation_placeholders_come_back_too(
+    gw: RunningGateway, upstream: FakeOpenAIUpstream
+) -> None:
+    prompt = "Tell me about Project Falcon and bluebird."
+    reply = oai(gw).chat.completions.create(
+        model="moderated", messages=[{"role": "user", "content": prompt}]
+    )
+    sent = chat_requests(upstream)[-1]["messages"][-1]["content"]
+    assert "Falcon" not in sent and "bluebird" not in sent, sent
+    assert reply.choices[0].message.content == f"Echo: {prompt}"
