@@ -17,7 +17,7 @@ import pytest
 
 from gatewise.store.identity import IdentityStore
 from gatewise.store.usage import UsageRepository, UsageRow
-from gatewise.testing import FakeOpenAIUpstream
+from gatewise.testing import FakeOpenAIUpstream, Scenario
 from gatewise.testing.gateway import RunningGateway
 from tests.conftest import openai_provider
 from tests.e2e.guardrail_support import (
@@ -69,6 +69,7 @@ def world(
         "models": [
             {"name": UPSTREAM_MODEL, "deployments": deployment},
             {"name": "shielded", "deployments": deployment},
+            {"name": "single", "deployments": deployment},
             {
                 "name": "priced",
                 "deployments": [
@@ -79,8 +80,15 @@ def world(
                 ],
             },
         ],
+        "limits": [{"name": "one", "per": "key", "concurrent": 1, "models": ["single"]}],
         "budgets": [
-            {"name": "small", "per": "key", "tokens": BUDGET_TOKENS, "period": "day"},
+            {
+                "name": "small",
+                "per": "key",
+                "tokens": BUDGET_TOKENS,
+                "period": "day",
+                "models": ["priced"],
+            },
         ],
         "guardrails": {
             "default": "mask",
@@ -152,6 +160,30 @@ def test_tenant_a_strict_masks_pii_and_adds_a_canary(
     messages = chat_requests(upstream)[-1]["messages"]
     assert messages[-1]["content"] == "Mail <EMAIL_1>"
     assert messages[0]["role"] == "system" and "gw-canary-" in messages[0]["content"]
+
+
+def test_strict_redacts_a_new_email_in_the_reply_but_restores_the_callers(
+    world: World, upstream: FakeOpenAIUpstream
+) -> None:
+    upstream.script(Scenario(content="Wrote <EMAIL_1>, cc eve@evil.test."))
+    assert ask(world, "a", f"Mail {EMAIL}") == f"Wrote {EMAIL}, cc [EMAIL]."
+
+
+def test_a_stream_stopped_mid_way_frees_its_concurrency_slot(
+    world: World, upstream: FakeOpenAIUpstream
+) -> None:
+    key = "sk-" + "Qw3rTy7uIo9pAs2dFg4hJk6l"
+    client = oai(world.gateway, world.keys["a"])
+    for _ in range(3):  # were the slot kept, the second stream would be a 429
+        upstream.script(Scenario(pieces=("Here: ", key[:8], key[8:], " ok")))
+        stream = client.chat.completions.create(
+            model="single", messages=[{"role": "user", "content": "key?"}], stream=True
+        )
+        with pytest.raises(openai.APIError) as caught:
+            list(stream)
+        assert not isinstance(caught.value, openai.RateLimitError)
+        assert "secrets" in str(caught.value.body)
+    assert ask(world, "a", "hello", model="single") == "Echo: hello"
 
 
 def test_blocked_calls_release_their_budget_and_cost_nothing(
