@@ -4,16 +4,24 @@ keys, unknown profiles, and the output side (assistant text) — in keys mode.""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
+from gatewise.store.identity import IdentityStore
 from gatewise.testing import FakeOpenAIUpstream
 from gatewise.testing.gateway import RunningGateway
 from tests.conftest import openai_provider
 from tests.e2e.guardrail_support import EMAIL, INJECTION, UPSTREAM_MODEL, module_gateway, rule
-from tests.identity_seed import one_key, with_store
+from tests.identity_seed import ACTOR, one_key, with_store
 from tests.rawhttp import Reply, request
+
+
+class World(NamedTuple):
+    gateway: RunningGateway
+    key: str
+    limited: str  # the key of tenant ``limited`` (2 requests a minute)
+
 
 API_KEY = "sk-" + "Zy9xW8vU7tS6rQ5pO4nM3lK2"
 
@@ -21,15 +29,19 @@ API_KEY = "sk-" + "Zy9xW8vU7tS6rQ5pO4nM3lK2"
 @pytest.fixture(scope="module")
 def world(
     fake_openai: FakeOpenAIUpstream, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[RunningGateway, str]]:
+) -> Iterator[World]:
     store_url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('check')}/gatewise.db"
     key = with_store(store_url, one_key)
+    limited = with_store(store_url, limited_key)
     config = {
         "auth": {"mode": "keys", "refresh_seconds": 0.2},
         "store": {"url": store_url},
         "providers": {"up": openai_provider(fake_openai.url)},
         "models": [
             {"name": UPSTREAM_MODEL, "deployments": [{"provider": "up", "model": UPSTREAM_MODEL}]}
+        ],
+        "limits": [
+            {"name": "checks", "per": "key", "requests_per_minute": 2, "tenants": ["limited"]}
         ],
         "guardrails": {
             "profiles": {
@@ -38,17 +50,23 @@ def world(
         },
     }
     with module_gateway(config) as gateway:
-        yield gateway, key
+        yield World(gateway, key, limited)
 
 
-def check(world: tuple[RunningGateway, str], body: dict[str, Any], key: str | None = None) -> Reply:
-    gateway, good_key = world
-    headers = {"authorization": f"Bearer {key if key is not None else good_key}"}
-    return request("POST", gateway.url + "/v1/guardrails/check", body, headers=headers)
+async def limited_key(store: IdentityStore) -> str:
+    tenant = await store.create_tenant(ACTOR, name="limited")
+    app = await store.create_app(ACTOR, tenant_id=tenant.id, name="a")
+    _, key = await store.create_key(ACTOR, name="k", app_id=app.id)
+    return key
+
+
+def check(world: World, body: dict[str, Any], key: str | None = None) -> Reply:
+    headers = {"authorization": f"Bearer {key if key is not None else world.key}"}
+    return request("POST", world.gateway.url + "/v1/guardrails/check", body, headers=headers)
 
 
 def test_spans_are_code_points_and_the_output_is_masked(
-    world: tuple[RunningGateway, str],
+    world: World,
 ) -> None:
     text = f"😀🎉 write to {EMAIL} today"
     reply = check(world, {"input": text})
@@ -66,7 +84,7 @@ def test_spans_are_code_points_and_the_output_is_masked(
     assert "index" not in result
 
 
-def test_an_injection_blocks(world: tuple[RunningGateway, str]) -> None:
+def test_an_injection_blocks(world: World) -> None:
     answer = check(world, {"input": INJECTION}).json
     assert answer["flagged"] is True and answer["action"] == "block"
     assert {(r["guardrail"], r["action"]) for r in answer["results"]} == {
@@ -76,7 +94,7 @@ def test_an_injection_blocks(world: tuple[RunningGateway, str]) -> None:
     assert answer["output"] == INJECTION
 
 
-def test_clean_text_is_allowed(world: tuple[RunningGateway, str]) -> None:
+def test_clean_text_is_allowed(world: World) -> None:
     answer = check(world, {"input": "What is the boiling point of water?"}).json
     assert answer == {
         "flagged": False,
@@ -87,7 +105,7 @@ def test_clean_text_is_allowed(world: tuple[RunningGateway, str]) -> None:
     }
 
 
-def test_a_message_list_gets_indexes_and_one_numbering(world: tuple[RunningGateway, str]) -> None:
+def test_a_message_list_gets_indexes_and_one_numbering(world: World) -> None:
     messages = [
         {"role": "user", "content": f"I am {EMAIL}"},
         {"role": "assistant", "content": f"Your key {API_KEY} is safe"},
@@ -106,7 +124,7 @@ def test_a_message_list_gets_indexes_and_one_numbering(world: tuple[RunningGatew
     ]
 
 
-def test_a_named_profile_and_assistant_role(world: tuple[RunningGateway, str]) -> None:
+def test_a_named_profile_and_assistant_role(world: World) -> None:
     flagged = check(world, {"input": f"I am {EMAIL}", "profile": "flagging"}).json
     assert flagged["action"] == "flag" and flagged["output"] == f"I am {EMAIL}"
     assert flagged["profile"] == "flagging"
@@ -119,7 +137,7 @@ def test_a_named_profile_and_assistant_role(world: tuple[RunningGateway, str]) -
 
 
 def test_an_unknown_profile_is_a_400_in_openai_envelope(
-    world: tuple[RunningGateway, str],
+    world: World,
 ) -> None:
     reply = check(world, {"input": "hi", "profile": "nope"})
     assert reply.status == 400
@@ -138,18 +156,25 @@ def test_an_unknown_profile_is_a_400_in_openai_envelope(
         ({"input": [{"role": "user", "content": 5}]}, "input[0].content"),
     ],
 )
-def test_bad_bodies_are_400(
-    world: tuple[RunningGateway, str], body: dict[str, Any], param: str
-) -> None:
+def test_bad_bodies_are_400(world: World, body: dict[str, Any], param: str) -> None:
     reply = check(world, body)
     assert reply.status == 400
     assert reply.json["error"]["param"] == param
 
 
-def test_a_check_needs_a_key(world: tuple[RunningGateway, str]) -> None:
-    gateway, _key = world
-    anonymous = request("POST", gateway.url + "/v1/guardrails/check", {"input": "hi"})
+def test_a_check_needs_a_key(world: World) -> None:
+    anonymous = request("POST", world.gateway.url + "/v1/guardrails/check", {"input": "hi"})
     assert anonymous.status == 401
     assert anonymous.json["error"]["type"] in ("invalid_request_error", "authentication_error")
     assert check(world, {"input": "hi"}, key="gw-wrong-key").status == 401
     assert check(world, {"input": "hi"}).status == 200
+
+
+def test_checks_count_against_the_callers_request_limits(
+    world: World,
+) -> None:
+    statuses = [check(world, {"input": "hi"}, key=world.limited).status for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    refused = check(world, {"input": "hi"}, key=world.limited)
+    assert refused.status == 429 and "retry-after" in refused.headers
+    assert check(world, {"input": "hi"}).status == 200  # other callers are not limited
