@@ -134,8 +134,13 @@ def test_a_key_is_redacted_in_a_plain_reply(
     assert reply.choices[0].message.content == "Your key is [OPENAI_API_KEY] keep it safe."
 
 
-def test_a_key_is_redacted_in_a_stream(gw: RunningGateway, upstream: FakeOpenAIUpstream) -> None:
-    upstream.script(Scenario(pieces=PIECES))
+@pytest.mark.parametrize("cut", range(1, len(API_KEY)))
+def test_a_key_is_redacted_in_a_stream_wherever_it_is_cut(
+    gw: RunningGateway, upstream: FakeOpenAIUpstream, cut: int
+) -> None:
+    upstream.script(
+        Scenario(pieces=("Your key is ", API_KEY[:cut], API_KEY[cut:], " keep it safe."))
+    )
     stream = oai(gw).chat.completions.create(model="redacted", messages=HELLO, stream=True)
     deltas = [
         c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content
@@ -189,11 +194,14 @@ def test_a_reply_repeating_the_system_prompt_is_refused(
     assert CANARY.search(chat_requests(upstream)[-1]["messages"][0]["content"])
 
 
-@pytest.mark.parametrize("model", ["canary", "strict"])
+@pytest.mark.parametrize(
+    ("model", "chunks"), [("strict", 40), *(("canary", n) for n in (3, 7, 29, 200))]
+)
 def test_a_streamed_reply_repeating_the_canary_ends_with_an_error_event(
-    gw: RunningGateway, upstream: FakeOpenAIUpstream, model: str
+    gw: RunningGateway, upstream: FakeOpenAIUpstream, model: str, chunks: int
 ) -> None:
-    upstream.script(Scenario(repeat_system_prompt=True, chunks=40))
+    """The canary is cut at different places by streams of more or fewer chunks."""
+    upstream.script(Scenario(repeat_system_prompt=True, chunks=chunks))
     received: list[str] = []
     stream = oai(gw).chat.completions.create(model=model, messages=HELLO, stream=True)
     with pytest.raises(openai.APIError) as caught:
@@ -219,6 +227,31 @@ def test_an_anthropic_stream_repeating_the_canary_ends_with_an_error_event(
     body: Any = caught.value.body
     assert body["error"]["type"] == "guardrail_violation", body
     assert "gw-canary-" not in "".join(received)
+
+
+def test_anthropic_system_blocks_and_responses_instructions_get_the_canary_too(
+    gw: RunningGateway, upstream: FakeOpenAIUpstream
+) -> None:
+    upstream.script(Scenario(repeat_system_prompt=True), Scenario(repeat_system_prompt=True))
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        claude(gw).messages.create(
+            model="canary",
+            max_tokens=50,
+            system=[{"type": "text", "text": "Be kind."}],
+            messages=HELLO,
+        )
+    body: Any = caught.value.body
+    assert body["error"]["type"] == "guardrail_violation"
+    system = chat_requests(upstream)[-1]["messages"][0]
+    assert system["content"][0] == {"type": "text", "text": "Be kind."}
+    assert CANARY.search(system["content"][-1]["text"])
+    events = list(
+        oai(gw).responses.create(model="canary", input="hi", instructions="Be brief.", stream=True)
+    )
+    last: Any = events[-1]
+    assert last.type == "response.failed" and "system prompt" in last.response.error.message
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert "gw-canary-" not in deltas
 
 
 def test_a_reply_without_the_canary_passes(
