@@ -77,7 +77,9 @@ def test_an_openai_stream_with_a_key_raises_mid_stream(
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 received.append(chunk.choices[0].delta.content)
-    assert "secrets" in str(caught.value.body) or "secrets" in caught.value.message
+    body: Any = caught.value.body  # the stream's error event, in OpenAI's envelope
+    assert body["type"] == "guardrail_violation" and body["code"] == "secrets", body
+    assert set(body) == {"message", "type", "param", "code"}
     assert API_KEY[:10] not in "".join(received)
 
 
@@ -208,7 +210,9 @@ def test_a_streamed_reply_repeating_the_canary_ends_with_an_error_event(
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 received.append(chunk.choices[0].delta.content)
-    assert "system_prompt_leak" in str(caught.value.body), caught.value.body
+    body: Any = caught.value.body
+    assert body["type"] == "guardrail_violation", body
+    assert body["code"] == "system_prompt_leak", body
     assert "gw-canary-" not in "".join(received)
 
 

@@ -130,6 +130,7 @@ def test_the_service_gets_each_text_and_its_findings_block(
     service: Service,
 ) -> None:
     error = blocked(gw, "closed", "this is forbidden here")
+    assert "forbidden" not in error.message  # the verdict names no value
     assert error.code == "house" and "house_rule" in error.message
     assert received == [{"text": "this is forbidden here", "role": "user", "guardrail": "house"}]
     assert service.headers_seen[-1]["x-service-token"] == "t0ken"
@@ -147,6 +148,10 @@ def test_a_slow_service_fails_closed_by_default(
     assert error.code == "house" and "service_unavailable" in error.message
     assert elapsed < SLOW_SECONDS, elapsed  # the 200 ms timeout, not the service's second
     assert upstream.request_count == 0
+    # The connection given up on is not reused for the next texts: they are answered.
+    for _ in range(3):
+        assert say(gw, "closed", "all fine") == "Echo: all fine"
+    assert blocked(gw, "closed", "forbidden again").code == "house"
 
 
 def test_a_slow_service_passes_with_on_error_open(
