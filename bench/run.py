@@ -126,12 +126,17 @@ def request_bodies(tmp: Path) -> tuple[Path, Path]:
     return paths
 
 
-#: ``--traffic`` settings: the first is the baseline, the last two split ``memory`` in its parts.
-TRAFFIC = ("off", "memory", "redis", "limits", "usage")
+#: ``--traffic`` settings: the first is the baseline, ``limits`` and ``usage`` split
+#: ``memory`` in its parts; ``standard`` and ``strict`` are ``off`` with that guardrail
+#: profile on every call.
+TRAFFIC = ("off", "memory", "redis", "limits", "usage", "standard", "strict")
 
 
 def traffic_config(traffic: str) -> str:
-    """Limits that never refuse (the load must pass) but are all checked and charged."""
+    """Limits that never refuse (the load must pass) but are all checked and charged; or a
+    guardrail profile for every call."""
+    if traffic in ("standard", "strict"):
+        return f"guardrails: {{default: {traffic}}}\n"
     if traffic in ("off", "usage"):
         return ""
     state = (
@@ -155,8 +160,8 @@ def gateway_config(
     path = tmp / "gatewise.yaml"
     # The fake upstream's model is not in the price catalog: price it like gpt-4o-mini.
     price = ", price: {input_per_million: '0.15', output_per_million: '0.60'}"
-    price = price if traffic != "off" else ""
-    records = "false" if traffic in ("off", "limits") else "true"
+    price = price if traffic in ("memory", "redis", "limits", "usage") else ""
+    records = "true" if traffic in ("memory", "redis", "usage") else "false"
     path.write_text(
         traffic_config(traffic) + "version: 1\n"
         f"server: {{host: 127.0.0.1, port: {port}, workers: {workers}}}\n"

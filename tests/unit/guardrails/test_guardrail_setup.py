@@ -1,0 +1,94 @@
+"""Building guardrails from the config: who gets which profile, and plug-ins."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from gatewise.config.guardrails import GuardrailsConfig
+from gatewise.guardrails.base import Finding, TextRole
+from gatewise.guardrails.setup import Guardrails, UnknownGuardrailPlugin, custom, used_profiles
+
+
+class Corporate:
+    """A plug-in guardrail: the factory gets its name and options."""
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        self.name = name
+        self.word = options["word"]
+
+    async def scan(self, text: str, role: TextRole) -> Sequence[Finding]:
+        return [Finding(self.name, "word", 1.0)] if self.word in text else []
+
+
+def make_corporate(name: str, options: dict[str, Any]) -> Corporate:
+    return Corporate(name, options)
+
+
+def install_guardrail_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dist_info = tmp_path / "corp_guard-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: corp-guard\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(
+        f"[gatewise.guardrails]\ncorporate = {__name__}:make_corporate\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+async def test_a_plugin_guardrail_loads_through_its_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_guardrail_plugin(tmp_path, monkeypatch)
+    section = GuardrailsConfig.model_validate(
+        {"custom": {"corp": {"type": "plugin", "plugin": "corporate", "options": {"word": "zeta"}}}}
+    )
+    guardrail = custom("corp", section.custom["corp"], lambda ref: ref)
+    assert [f.category for f in await guardrail.scan("project zeta", "user")] == ["word"]
+    missing = GuardrailsConfig.model_validate(
+        {"custom": {"x": {"type": "plugin", "plugin": "not-installed"}}}
+    )
+    with pytest.raises(UnknownGuardrailPlugin, match="not-installed"):
+        custom("x", missing.custom["x"], lambda ref: ref)
+
+
+def directory() -> Any:
+    return SimpleNamespace(
+        tenants_by_id={"t1": SimpleNamespace(name="acme"), "t2": SimpleNamespace(name="beta")},
+        teams_by_id={"tm1": SimpleNamespace(name="support")},
+        apps_by_id={"a1": SimpleNamespace(name="bot")},
+    )
+
+
+def caller(**ids: str | None) -> Any:
+    base = {"key_id": None, "tenant_id": None, "team_id": None, "app_id": None}
+    return SimpleNamespace(**{**base, **ids})
+
+
+def test_the_most_specific_assignment_wins() -> None:
+    section = GuardrailsConfig.model_validate(
+        {
+            "default": "standard",
+            "profiles": {"k": {}, "a": {}, "t": {}, "n": {}, "m": {}},
+            "assign": {
+                "keys": {"key1": "k"},
+                "apps": {"acme/bot": "a"},
+                "teams": {"acme/support": "t"},
+                "tenants": {"acme": "n", "beta": "off"},
+                "models": {"gpt-4o": "m"},
+            },
+        }
+    )
+    rails = Guardrails(section, {}, directory=directory)
+    full = {"tenant_id": "t1", "team_id": "tm1", "app_id": "a1"}
+    assert rails.choose(caller(key_id="key1", **full), "gpt-4o") == "k"
+    assert rails.choose(caller(key_id="key2", **full), "gpt-4o") == "a"
+    assert rails.choose(caller(tenant_id="t1", team_id="tm1"), "gpt-4o") == "t"
+    assert rails.choose(caller(tenant_id="t1"), "gpt-4o") == "n"
+    assert rails.choose(caller(tenant_id="t2"), "gpt-4o") == "off"
+    assert rails.choose(caller(tenant_id="t9"), "gpt-4o") == "m"
+    assert rails.choose(None, "other") == "standard"
+    assert used_profiles(rails) == ["a", "k", "m", "n", "standard", "t"]
