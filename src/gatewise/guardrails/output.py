@@ -18,6 +18,7 @@ chunks comes out as the value in the first and nothing in the other two.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ HOLD = 256
 HOLD_BLOCK = 8192
 #: What may separate the digit groups of one value (card and phone numbers, IBANs).
 _GROUP_SEPARATORS = frozenset(" \t-.()/+")
+#: The end of a private key block: held until its closing line is complete.
+_BLOCK_END = re.compile(r"-----END[^-\n]*-----")
 #: Characters before the unreleased text that each reading of a stream looks back at.
 CONTEXT = 64
 
@@ -271,8 +274,9 @@ class OutputReader:
 
 def held_tail(text: str, released: int) -> int:
     """Where the text a ``hold`` stream keeps back starts: the last word (a value in
-    progress has no spaces: an email, a key, a token), extended back over digit groups
-    (a card or phone number arrives as groups), or an unfinished private key block.
+    progress has no spaces: an email, a key, a token), extended back over groups of digits
+    and capitals (a card, phone number or IBAN arrives as groups), or an unfinished private
+    key block.
     At most ``HOLD`` characters are held (``HOLD_BLOCK`` for a key block)."""
     total = len(text)
     low = max(released, total - HOLD)
@@ -284,14 +288,14 @@ def held_tail(text: str, released: int) -> int:
         while gap > low and text[gap - 1] in _GROUP_SEPARATORS:
             gap -= 1
         digits = gap
-        while digits > low and text[digits - 1].isdigit():
-            digits -= 1
+        while digits > low and (text[digits - 1].isdigit() or text[digits - 1].isupper()):
+            digits -= 1  # upper-case letters too: an IBAN's groups (DE89 3704, GB82 WEST)
         if digits == gap:
             break
         start = digits
-    if start > low and text[start - 1] == "+":
-        start -= 1  # an international prefix
+    while start > low and text[start - 1] in "+(":
+        start -= 1  # an international prefix, an area code's parenthesis
     block = text.rfind("-----BEGIN", max(released, total - HOLD_BLOCK))
-    if block >= 0 and "-----END" not in text[block:]:
+    if block >= 0 and not _BLOCK_END.search(text, block):
         start = min(start, block)
     return max(start, released)
