@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from gatewise.core.context import GuardrailVerdict, RequestContext
 from gatewise.core.errors import GuardrailViolationError
 from gatewise.core.types import ChatChunk, ChatResponse, FunctionCall
+from gatewise.guardrails.base import Span
 from gatewise.guardrails.masking import Replacement, Vault, apply, mask_spans
 from gatewise.guardrails.rules import Profile, inspect
 
@@ -210,10 +211,14 @@ class OutputReader:
                 rule, finding = seen.blocked
                 self._record(channel, seen.verdicts)
                 self._block(channel, rule.name, finding.category, None)
+            # A value whose start is already out (window mode) still has its rest masked.
             masks = [
-                (span, "redact" if style == "placeholder" else style)
+                (
+                    Span(max(span.start, start), span.end, span.type),
+                    "redact" if style == "placeholder" else style,
+                )
                 for span, style in seen.masks
-                if span.start >= start
+                if span.end > start
             ]
             found += mask_spans(text, masks, None)
             self._record(channel, seen.verdicts, settled=safe)

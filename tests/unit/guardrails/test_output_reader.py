@@ -187,3 +187,10 @@ async def test_output_masks_in_a_whole_reply() -> None:
     reply = ChatResponse(choices=[Choice(0, ResponseMessage(content=f"It is {EMAIL}."))])
     out = await reader(profile).read_reply(reply)
     assert out.choices[0].message.content == "It is [EMAIL]."
+
+
+async def test_window_mode_masks_the_rest_of_a_value_whose_start_is_out() -> None:
+    key = "sk-" + "A1b2C3d4" * 4
+    profile = Profile("p", output_rules=(Rule(SECRETS, "mask", mask="redact", stream="window"),))
+    out = await stream(reader(profile), ["the key is ", key[:10], key[10:], " ok"])
+    assert texts(out)[:4] == ["the key is ", key[:10], "[OPENAI_API_KEY]", " ok"]
