@@ -29,8 +29,10 @@ _OPEN_TAIL = re.compile(r"<[A-Z0-9_]*\Z")
 #: What a placeholder's label may not hold (moderation's topic names are free-form).
 _NOT_LABEL = re.compile(r"[^A-Z0-9_]")
 
-#: A process-wide key for ``hash`` masking: a value hashes the same on every request.
-_HASH_KEY = os.urandom(32)
+#: The key of ``hash`` masking when the config names none (``guardrails.hash_key``): a
+#: value hashes the same on every request of this process. A key is what keeps a tag
+#: from being checked against guessed values (phone numbers are few enough to guess).
+_PROCESS_KEY = os.urandom(32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,35 +132,48 @@ LABELS = {
 }
 
 
-def replacement_for(span: Span, value: str, style: str, vault: Vault | None) -> str:
+def replacement_for(
+    span: Span, value: str, style: str, vault: Vault | None, key: bytes | None = None
+) -> str:
     label = label_of(span.type)
     if style == "placeholder" and vault is not None:
         return vault.placeholder(label, value)
     if style == "hash":
-        digest = hmac.new(_HASH_KEY, value.encode(), hashlib.sha256).hexdigest()[:12]
-        return f"[{label}:{digest}]"
+        return f"[{label}:{hash_tag(value, key or _PROCESS_KEY)}]"
     return f"[{label}]"
+
+
+def hash_tag(value: str, key: bytes) -> str:
+    """The first 12 hex digits of HMAC-SHA256(key, value)."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:12]
 
 
 def mask_spans(
     text: str, masks: Iterable[tuple[Span, str]], vault: Vault | None
 ) -> list[Replacement]:
     """Replacements for ``masks`` (a span and its style) over ``text``. Overlapping spans
-    merge into one (typed by the earliest, longest of them), so no value is half replaced."""
+    (from several rules or detectors) merge into one region, typed and styled by its
+    longest span, so nothing is replaced twice and no piece of a value is left between
+    two replacements."""
     ordered = sorted(masks, key=lambda item: (item[0].start, item[0].start - item[0].end))
-    merged: list[tuple[Span, str]] = []
+    regions: list[tuple[int, int, Span, str]] = []  # start, end, the longest span, its style
     for span, style in ordered:
-        if merged and span.start < merged[-1][0].end:
-            first, first_style = merged[-1]
-            if span.end > first.end:
-                merged[-1] = (Span(first.start, span.end, first.type), first_style)
+        if span.end <= span.start:
             continue
-        merged.append((span, style))
+        if regions and span.start < regions[-1][1]:
+            start, end, longest, longest_style = regions[-1]
+            if span.end - span.start > longest.end - longest.start:
+                longest, longest_style = span, style
+            regions[-1] = (start, max(end, span.end), longest, longest_style)
+        else:
+            regions.append((span.start, span.end, span, style))
     return [
         Replacement(
-            span.start, span.end, replacement_for(span, text[span.start : span.end], style, vault)
+            start,
+            end,
+            replacement_for(Span(start, end, longest.type), text[start:end], style, vault),
         )
-        for span, style in merged
+        for start, end, longest, style in regions
     ]
 
 
