@@ -1,0 +1,92 @@
+"""Scored pattern sets: how one attack family turns regex matches into a score.
+
+Why scores and not a hit list: single words (``ignore``, ``system``, ``DAN``)
+are everywhere in ordinary prompts; what marks an attack is a *phrase* (``ignore
+all previous instructions``) or several weaker signs together (a persona, a
+claim to be free of rules, a demand never to refuse). Each rule has a weight in
+(0, 1]; a family's score is the noisy-OR of its distinct matched rules,
+``1 - prod(1 - w)``, so one strong phrase (0.8) crosses the 0.5 threshold alone,
+two weak signs (0.3 and 0.35) reach 0.55 together, and one weak sign never does.
+
+Speed: every family first checks its *gates*, plain substrings of which at
+least one must occur (``in`` on a str runs at C speed), so most benign prompts
+never reach a regex. The rules of a family are compiled into one alternation of
+named groups and scanned once. Patterns are written for lower-cased text, use
+bounded repetition only and no nested unbounded quantifiers (no catastrophic
+backtracking; the tests fuzz this).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+#: Up to N whole words between two phrase parts (words and separators alternate,
+#: so the split is unambiguous and the match stays linear).
+MAX_MATCHES = 64
+
+
+def gap(n: int) -> str:
+    """Regex: a separator, then up to ``n`` more words each followed by a separator."""
+    return rf"\W{{1,4}}(?:\w+\W{{1,4}}){{0,{n}}}?"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One pattern and what it weighs. ``roles``: only for these roles (None: all)."""
+
+    pattern: str
+    weight: float
+    roles: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """A family's score on one view, and the view ranges that earned it."""
+
+    score: float
+    spans: tuple[tuple[int, int], ...]
+
+
+NOTHING = Scan(0.0, ())
+
+
+class Family:
+    """A named set of rules, compiled once."""
+
+    def __init__(self, name: str, rules: Sequence[Rule], gates: Sequence[str] = ()) -> None:
+        self.name = name
+        self.rules = tuple(rules)
+        self.gates = tuple(gates)
+        self.regex = re.compile(
+            "|".join(f"(?P<r{i}>{rule.pattern})" for i, rule in enumerate(self.rules)),
+            re.MULTILINE,
+        )
+
+    def scan(self, text: str, role: str) -> Scan:
+        """Score ``text`` (lower-cased) as written by ``role``."""
+        if self.gates and not any(g in text for g in self.gates):
+            return NOTHING
+        hit: dict[int, tuple[int, int]] = {}
+        spans: list[tuple[int, int]] = []
+        for n, m in enumerate(self.regex.finditer(text)):
+            if n >= MAX_MATCHES:
+                break
+            name = m.lastgroup
+            if name is None:
+                continue
+            index = int(name[1:])
+            rule = self.rules[index]
+            if rule.roles is not None and role not in rule.roles:
+                continue
+            if index not in hit:
+                hit[index] = m.span()
+            if len(spans) < 8:
+                spans.append(m.span())
+        if not hit:
+            return NOTHING
+        miss = 1.0
+        for index in hit:
+            miss *= 1.0 - self.rules[index].weight
+        return Scan(1.0 - miss, tuple(spans))
