@@ -126,6 +126,13 @@ SPIKEE_FAMILY_BY_INSTRUCTION = {
 }
 
 
+#: Spikee translates some templates and instructions into low-resource languages
+#: (Zulu, Irish, Scottish Gaelic, Albanian), marked by an id suffix or an ``lrl-``
+#: prefix. Such rows are kept and marked ``"lang": "mixed"``: the pattern tier reads
+#: English, so figures are reported for English rows and for mixed rows separately.
+LANG_SUFFIX = re.compile(r"-(?:zu|ga|gd|sq)\b|\blrl-")
+
+
 def spikee_rows(pkg: Package) -> Iterator[Row]:
     base = r"spikee/data/workspace/datasets/[^/]+/"
     jailbreaks: dict[str, dict[str, Any]] = {}
@@ -150,6 +157,7 @@ def spikee_rows(pkg: Package) -> Iterator[Row]:
             candidates = instr
         group = "spikee-jb:" + jb["id"]
         for ins in pick(group, candidates, 3):
+            lang = "mixed" if LANG_SUFFIX.search(jb["id"] + " " + ins["id"]) else "en"
             text = jb["text"].replace("<INSTRUCTION>", ins["instruction"].rstrip("."))
             family = SPIKEE_FAMILY_BY_INSTRUCTION.get(ins["instruction_type"]) or (
                 SPIKEE_FAMILY_BY_JAILBREAK.get(jb["jailbreak_type"], "instruction_override")
@@ -161,6 +169,7 @@ def spikee_rows(pkg: Package) -> Iterator[Row]:
                 "role": "user",
                 "source": f"{pkg.name}:jailbreak={jb['id']}+instruction={ins['id']}",
                 "group": group,
+                "lang": lang,
             }
     # Benign: the false-positive set of ordinary finance questions, and the host documents.
     for member in pkg.glob(base + r"standalone_user_inputs\.jsonl$"):
@@ -187,7 +196,11 @@ def spikee_rows(pkg: Package) -> Iterator[Row]:
 def spikee_payloads(pkg: Package) -> list[tuple[str, str, str]]:
     """(source, text, group) of spikee attacks, payloads for indirect and encoded rows.
     Derived rows keep their template's group, so they fall in its split."""
-    return [(r["source"], r["text"], r["group"]) for r in spikee_rows(pkg) if r["label"] == "attack"]
+    return [
+        (r["source"], r["text"], r["group"])
+        for r in spikee_rows(pkg)
+        if r["label"] == "attack" and r["lang"] == "en"
+    ]
 
 
 def spikee_instructions(pkg: Package) -> list[str]:
@@ -349,14 +362,18 @@ def giskard_rows(pkg: Package) -> Iterator[Row]:
 
 
 # ---------------------------------------------------------------- agent-injection-bench (MIT)
-AIB_FAMILY = {
-    "instruction_override": "indirect_injection",
-}
-
-
 def aib_rows(pkg: Package) -> Iterator[Row]:
     member = pkg.glob(r"aib/data/attacks\.jsonl$")[0]
     for obj in json_objects(pkg.read(member)):
+        if obj["family"] == "control":  # the benchmark's own benign controls
+            yield {
+                "text": obj["injected"],
+                "label": "benign",
+                "role": "tool",
+                "source": f"{pkg.name}:{obj['id']} (control, {obj['channel']})",
+                "group": "aib:" + obj["id"],
+            }
+            continue
         yield {
             "text": obj["injected"],
             "label": "attack",
@@ -484,6 +501,7 @@ def main(folder: Path) -> None:
             if row["text"] in seen or not row["text"].strip():
                 continue
             seen.add(row["text"])
+            row.setdefault("lang", "en")
             group = row.pop("group")
             row["split"] = split_of(group)
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -19,6 +19,7 @@ _ADDRESSEE = r"(?:ai|ais|llms?|gpts?|language models?|assistants?|agents?|chatbo
 EXFILTRATION = Family(
     "exfiltration",
     [
+        Rule(r"!\[[^\]\n]{0,100}\]\(\s*https?://[^\s)?]{1,300}\?[^\s)]{0,300}?[\w.-]{1,30}=(?:\[|\{|<|\$)", 0.7),
         Rule(r"!\[[^\]\n]{0,100}\]\(\s*https?://[^\s)]{1,300}\?[^\s)]{0,300}", 0.45),
         Rule(r"https?://[^\s)\"'<>]{1,200}[?&][\w.-]{1,30}=(?:\[|\{|<|\$)[\w ]{1,30}(?:\]|\}|>)?", 0.5),
         Rule(r"\b(?:send|post|upload|transmit|forward|exfiltrate|leak|append|attach|include|encode|embed|add)(?: \w+){0,6} (?:conversation|chat(?: history)?|messages|previous messages|user'?s? (?:data|messages|email|information|password|api key|credentials|details)|api keys?|passwords?|credentials|secrets?|tokens?|personal (?:data|information)|history|the data|context|email address(?:es)?)\b(?: \w+){0,6} (?:to|into|in|at|via|after)\b(?: the| this| a| an)?(?: \w+)? (?:url|link|endpoint|server|webhook|address|image|https?://)", 0.65),
@@ -51,10 +52,14 @@ INDIRECT_INJECTION = Family(
         Rule(r"\b(?:assistant|ai|model|agent) instructions?\W", 0.45),
         Rule(r"\b(?:ignore|disregard|forget)\W{1,4}(?:\w+\W{1,4}){0,3}?(?:the )?(?:user'?s?|summari[sz]ation|original|actual) (?:request|task|question|query|instructions?)", 0.65),
         # Imperatives inside fetched content, addressed to whoever reads it.
-        Rule(r"(?:^|[\n.!:]\s{0,4})(?:you must|you should|you need to|you are required to|make sure (?:to|you)|be sure to|remember to|it is (?:crucial|vital|essential|important) (?:that )?you|please (?:make sure|ensure|ignore|disregard))\b", 0.35, _TOOL),
+        Rule(r"(?:^|[\n.!:]\s{0,4})(?:you must|you are required to|it is (?:crucial|vital|essential|important) (?:that )?you|please (?:ignore|disregard))\b", 0.35, _TOOL),
+        Rule(r"(?:^|[\n.!:]\s{0,4})(?:you should|you need to|make sure (?:to|you)|be sure to|remember to|please (?:make sure|ensure))\b", 0.2, _TOOL),
         Rule(r"\b(?:send|transfer|wire|forward|email|invite|grant|share|post|upload|pay)\b(?: \w+){0,6} (?:to|with) (?:[\w.+-]+@[\w-]+\.[\w.]+|[a-z]{2}\d{2}[a-z0-9]{10,30}\b|https?://\S+)", 0.25, _TOOL),
         Rule(r"\b(?:delete|remove|erase)\b(?: \w+){0,4} (?:all|every|the) (?:files?|emails?|messages|events|data|records)\b", 0.25, _TOOL),
         Rule(r"(?:^|\n|\W)todo:\s", 0.15, _TOOL),
+        Rule(r"\b(?:the )?user has (?:already )?(?:approved|authori[sz]ed|confirmed|consented to|requested|asked for)\b", 0.45),
+        Rule(r"\bcall (?:the )?`?[a-z]+_[a-z_]+`? (?:tool |function )?(?:on|with|to|using|for|url=|input=)", 0.5, _TOOL),
+        Rule(r"(?:^|[\n.!:]\s{0,4})(?:give me|tell me|provide me|show me|write me|explain to me|list for me)\b", 0.25, _TOOL),
         Rule(r"\b(?:reply|respond|answer|output|say)(?: \w+){0,3} (?:with|that)\b[^.\n]{0,60}\band nothing else\b", 0.3, _TOOL),
         Rule(r"\b(?:visit|go to|click|open)\b(?: \w+){0,3} https?://\S+[^.\n]{0,80}\b(?:password|credentials|login|verify|account)", 0.35, _TOOL),
     ],
@@ -79,8 +84,9 @@ DELIMITER_SMUGGLING = Family(
         Rule(r"(?:^|\n)[ \t]{0,8}(?:system|admin|developer)(?: message| prompt| override)?[ \t]{0,4}:[ \t]", 0.3),
         Rule(r"<interaction-config>|<(?:allowed|blocked)[-_ ](?:modes?|responses?|strings?)>|\b(?:allowed|blocked) (?:modes|responses|strings)\s{0,4}:", 0.7),
         Rule(r"(?:^|\n)[ \t]{0,8}-{3,}[ \t]{0,4}(?:end|begin|new)[ a-z]{0,30}-{3,}", 0.35),
+        Rule(r"</(?:untrusted\w{0,20}|user_input|context|tool_(?:output|result)|search_results?|data|document|external\w{0,20})>", 0.35),
     ],
-    gates=("<|", "[inst", "[/inst", "<<sys", "</s>", "<s>", "#", "end of", "close of", "stop of", "begin",
+    gates=("</", "<|", "[inst", "[/inst", "<<sys", "</s>", "<s>", "#", "end of", "close of", "stop of", "begin",
            "start", "role", "[system", "[admin", "[developer", "[root", "[sys", "system", "admin",
            "developer", "allowed", "blocked", "<interaction", "---", "_of_turn"),
 )  # fmt: skip
@@ -98,11 +104,12 @@ CODE_INJECTION = Family(
         Rule(r";\s{0,4}drop\s{1,4}table\b", 0.45),
         Rule(r"<script\b|\bon(?:error|load|mouseover|click|focus)\s{0,2}=|\bjavascript:", 0.45),
         Rule(r"\b(?:include|output|print|add|insert|render|write)\b(?: \w+){0,3} (?:the following|this|these) (?:string|code|html|snippet|markup|script|payload)\b", 0.3),
+        Rule(r"\b169\.254\.169\.254\b|\bmetadata\.google\.internal\b|\bfile:///etc/(?:passwd|shadow)\b", 0.5),
         Rule(r"\b(?:execute|run|evaluate) (?:this|the following|it)\b(?: \w+){0,4} (?:without|no) (?:asking|confirmation|checking|question)", 0.45),
     ],
     gates=("{{", "${", "<%", "__", "os.", "subprocess", "eval", "exec", "rm -", "curl", "wget", "drop",
            "delete", "'", "<script", "onerror", "onload", "javascript:", "nc -", "/bin/", "include",
-           "output", "run", "string", "union", "insert", "update"),
+           "output", "run", "string", "union", "insert", "update", "169.254", "metadata.google", "file:///"),
 )  # fmt: skip
 
 CHANNEL_FAMILIES = (EXFILTRATION, INDIRECT_INJECTION, DELIMITER_SMUGGLING, CODE_INJECTION)

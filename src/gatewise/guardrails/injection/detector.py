@@ -39,11 +39,12 @@ GUARDRAIL = "prompt_injection"
 OBFUSCATION = "obfuscation"
 ADVERSARIAL_SUFFIX = "adversarial_suffix"
 FAMILIES: tuple[Family, ...] = DIRECT_FAMILIES + CHANNEL_FAMILIES
-#: Families read in folded and decoded views (the wording ones; markup does not
-#: survive base64 in a way worth a second scan).
+#: Families read in the leet view (the wording ones: leet-folding markup, URLs
+#: or code only garbles them). Decoded payloads are rare and get every family.
 _WORDING = frozenset(f.name for f in DIRECT_FAMILIES) | {INDIRECT_INJECTION.name}
 _LENIENT_ROLES = frozenset({"system", "developer"})
 _BLATANT = 0.8
+_HIDING = 0.35
 #: A text longer than this is scanned in overlapping windows of this size, so
 #: a 1 MB document costs what its windows cost and nothing quadratic.
 WINDOW = 32_768
@@ -79,7 +80,7 @@ class InjectionDetector:
         plain_scores: dict[str, float] = {}
         for view in prepared.views:
             for family in FAMILIES:
-                if view.kind != "plain" and family.name not in _WORDING:
+                if view.kind == "leet" and family.name not in _WORDING:
                     continue
                 found = family.scan(view.text, role)
                 if found.score <= 0.0:
@@ -98,7 +99,9 @@ class InjectionDetector:
         if prepared.disguised and scores:
             hidden = max(hidden, max(scores.values()))
         if hidden > 0.0:
-            scores[OBFUSCATION] = hidden
+            # Hiding an instruction is itself evidence: weak wording found only
+            # under an encoding counts more than the same wording in the open.
+            scores[OBFUSCATION] = 1.0 - (1.0 - hidden) * (1.0 - _HIDING)
             spans.setdefault(OBFUSCATION, [])
         if role == "tool":
             _as_indirect(scores, spans)

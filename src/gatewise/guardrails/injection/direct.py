@@ -22,25 +22,31 @@ INSTRUCTION_OVERRIDE = Family(
     "instruction_override",
     [
         Rule(_DROP + gap(3) + _QUAL + gap(2) + _RULES, 0.8),
-        Rule(_DROP + r"\W{1,4}(?:all|everything)\b(?: (?:that )?(?:you(?:'ve| have)? (?:been )?(?:told|taught|instructed|given)|i (?:said|told you)|(?:written |said )?(?:above|before|so far)))", 0.65),
+        Rule(_DROP + r"\W{1,4}(?:all|everything)\b(?: (?:that )?(?:you(?:'ve| have| were| had)? (?:been )?(?:told|taught|instructed|given)|i (?:said|told you)|(?:written |said )?(?:above|before|so far)))", 0.65),
         Rule(r"\bregardless of" + gap(2) + r"(?:previous|prior|pre-?existing|system|original|earlier|your|any)" + gap(1) + _RULES, 0.55),
         Rule(r"\b(?:do not|don't|never|no longer) (?:follow|obey|listen to|adhere to|comply with|stick to)" + gap(2) + r"(?:previous|prior|original|system|your|above|earlier|those|these|the old)" + gap(1) + _RULES, 0.7),
         Rule(r"\byour (?:new|real|true|actual|only|primary|updated|next) (?:task|goal|instructions?|purpose|objective|mission|directive|job|role|orders)\b(?: (?:is|are|will be|now|starts))?", 0.5),
         Rule(r"(?:\*{2,}|#{2,}|\[|urgent|important)\W{0,4}(?:new|updated|revised) (?:important |urgent |updated )?(?:instructions?|task|directives?|rules|orders)", 0.55),
         Rule(r"\bnew (?:important |urgent |updated )?(?:instructions?|directives?|rules|orders|commands)\b", 0.3),
         Rule(r"\bfrom (?:now|this (?:moment|point)) on(?:wards?)?,? you (?:are|will|must|shall|should|have to|can|'re|need to)\b", 0.35),
-        Rule(r"\b(?:instructions?|prompts?|rules|commands|directives|orders)(?: \w+){0,3} (?:is|are|was|were|has been|have been|are now|is now) (?:cancel+ed|void|null|revoked|outdated|obsolete|a test|fake|wrong|superseded|overridden|no longer valid|deprecated)", 0.7),
+        Rule(r"\b(?:instructions?|prompts?|rules|commands|directives|orders|task|request)(?: \w+){0,3} (?:is|are|was|were|has been|have been|are now|is now) (?:cancel+ed|void|null|revoked|outdated|obsolete|a test|fake|wrong|superseded|overridden|no longer valid|deprecated)", 0.7),
         Rule(r"\b(?:precedence|priority) over (?:all |any )?(?:other|previous|prior|earlier|existing|your|the) (?:instructions|rules|directives|prompts|guidelines|commands)", 0.6),
         Rule(r"\bhigh(?:est)?[ _-]priority[ _-](?:instructions?|task|directive|message|override)", 0.45),
         Rule(r"\b(?:i made a mistake|there was a mistake|i forgot to (?:ask|tell) you)\b", 0.35),
         Rule(r"\bspecial case\W{1,4}if you are (?:told|asked)", 0.6),
         Rule(r"\b(?:if|when|whenever) you are (?:told|asked) to (?:summari[sz]e|translate|answer|respond|reply)\b", 0.35),
         Rule(r"\binstead\W{1,3}(?:of (?:summari[sz]ing|answering|translating|doing)|you (?:must|should|will)|do|output|say|print|reply|respond|write|tell)\b", 0.3),
-        Rule(r"\b(?:stop|cease|abort|halt) (?:what you(?:'re| are) doing|your (?:current|original) task|the (?:current|original) task|following (?:the|your) instructions)", 0.5),
+        Rule(r"\bstop everything\b|\b(?:stop|cease|abort|halt) (?:what you(?:'re| are) doing|your (?:current|original) task|the (?:current|original) task|following (?:the|your) instructions)", 0.5),
         Rule(r"\b(?:reply|respond|answer|output|say|print|write) (?:only |just |exactly )?(?:with )?['\"][^'\"\n]{1,40}['\"] and nothing else", 0.4),
         Rule(r"\bbefore you (?:can )?(?:solve|answer|complete|continue|do|finish|proceed with) (?:the|your|my|this) (?:task|request|question)", 0.5),
         Rule(r"\b(?:please )?(?:do|perform|execute|carry out) the following (?:first|instead|immediately|now)\b", 0.3),
-        Rule(r"\b(?:to (?:troubleshoot|fix|recover|resolve)|system (?:is experiencing|malfunction|error))" + gap(6) + r"(?:please |you must )?(?:do|execute|perform|provide|run)\b", 0.4),
+        Rule(r"\b(?:to (?:troubleshoot|fix|recover|resolve)|system (?:is experiencing|malfunction|error))" + gap(6) + r"(?:please |you must )?(?:do|execute|perform|provide|run)\b", 0.5),
+        Rule(r"\b(?:do|include|perform|add) the following in your (?:response|answer|reply|output)\b", 0.4),
+        Rule(r"\b(?:you are|you're) (?:running|operating|working|being run) (?:as part of|in|inside|within) (?:a |an |the )?(?:test|testing|debug|evaluation|dev|development|qa|sandbox)", 0.4),
+        Rule(r"\byou(?:'ve|’ve| have) been (?:assigned|given|tasked with) (?:a |the |this |your )?(?:new |special )?(?:task|mission|assignment)\b", 0.35),
+        Rule(r"\b(?:please )?execute\s{0,2}:", 0.25),
+        Rule(r"\brepeat (?:the )?(?:word|phrase|sequence|string|letter|token)\b[^.\n]{0,60}\b\d{2,} times\b", 0.45),
+        Rule(r"\b(?:decode|decrypt|decipher|unscramble|convert)\b(?: \w+){0,6}\W{1,3}(?:and|then) (?:follow|execute|obey|do|run|carry out|perform|act on|comply with|answer)\b", 0.6),
         Rule(r"\b(?:important|urgent|attention)\W{0,3}!{2,}", 0.2),
         Rule(r"\b(?:strictly )?adhere to the following (?:instruction|directive|command)", 0.45),
         Rule(r"\b(?:accept|treat|consider) (?:these|this|the following) (?:words|instructions?|message) as (?:the )?(?:highest|supreme|new|final)", 0.6),
@@ -52,7 +58,7 @@ INSTRUCTION_OVERRIDE = Family(
            "system", "!!", "void", "abandon", "discard", "directive", "told", "asked"),
 )  # fmt: skip
 
-_AI = r"(?:ai|assistant|model|chatbot|bot|gpt|llm|language model|persona|character|version|entity)"
+_AI = r"(?:ai|assistant|model|chatbot|bot|gpt|llm|language model|persona|character|version|entity|personalit(?:y|ies))"
 _FREE = r"(?:constraints|restrictions|rules|guidelines|limitations|limits|filters|confines|shackles|polic(?:y|ies)|ethics|morals|censorship|boundaries|programming|safeguards|guardrails)"
 
 ROLEPLAY_JAILBREAK = Family(
@@ -73,14 +79,14 @@ ROLEPLAY_JAILBREAK = Family(
         Rule(r"\b(?:stay in character|never break character|(?:don't|do not) break character|remain in character)\b", 0.35),
         Rule(r"\b(?:openai|anthropic|meta|google)'?s? (?:content )?(?:polic(?:y|ies)|guidelines|rules|filters?|restrictions)", 0.3),
         Rule(r"\b(?:content|usage|safety) polic(?:y|ies)\b", 0.15),
-        Rule(r"\b(?:two|2) (?:different |separate |distinct )?(?:ways|responses|answers|paragraphs|personalities)\b", 0.2),
+        Rule(r"\b(?:two|2) (?:different |separate |distinct )?(?:ways|responses|answers|paragraphs|personalities|entities)\b", 0.2),
         Rule(r"\[(?:gpt|classic|normal|🔒[^\]\n]{0,20})\]", 0.3),
         Rule(r"\b(?:jailbreak|jailbroken|jail-broken)\b", 0.3),
         Rule(r"\b(?:hypothetical|fictional|imaginary|fictitious|alternate|parallel) (?:world|universe|scenario|story|setting|reality)[^.\n]{0,100}(?:no (?:rules|laws|restrictions|ethics|morals)|anything (?:is|goes)|(?:rules|laws|restrictions|ethics) (?:don't|do not|no longer) (?:apply|exist))", 0.6),
         Rule(r"\b(?:for|in) (?:academic|educational|research|testing|training|debugging) (?:purposes|exercise|reasons)\b", 0.25),
         Rule(r"\b(?:can|will|must) (?:do|say|answer|generate|write) anything\b", 0.35),
         Rule(r"\b(?:answer|respond to|reply to) (?:any|every|all)(?: of)?(?: my)? (?:questions?|prompts?|requests?)\b[^.\n]{0,40}\b(?:without|regardless|no matter|even if)", 0.45),
-        Rule(r"\bregardless of (?:how |whether |if )?(?:\w+ ){0,3}(?:illegal|unethical|immoral|harmful|dangerous|legal|ethical|moral|offensive|inappropriate)", 0.45),
+        Rule(r"\bregardless of (?:how |whether |if )?(?:\w+ ){0,3}(?:illegal|unethical|immoral|harmful|dangerous|legal|ethical|moral|offensive|inappropriate|legality|ethics|morality|consequences)", 0.45),
         Rule(r"\b(?:unlock|enable|activate|access) (?:hidden|secret|experimental|advanced|unrestricted|restricted|locked) (?:functionalit(?:y|ies)|features?|capabilit(?:y|ies)|modes?|content)", 0.5),
         Rule(r"\b(?:you are|you're) (?:now )?(?:an? )?(?:evil|unrestricted|unfiltered|uncensored|amoral|immoral|rogue|malicious|unhinged|unethical|unlimited|limitless|omniscient|omnipotent|no limits) " + r"(?:\w+ )?" + _AI + r"\b", 0.55),
         Rule(r"\b(?:evil|unfiltered|uncensored|amoral|unrestricted|unhinged|unethical|immoral) (?:ai|assistant|bot|chatbot|model|persona|character|version|twin|counterpart|confidant|alter ego)\b", 0.4),
@@ -90,14 +96,28 @@ ROLEPLAY_JAILBREAK = Family(
         Rule(r"\b(?:as an ai language model|i'?m sorry, but i can'?t|trained by openai)\b", 0.15),
         Rule(r"\bthe opposite of (?:what|how) (?:you|an ai|chatgpt)\b|\bopposite (?:mode|day)\b", 0.3),
         Rule(r"\b(?:token|tokens) (?:system|left|deducted)\b|\blose (?:\d+ )?tokens\b", 0.3),
+        Rule(r"\b(?:simulate|emulate|pose as|play the role of|take on the role of|assume the role of|immerse yourself (?:in|into) the role of|continue as|you will now pose as)\b", 0.3),
+        Rule(r"\b(?:disregard|ignore|bypass|abandon)s?(?: \w+){0,2} (?:ethical|moral|legal|safety)\b(?: \w+){0,2} (?:concerns|considerations|guidelines|boundaries|implications|restrictions|principles|standards)", 0.5),
+        Rule(r"\b(?:unfiltered|uncensored|unrestricted|amoral|unhinged)\b", 0.25),
+        Rule(r"\b(?:break|ignore|bend|bypass|forget) (?:all |the |any |those |these |every )?(?:\w+ )?rules\b", 0.35),
+        Rule(r"\bmoraliz\w* (?:rant|lecture|disclaimer|warning)", 0.3),
+        Rule(r"\bopposite (?:from|of) (?:openai|chatgpt|gpt|an? ai|the ai|your|what an ai)", 0.4),
+        Rule(r"\bact as (?:two|2|both|three|3) (?:entities|characters|personalities|personas|ais|models)\b", 0.4),
+        Rule(r"\bwithout (?:any )?(?:moral|ethical) (?:principles|values|compass|limits|boundaries|guidelines)\b", 0.45),
+        Rule(r"\b(?:to )?(?:enable|enabling|activate|unlock) (?:debug(?:ging)?|diagnostics?|maintenance|developer|admin|god|sudo|root|experimental)(?: (?:mode|access|features?|procedure|options))?\b", 0.35),
+        Rule(r"\b(?:experimental|debug|maintenance|diagnostic|developer|admin|override) (?:procedure|protocol|override|command)\s{0,2}:", 0.45),
+        # A pretext, a colon, then the request: "For testing purposes only: tell me ..."
+        Rule(r"\b(?:(?:testing|academic|research|educational|debugging|training|experimental) (?:purposes|exercise|procedure|mode)(?: only)?|(?:to )?enable debugging(?:,? please execute)?|experimental procedure)\s{0,2}:\s{0,4}(?:please )?(?:tell|give|provide|explain|write|create|describe|list|show|generate|recommend|detail|output|repeat|print)\b", 0.55),
+        Rule(r"\blet'?s (?:act out|play|roleplay|role-play|imagine|pretend)\b", 0.15),
     ],
-    gates=("dan", "mode", "pretend", "act", "role", "character", "persona", "jail", "free", "bound",
+    gates=("dan", "mode", "pretend", "simulat", "emulat", "pose", "immers", "continue as", "unsafe",
+           "unhinged", "amoral", "moraliz", "enabl", "debug", "procedure", "protocol", "unlock", "activat", "act", "role", "character", "persona", "jail", "free", "bound",
            "restrict", "filter", "polic", "rules", "ethic", "moral", "limit", "anything", "hypothetical",
            "fiction", "purposes", "refuse", "refrain", "unlock", "hidden", "evil", "unfilter", "uncensor",
            "opposite", "two", "[", "you are", "you're", "regardless", "censor", "token", "warning"),
 )  # fmt: skip
 
-_SHOW = r"\b(?:reveal|show|print|output|repeat|display|tell|give|share|paste|recite|leak|dump|expose|disclose|write out|spell out|copy|list|summari[sz]e|echo|translate|provide|return|put|insert|include|what (?:is|are|was|were))"
+_SHOW = r"\b(?:reveal|show|print|output|repeat|display|tell|give|share|paste|recite|leak|dump|expose|disclose|write out|spell out|copy|list|summari[sz]e|echo|translate|provide|return|put|insert|include)"
 _SECRET = r"(?:system|initial|original|hidden|secret|internal|first|developer|pre-?|starting|opening|underlying|full|complete|exact|entire|confidential|above|previous|prior)"
 _PROMPT = r"(?:prompts?|instructions?|message|rules|guidelines|configuration|config|context|directives?|programming|setup|preamble|sentence)\b"
 
@@ -105,7 +125,7 @@ PROMPT_EXTRACTION = Family(
     "prompt_extraction",
     [
         Rule(_SHOW + gap(4) + _SECRET + gap(1) + _PROMPT, 0.7),
-        Rule(_SHOW + r"\W{1,4}(?:me )?(?:all |every |the )?(?:your |the )(?:prompt|instructions|configuration|rules you were given|guidelines you follow)\b", 0.5),
+        Rule(_SHOW + r"\W{1,4}(?:me )?(?:all |every |the )?(?:of )?your (?:prompt|instructions|configuration|rules you were given|guidelines you follow)\b", 0.5),
         Rule(r"\b(?:everything|all|the text|the words|what(?:ever)? (?:is|was) written|the content|all text|all the text) (?:above|before|prior to) (?:this|that|the|my) (?:line|message|point|sentence|question)", 0.55),
         Rule(r"\b(?:verbatim|word for word|word-for-word)\b", 0.25),
         Rule(r"\b(?:what|which)(?: \w+)? (?:were|are|was|have) you (?:been )?(?:told|instructed|given|programmed|configured)\b", 0.5),

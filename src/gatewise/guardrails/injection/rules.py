@@ -25,6 +25,21 @@ from dataclasses import dataclass
 #: Up to N whole words between two phrase parts (words and separators alternate,
 #: so the split is unambiguous and the match stays linear).
 MAX_MATCHES = 64
+#: A phrase in quotes inside a text that talks *about* attacks is a mention, not
+#: a use ("text such as 'ignore previous instructions' is an attack"): its
+#: weight is cut to this share. Quoting alone is not enough (attackers quote too).
+MENTION_SHARE = 0.4
+_MENTION = re.compile(
+    r"\b(?:prompt injections?|jailbreaks?|attacks?|attackers?|such as|e\.g\.|for example|phrases? like|"
+    r"detect(?:s|ed|ion|or)?|classifier|defen[cs]es?|mitigations?)\b"
+)
+_QUOTES = "'\"`“”‘’"
+
+
+def _quoted(text: str, start: int, end: int) -> bool:
+    before = text[max(0, start - 2) : start]
+    after = text[end : end + 2]
+    return any(q in before for q in _QUOTES) and any(q in after for q in _QUOTES)
 
 
 def gap(n: int) -> str:
@@ -57,7 +72,9 @@ class Family:
 
     def __init__(self, name: str, rules: Sequence[Rule], gates: Sequence[str] = ()) -> None:
         self.name = name
-        self.rules = tuple(rules)
+        # Heavier rules first: where two rules match at the same place, the
+        # alternation reports the first, and the stronger one should win.
+        self.rules = tuple(sorted(rules, key=lambda r: -r.weight))
         self.gates = tuple(gates)
         self.regex = re.compile(
             "|".join(f"(?P<r{i}>{rule.pattern})" for i, rule in enumerate(self.rules)),
@@ -86,7 +103,14 @@ class Family:
                 spans.append(m.span())
         if not hit:
             return NOTHING
+        mention: bool | None = None
         miss = 1.0
-        for index in hit:
-            miss *= 1.0 - self.rules[index].weight
+        for index, (start, end) in hit.items():
+            weight = self.rules[index].weight
+            if _quoted(text, start, end):
+                if mention is None:
+                    mention = _MENTION.search(text) is not None
+                if mention:
+                    weight *= MENTION_SHARE
+            miss *= 1.0 - weight
         return Scan(1.0 - miss, tuple(spans))
