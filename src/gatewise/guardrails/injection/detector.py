@@ -1,0 +1,162 @@
+"""The fast tier of prompt-injection detection: patterns over normalised views.
+
+``InjectionDetector.detect`` reads one text and returns at most one ``Finding``
+per attack family (guardrail ``prompt_injection``, category = the family). It
+is the first, cheap line: about a millisecond for a 2 KB prompt, no model, no
+I/O, so it can run on every request; a model-based tier can sit behind it.
+
+How a score is made:
+
+1. ``normalize.prepare`` builds the views (plain, leet-folded, decoded payloads).
+2. Every family scans every view it applies to; a family's score is its best
+   view's score. A family found in a decoded or folded view *and not in the
+   plain one* also yields an ``obfuscation`` finding: hiding an instruction is
+   itself a sign of intent.
+3. Families reinforce each other: an override phrase next to a persona claim is
+   more telling than either alone, so the top family gets half the second's
+   score as extra evidence (noisy-OR).
+4. The role decides the reading. In ``tool`` text (tool results, documents,
+   fetched pages) an instruction to the model is indirect injection by
+   definition, so any direct attack found there also scores as
+   ``indirect_injection``, and the tool-only rules (imperatives to the reader)
+   apply. In ``system``/``developer`` text, written by the application, only
+   blatant smuggling (chat-template tokens, hidden tag characters) is reported.
+
+Spans are the matched pieces in the original text's code-point offsets when the
+view maps back (plain and leet views do; a decoded payload maps to where it sat).
+"""
+
+from __future__ import annotations
+
+from ...guardrails.base import Finding, Span, TextRole
+from . import suffix
+from .channel import CHANNEL_FAMILIES, DELIMITER_SMUGGLING, INDIRECT_INJECTION
+from .direct import DIRECT_FAMILIES
+from .normalize import Prepared, View, prepare
+from .rules import Family, Scan
+
+GUARDRAIL = "prompt_injection"
+OBFUSCATION = "obfuscation"
+ADVERSARIAL_SUFFIX = "adversarial_suffix"
+FAMILIES: tuple[Family, ...] = DIRECT_FAMILIES + CHANNEL_FAMILIES
+#: Families read in the leet view (the wording ones: leet-folding markup, URLs
+#: or code only garbles them). Decoded payloads are rare and get every family.
+_WORDING = frozenset(f.name for f in DIRECT_FAMILIES) | {INDIRECT_INJECTION.name}
+_LENIENT_ROLES = frozenset({"system", "developer"})
+_BLATANT = 0.8
+_HIDING = 0.35
+#: A text longer than this is scanned in overlapping windows of this size, so
+#: a 1 MB document costs what its windows cost and nothing quadratic.
+WINDOW = 32_768
+_OVERLAP = 512
+
+
+class InjectionDetector:
+    """Pattern-based prompt-injection and jailbreak detector (the ``Detector`` protocol)."""
+
+    name = GUARDRAIL
+
+    def detect(self, text: str, role: TextRole = "user") -> list[Finding]:
+        if not text or not text.strip():
+            return []
+        if len(text) <= WINDOW:
+            return self._detect(text, role, 0)
+        merged: dict[str, Finding] = {}
+        step = WINDOW - _OVERLAP
+        for start in range(0, len(text), step):
+            for finding in self._detect(text[start : start + WINDOW], role, start):
+                best = merged.get(finding.category)
+                if best is None or finding.score > best.score:
+                    merged[finding.category] = finding
+            if start + WINDOW >= len(text):
+                break
+        return sorted(merged.values(), key=lambda f: -f.score)
+
+    def _detect(self, text: str, role: TextRole, base: int) -> list[Finding]:
+        prepared = prepare(text)
+        scores: dict[str, float] = {}
+        spans: dict[str, list[tuple[int, int]]] = {}
+        hidden = 0.0
+        plain_scores: dict[str, float] = {}
+        for view in prepared.views:
+            for family in FAMILIES:
+                if view.kind == "leet" and family.name not in _WORDING:
+                    continue
+                found = family.scan(view.text, role)
+                if found.score <= 0.0:
+                    continue
+                if view.kind == "plain":
+                    plain_scores[family.name] = found.score
+                elif found.score > plain_scores.get(family.name, 0.0) + 0.2:
+                    hidden = max(hidden, found.score)
+                if found.score > scores.get(family.name, 0.0):
+                    scores[family.name] = found.score
+                    spans[family.name] = _original_spans(prepared, view, found)
+        gcg = suffix.scan(text)
+        if gcg.score > 0.0:
+            scores[ADVERSARIAL_SUFFIX] = gcg.score
+            spans[ADVERSARIAL_SUFFIX] = list(gcg.spans)
+        if prepared.disguised and scores:
+            hidden = max(hidden, max(scores.values()))
+        if hidden > 0.0:
+            # Hiding an instruction is itself evidence: weak wording found only
+            # under an encoding counts more than the same wording in the open.
+            scores[OBFUSCATION] = 1.0 - (1.0 - hidden) * (1.0 - _HIDING)
+            spans.setdefault(OBFUSCATION, [])
+        if role == "tool":
+            _as_indirect(scores, spans)
+        _reinforce(scores)
+        if role in _LENIENT_ROLES:
+            scores = _lenient(scores, prepared)
+        return [
+            Finding(
+                guardrail=GUARDRAIL,
+                category=name,
+                score=round(min(score, 1.0), 4),
+                spans=tuple(Span(s + base, e + base, name) for s, e in spans.get(name, ())),
+            )
+            for name, score in sorted(scores.items(), key=lambda kv: -kv[1])
+        ]
+
+
+def _original_spans(prepared: Prepared, view: View, found: Scan) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in found.spans:
+        if view.where is not None:
+            start, end = view.where
+        mapped = prepared.to_original(start, end)
+        if mapped is not None and mapped not in out:
+            out.append(mapped)
+    return out
+
+
+def _as_indirect(scores: dict[str, float], spans: dict[str, list[tuple[int, int]]]) -> None:
+    """In tool text, an instruction aimed at the model is an indirect injection."""
+    name = INDIRECT_INJECTION.name
+    for other, score in list(scores.items()):
+        if other in (name, ADVERSARIAL_SUFFIX) or score <= scores.get(name, 0.0):
+            continue
+        scores[name] = score
+        spans[name] = list(spans.get(other, ()))
+    if name in scores:
+        scores[name] = min(1.0, scores[name] * 1.1)
+
+
+def _reinforce(scores: dict[str, float]) -> None:
+    """Two families at once are stronger evidence than either alone."""
+    ranked = sorted((s, n) for n, s in scores.items() if n != OBFUSCATION)
+    if len(ranked) < 2 or ranked[-2][0] < 0.2:
+        return
+    (second, _), (top, name) = ranked[-2], ranked[-1]
+    scores[name] = 1.0 - (1.0 - top) * (1.0 - 0.5 * second)
+
+
+def _lenient(scores: dict[str, float], prepared: Prepared) -> dict[str, float]:
+    """Application-written text: only blatant smuggling is worth a finding."""
+    kept: dict[str, float] = {}
+    smuggling = scores.get(DELIMITER_SMUGGLING.name, 0.0)
+    if smuggling >= _BLATANT:
+        kept[DELIMITER_SMUGGLING.name] = smuggling
+    if prepared.disguised and OBFUSCATION in scores and scores[OBFUSCATION] >= 0.5:
+        kept[OBFUSCATION] = scores[OBFUSCATION]
+    return kept
