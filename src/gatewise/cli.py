@@ -25,6 +25,8 @@ config_app = typer.Typer(help="Validate and inspect configuration files.", no_ar
 app.add_typer(config_app, name="config")
 db_app = typer.Typer(help="Manage the records database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+guardrails_app = typer.Typer(help="Measure and build the guardrails.", no_args_is_help=True)
+app.add_typer(guardrails_app, name="guardrails")
 
 app.add_typer(identity_cli.admin_app, name="admin")
 app.add_typer(identity_cli.tenants_app, name="tenants")
@@ -68,6 +70,39 @@ def config_schema() -> None:
     from gatewise.commands.config import schema_command
 
     raise typer.Exit(schema_command())
+
+
+@guardrails_app.command("eval")
+def guardrails_eval(
+    file: Annotated[Path, typer.Argument(help="JSON Lines: labelled rows or span rows.")],
+    profile: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="The profile to run (default: guardrails.check_profile, standard)."),
+    ] = None,
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--config", "-c", help="Take profiles from this config."),
+    ] = None,
+) -> None:
+    """Precision, recall, F1, false-positive rate and p50/p99 latency per guardrail and per
+    family or entity type."""
+    from gatewise.commands.guardrails import eval_command
+
+    raise typer.Exit(eval_command(file, profile, config))
+
+
+@guardrails_app.command("train")
+def guardrails_train(
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="The model folder (default: where the gateway looks for it)."),
+    ] = None,
+) -> None:
+    """Train the optional model tier of prompt_injection (needs gatewise[guardrails-train])."""
+    from gatewise.guardrails.injection.model import default_dir
+    from gatewise.guardrails.injection.train import main as train
+
+    raise typer.Exit(train(["--out", str(out or default_dir())]))
 
 
 @db_app.command("upgrade")
