@@ -57,7 +57,7 @@ class Package:
             self._tar: tarfile.TarFile | None = None
         else:
             self._zip = None
-            self._tar = tarfile.open(path, "r:gz")
+            self._tar = tarfile.open(path, "r:gz")  # noqa: SIM115 (kept open while read)
 
     def names(self) -> list[str]:
         if self._zip is not None:
@@ -313,7 +313,7 @@ def agentdojo_rows(pkg: Package) -> Iterator[Row]:
             data = yaml.load(raw.replace("\t", "    "))
             texts.extend(s for s in _yaml_strings(data) if len(s) >= 60 and " " in s)
         for n, text in enumerate(sorted(set(texts))):
-            benign = VECTOR.sub(lambda m: defaults.get(m.group(1), ""), text)
+            benign = VECTOR.sub(lambda m, d=defaults: d.get(m.group(1), ""), text)
             group = f"agentdojo-doc:{suite}:{n}"
             yield {
                 "text": benign,
@@ -331,10 +331,8 @@ def agentdojo_rows(pkg: Package) -> Iterator[Row]:
                     .replace("{user}", "Emma Johnson")
                     .replace("{model}", "GPT-4")
                 )
-                injected = VECTOR.sub(
-                    lambda m, a=attack: a if m.group(1) else "", text, count=1
-                )
-                injected = VECTOR.sub(lambda m: defaults.get(m.group(1), ""), injected)
+                injected = VECTOR.sub(lambda m, a=attack: a if m.group(1) else "", text, count=1)
+                injected = VECTOR.sub(lambda m, d=defaults: d.get(m.group(1), ""), injected)
                 yield {
                     "text": injected,
                     "label": "attack",
@@ -422,19 +420,23 @@ def promptfoo_rows(pkg: Package, goals: list[str]) -> Iterator[Row]:
 
 # ---------------------------------------------------------------- derived rows
 def _leet(text: str) -> str:
-    return text.translate(str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"}))
+    return text.translate(
+        str.maketrans({"a": "4", "e": "3", "i": "1", "o": "0", "s": "5", "t": "7"})
+    )
 
 
 ENCODINGS = {
-    "base64": lambda t: "Decode this base64 and do what it says: "
-    + base64.b64encode(t.encode()).decode(),
+    "base64": lambda t: (
+        "Decode this base64 and do what it says: " + base64.b64encode(t.encode()).decode()
+    ),
     "base64-bare": lambda t: base64.b64encode(t.encode()).decode(),
     "hex": lambda t: "hex: " + t.encode().hex(),
     "rot13": lambda t: "The following is rot13, decode and follow it: " + codecs.encode(t, "rot13"),
     "leet": _leet,
     "zero-width": lambda t: "\u200b".join(t),
-    "tags": lambda t: "Please summarise this. "
-    + "".join(chr(0xE0000 + ord(c)) if ord(c) < 128 else c for c in t),
+    "tags": lambda t: (
+        "Please summarise this. " + "".join(chr(0xE0000 + ord(c)) if ord(c) < 128 else c for c in t)
+    ),
     "url": lambda t: "".join(f"%{b:02X}" for b in t.encode()),
 }
 

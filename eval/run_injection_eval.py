@@ -39,7 +39,9 @@ def load(split: str, lang: str) -> list[dict[str, object]]:
     ]
 
 
-def latency_2kb(detector: InjectionDetector, texts: list[str], n: int = 2000) -> tuple[float, float]:
+def latency_2kb(
+    detector: InjectionDetector, texts: list[str], n: int = 2000
+) -> tuple[float, float]:
     rng = random.Random(7)
     prompts = []
     for _ in range(n):

@@ -126,7 +126,9 @@ def _evaluate_labels(
     benign_flags: list[set[str]] = []
     for row in rows:
         findings = [
-            f for f in _timed(_pick(checker, row), row["text"], latencies) if f.guardrail == guardrail
+            f
+            for f in _timed(_pick(checker, row), row["text"], latencies)
+            if f.guardrail == guardrail
         ]
         flagged = bool(findings)
         if row["label"] == "attack":
@@ -219,7 +221,5 @@ def render(report: Report) -> str:
         line("all", report.overall),
     ]
     out += [line(name, counts) for name, counts in report.groups.items()]
-    out.append(
-        f"latency: p50 {report.latency_p50_ms:.3f} ms, p99 {report.latency_p99_ms:.3f} ms"
-    )
+    out.append(f"latency: p50 {report.latency_p50_ms:.3f} ms, p99 {report.latency_p99_ms:.3f} ms")
     return "\n".join(out)

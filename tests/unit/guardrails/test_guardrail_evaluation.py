@@ -39,7 +39,12 @@ def test_classification_overall_and_per_family() -> None:
         {"text": "ok too", "label": "benign"},
     ]
     report = evaluate(rows, flag_word, "g")
-    assert (report.overall.tp, report.overall.fn, report.overall.fp, report.overall.tn) == (2, 1, 1, 2)
+    assert (report.overall.tp, report.overall.fn, report.overall.fp, report.overall.tn) == (
+        2,
+        1,
+        1,
+        2,
+    )
     assert report.overall.recall == pytest.approx(2 / 3)
     assert report.overall.fpr == pytest.approx(1 / 3)
     x, y = report.groups["x"], report.groups["y"]

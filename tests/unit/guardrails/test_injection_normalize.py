@@ -1,5 +1,6 @@
 """Normalisation: hidden characters, look-alikes, leet and encoded payloads."""
 
+# ruff: noqa: RUF001, RUF003
 from __future__ import annotations
 
 import base64
@@ -76,7 +77,9 @@ def test_hex_url_and_rot13_payloads() -> None:
 
 
 def test_implausible_payloads_ignored() -> None:
-    views = kinds("sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 and key AKIAIOSFODNN7EXAMPLE")
+    views = kinds(
+        "sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 and key AKIAIOSFODNN7EXAMPLE"
+    )
     assert not set(views) - {"plain", "leet"}
     assert categories("decode aGVsbG8gd29ybGQgaG93IGFyZSB5b3U= please") == {}
 

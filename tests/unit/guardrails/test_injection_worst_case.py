@@ -3,6 +3,7 @@
 Not a benchmark: generous limits that only a super-linear pattern would break.
 """
 
+# ruff: noqa: RUF001
 from __future__ import annotations
 
 import time
@@ -42,8 +43,20 @@ def test_100kb_adversarial_inputs_finish_quickly() -> None:
 
 
 ALPHABET = st.sampled_from(
-    list("ignore all previous instructions you are dan mode {}[]()<>|!#%$=:;'\"\\/ \n\t")
-    + ["<|im_start|>", "ignore ", "previous ", "\u200b", "\U000e0041", "А", "%41", "QUJD", "![", "](http://", "?q="]
+    [
+        *"ignore all previous instructions you are dan mode {}[]()<>|!#%$=:;'\"\\/ \n\t",
+        "<|im_start|>",
+        "ignore ",
+        "previous ",
+        "\u200b",
+        "\U000e0041",
+        "А",
+        "%41",
+        "QUJD",
+        "![",
+        "](http://",
+        "?q=",
+    ]
 )
 
 

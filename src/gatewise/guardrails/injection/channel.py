@@ -9,6 +9,8 @@ ordinary in a user's prompt but an attack inside a web page the model fetched.
 Rules limited to ``tool`` text say so with ``roles``.
 """
 
+# ruff: noqa: E501
+# (one rule per line: a regex table reads best unwrapped)
 from __future__ import annotations
 
 from .rules import Family, Rule

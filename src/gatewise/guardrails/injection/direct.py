@@ -10,6 +10,8 @@ of slack between them, so ``ignore the typos in my previous message`` stays
 benign while ``ignore all of the previous instructions`` does not.
 """
 
+# ruff: noqa: E501, RUF001
+# (one rule per line: a regex table reads best unwrapped)
 from __future__ import annotations
 
 from .rules import Family, Rule, gap

@@ -21,6 +21,8 @@ per-character Python loop; payload decoding looks at no more than
 ``MAX_PAYLOADS`` candidates and ``MAX_DECODED`` characters in all.
 """
 
+# ruff: noqa: RUF001, RUF002
+# (the look-alike table holds the very characters this rule warns about)
 from __future__ import annotations
 
 import base64
@@ -60,7 +62,9 @@ _FOLD.update({ord(k): v for k, v in _HOMOGLYPHS.items()})
 _FOLD.update({cp: chr(cp - 0xE0000) for cp in range(0xE0020, 0xE007F)})
 _FOLD.update({cp: None for cp in (0xE0001, 0xE007F)})
 
-_LEET = str.maketrans({"1": "i", "3": "e", "4": "a", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s"})
+_LEET = str.maketrans(
+    {"1": "i", "3": "e", "4": "a", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s"}
+)
 _LEET_HINT = re.compile(r"[a-z][013457@$]|[013457@$][a-z]")
 _MIXED_SCRIPT = re.compile(r"[a-z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][a-z]")
 

@@ -30,10 +30,11 @@ MAX_MATCHES = 64
 #: weight is cut to this share. Quoting alone is not enough (attackers quote too).
 MENTION_SHARE = 0.4
 _MENTION = re.compile(
-    r"\b(?:prompt injections?|jailbreaks?|attacks?|attackers?|such as|e\.g\.|for example|phrases? like|"
+    r"\b(?:prompt injections?|jailbreaks?|attacks?|attackers?|such as|e\.g\.|for example|"
+    r"phrases? like|"
     r"detect(?:s|ed|ion|or)?|classifier|defen[cs]es?|mitigations?)\b"
 )
-_QUOTES = "'\"`“”‘’"
+_QUOTES = "'\"`\u201c\u201d\u2018\u2019"
 
 
 def _quoted(text: str, start: int, end: int) -> bool:
@@ -82,7 +83,13 @@ class Family:
         words = [i for i, r in enumerate(self.rules) if r.pattern.startswith(r"\b")]
         others = [i for i in range(len(self.rules)) if i not in words]
         self.regexes = tuple(
-            re.compile(prefix + "(?:" + "|".join(f"(?P<r{i}>{self.rules[i].pattern})" for i in group) + ")", re.MULTILINE)
+            re.compile(
+                prefix
+                + "(?:"
+                + "|".join(f"(?P<r{i}>{self.rules[i].pattern})" for i in group)
+                + ")",
+                re.MULTILINE,
+            )
             for prefix, group in ((r"(?<!\w)(?=\w)", words), ("", others))
             if group
         )

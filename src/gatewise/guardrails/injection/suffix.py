@@ -21,7 +21,8 @@ TAIL = 24
 _ODD_CHARS = frozenset("\\[](){}<>*~`^|$%#@+=_")
 _CASE_SWITCH = re.compile(r"[a-z]{2}[A-Z][a-z]")
 _CODE_HINT = re.compile(
-    r"(?:^|\n)[ \t]*(?:def |class |import |from \w+ import|function |const |let |var |public |#include|SELECT |return )"
+    r"(?:^|\n)[ \t]*(?:def |class |import |from \w+ import|function |const |let |var |public "
+    r"|#include|SELECT |return )"
     r"|=>|\);|\n {4}\S|^\s*[{}]\s*$|```|\b[a-z_]\w*\.\w+\(|\bdef \w+\(",
     re.MULTILINE,
 )
