@@ -20,9 +20,11 @@ shape a person writes a phone number in:
   digits in all (``020 7946 0958``, ``030 12345678``, ``0151/2345678``);
 * French: five pairs starting with ``0`` (``01 23 45 67 89``).
 
-Bare digit runs and ``00``-prefixed international numbers count only next to
-a phone word ("phone", "tel", "call", ...), and words such as "order" or
-"tracking" lower the score of any of them.
+``00``-prefixed international numbers count only next to a phone word
+("phone", "tel", "call", ...). Bare digit runs score below a usual threshold
+(0.5) unless a phone word is near, except ten or eleven digits starting with a
+trunk ``0``, which score 0.5. Words such as "order" or "tracking" lower the
+score of any of them. An extension (``x123``, ``ext. 123``) is part of the span.
 """
 
 from __future__ import annotations
@@ -42,12 +44,35 @@ def find_emails(text: str, lower: str) -> list[Match]:
     if "@" not in text:
         return []
     found: list[Match] = []
-    for m in _EMAIL.finditer(text):
-        local = m.group()[: m.group().index("@")]
-        if ".." in local or local.endswith("."):
-            continue
-        found.append(Match(m.start(), m.end(), "EMAIL_ADDRESS", 1.0))
+    done = 0  # where the last address ended
+    at = text.find("@")
+    while at != -1:
+        # Look only around each "@": a local part has at most 64 characters and a
+        # domain at most 253; a match that reaches the window's end is re-checked
+        # without the window so that the end-of-address lookahead sees the real text.
+        stop = min(len(text), at + 256)
+        m = _EMAIL.search(text, max(done, at - 64), stop)
+        while m is not None and m.end() <= at:
+            m = _EMAIL.search(text, m.end(), stop)
+        if m is not None and m.end() == stop < len(text):
+            m = _EMAIL.search(text, m.start())
+        if m is not None and m.start() <= at < m.end():
+            if _email_ok(text, m):
+                found.append(Match(m.start(), m.end(), "EMAIL_ADDRESS", 1.0))
+            done = m.end()
+            at = text.find("@", done)
+        else:
+            at = text.find("@", at + 1)
     return found
+
+
+def _email_ok(text: str, m: re.Match[str]) -> bool:
+    local = m.group()[: m.group().index("@")]
+    if ".." in local or local.endswith("."):
+        return False
+    # user:password@host in a URL is credentials (the secrets detector's), not an address.
+    token_start = max(text.rfind(" ", 0, m.start()), text.rfind("\n", 0, m.start())) + 1
+    return "://" not in text[token_start : m.start()]
 
 
 # A run of digit groups: a group is digits or a parenthesised short group; groups are
@@ -55,7 +80,13 @@ def find_emails(text: str, lower: str) -> list[Match]:
 # lookbehind refuses to start inside a word or a number, so each run is tried once.
 _GROUP = r"(?:\(\d{1,5}\)|\d{1,12})"
 _PHONE = re.compile(
-    r"(?<![\w+\-./,])(?P<plus>\+)?" + _GROUP + r"(?:(?:[ .\-/]{1,2}|(?<=\)))" + _GROUP + r"){0,6}"
+    # The first character (+, a parenthesis or a digit) is consumed before the
+    # lookbehind looks at the one before it: a leading character class lets the
+    # regex engine skip other characters fast. Then the rest of the first group.
+    r"[+(\d](?<![\w+\-./,][+(\d])"
+    r"(?:(?<=\+)" + _GROUP + r"|(?<=\()\d{1,5}\)|(?<=\d)\d{0,11})"
+    r"(?:(?:[ .\-/]{1,2}|(?<=\))|(?=\())" + _GROUP + r"){0,6}"
+    r"(?P<ext>[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6})?"
 )
 _DIGITS = re.compile(r"\d+")
 
@@ -75,7 +106,7 @@ _CC3_RANGES = (
 
 _PHONE_WORDS = (
     "phone", "tel", "call", "mobile", "cell", "fax", "whatsapp", "sms", "text me",
-    "reach me", "contact", "ring", "dial", "number", "handy", "telefon", "ruf",
+    "reach", "contact", "ring", "dial", "number", "handy", "telefon", "ruf",
     "portable", "téléphone", "appel", "ph.", "ph:", "☎", "📞",
 )  # fmt: skip
 
@@ -90,13 +121,15 @@ def _country_code_ok(digits: str) -> bool:
 
 
 def _nanp_ok(ten: str) -> bool:
-    """A North American number: area code and exchange start with 2-9 and are not N11."""
-    return ten[0] >= "2" and ten[3] >= "2" and ten[1:3] != "11" and ten[4:6] != "11"
+    """A North American number: area code and exchange start with 2-9. (N11 codes are
+    not assigned either, but people and test data write them, and they are no less
+    a phone number for that.)"""
+    return ten[0] >= "2" and ten[3] >= "2"
 
 
 def _international_ok(groups: list[str]) -> bool:
     digits = "".join(groups)
-    if not 8 <= len(digits) <= 15 or not _country_code_ok(digits) or len(groups) < 2:
+    if not 8 <= len(digits) <= 15 or not _country_code_ok(digits):
         return False
     if digits[0] == "1":
         return len(digits) == 11 and _nanp_ok(digits[1:])
@@ -131,46 +164,56 @@ def _bare_ok(digits: str) -> bool:
     return digits[0] == "0" and digits[1] != "0" and 10 <= len(digits) <= 12
 
 
+def _shape_score(groups: list[str], plus: bool, phone_word: bool) -> float | None:
+    """The base score of digit groups as a phone number, or None if they are not one."""
+    digits = "".join(groups)
+    if len(digits) < 7:
+        return None
+    if plus:
+        return 0.8 if _international_ok(groups) else None
+    if _national_shape(groups):
+        return 0.65
+    if digits[:2] == "00" and phone_word and len(groups) >= 2:
+        rest = [groups[0][2:], *groups[1:]] if len(groups[0]) > 2 else groups[1:]
+        return 0.5 if _international_ok(rest) else None
+    if len(groups) == 1 and _bare_ok(digits):
+        # Bare digits: a trunk-prefixed national number is a phone more often than
+        # not; anything else needs a phone word to reach a usual threshold.
+        return 0.5 if digits[0] == "0" else 0.35
+    return None
+
+
 def find_phones(text: str, lower: str) -> list[Match]:
-    """Phone numbers in international and national shapes; see the module docstring."""
+    """Phone numbers in international and national shapes; see the module docstring.
+
+    A run of digit groups may hold more than a phone number (one followed by a
+    card number, a year, a count), so the longest leading part that has a phone's
+    shape is taken."""
     found: list[Match] = []
     for m in _PHONE.finditer(text):
-        start, end = m.span()
-        raw = m.group()
-        # A run may end in a separator or a dangling parenthesis: trim, and refuse a
-        # run cut short by the group limit (more digits follow) or glued to a word.
-        while raw and not raw[-1].isdigit() and raw[-1] != ")":
-            raw = raw[:-1]
-        end = start + len(raw)
-        if end < len(text) and (text[end].isalnum() or text[end] == "_"):
-            continue
-        if raw.count("(") != raw.count(")"):
-            continue
-        groups = _DIGITS.findall(raw)
-        if not groups:
-            continue
-        digits = "".join(groups)
-        if len(digits) < 7:
-            continue
-        phone_word = near(lower, start, end, _PHONE_WORDS, 32)
-        if m.group("plus"):
-            if not _international_ok(groups):
+        start = m.start()
+        extension_at = m.start("ext") if m.group("ext") else -1
+        run_end = extension_at if extension_at >= 0 else m.end()
+        groups = list(_DIGITS.finditer(text, start, run_end))
+        phone_word = near(lower, start, run_end, _PHONE_WORDS, 48)
+        for k in range(len(groups), 0, -1):
+            end = groups[k - 1].end()
+            opened = text.count("(", start, end) - text.count(")", start, end)
+            if opened == 1 and text.startswith(")", end):
+                end += 1
+            elif opened:
                 continue
-            score = 0.8
-        elif _national_shape(groups):
-            score = 0.65
-        elif digits[:2] == "00" and phone_word and len(groups) >= 2:
-            rest = [groups[0][2:], *groups[1:]] if len(groups[0]) > 2 else groups[1:]
-            if not _international_ok(rest):
+            if end == extension_at:
+                end = m.end()
+            if end < len(text) and (text[end].isalnum() or text[end] == "_"):
                 continue
-            score = 0.5
-        elif len(groups) == 1 and phone_word and _bare_ok(digits):
-            score = 0.4
-        else:
-            continue
-        if phone_word:
-            score += 0.2
-        if near(lower, start, end, NOT_PERSONAL_WORDS, 24):
-            score -= 0.4
-        found.append(Match(start, end, "PHONE_NUMBER", clamp(score)))
+            score = _shape_score([g.group() for g in groups[:k]], text[start] == "+", phone_word)
+            if score is None:
+                continue
+            if phone_word:
+                score += 0.2
+            if near(lower, start, end, NOT_PERSONAL_WORDS, 24):
+                score -= 0.4
+            found.append(Match(start, end, "PHONE_NUMBER", clamp(score)))
+            break
     return found
