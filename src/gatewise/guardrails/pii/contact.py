@@ -33,46 +33,50 @@ import re
 
 from gatewise.guardrails.pii.recognizer import NOT_PERSONAL_WORDS, Match, clamp, near
 
-_EMAIL = re.compile(
-    r"(?<![\w.%+\-])[A-Za-z0-9](?:[\w.%+\-]{0,63})@"
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w\-]|\.\w)"
-)
+# Letters and digits in any script (internationalised addresses, RFC 6531/IDNA).
+_DOMAIN = re.compile(r"(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w\-]|\.\w)")
+_LOCAL_PUNCTUATION = frozenset("._%+-")
 
 
 def find_emails(text: str, lower: str) -> list[Match]:
-    """E-mail addresses (local part, ``@``, a dotted domain with a letters-only TLD)."""
-    if "@" not in text:
-        return []
+    """E-mail addresses (local part, ``@``, a dotted domain with a letters-only TLD).
+
+    Each ``@`` is the anchor: the local part is walked back from it (64 characters
+    at most) and the domain matched forward from it, so text full of ``@`` signs
+    costs a few steps per sign rather than a regex search around each."""
     found: list[Match] = []
-    done = 0  # where the last address ended
     at = text.find("@")
     while at != -1:
-        # Look only around each "@": a local part has at most 64 characters and a
-        # domain at most 253; a match that reaches the window's end is re-checked
-        # without the window so that the end-of-address lookahead sees the real text.
-        stop = min(len(text), at + 256)
-        m = _EMAIL.search(text, max(done, at - 64), stop)
-        while m is not None and m.end() <= at:
-            m = _EMAIL.search(text, m.end(), stop)
-        if m is not None and m.end() == stop < len(text):
-            m = _EMAIL.search(text, m.start())
-        if m is not None and m.start() <= at < m.end():
-            if _email_ok(text, m):
-                found.append(Match(m.start(), m.end(), "EMAIL_ADDRESS", 1.0))
-            done = m.end()
-            at = text.find("@", done)
+        domain = _DOMAIN.match(text, at + 1)
+        start = _local_start(text, at) if domain is not None else -1
+        if domain is not None and start >= 0 and _not_url_credentials(text, start):
+            found.append(Match(start, domain.end(), "EMAIL_ADDRESS", 1.0))
+            at = text.find("@", domain.end())
         else:
             at = text.find("@", at + 1)
     return found
 
 
-def _email_ok(text: str, m: re.Match[str]) -> bool:
-    local = m.group()[: m.group().index("@")]
-    if ".." in local or local.endswith("."):
-        return False
-    # user:password@host in a URL is credentials (the secrets detector's), not an address.
-    token_start = max(text.rfind(" ", 0, m.start()), text.rfind("\n", 0, m.start())) + 1
-    return "://" not in text[token_start : m.start()]
+def _local_start(text: str, at: int) -> int:
+    """Where the local part before ``text[at] == "@"`` starts, or -1 if there is none
+    (empty, longer than 64 characters, or not starting and ending with a letter or digit)."""
+    start, lowest = at, max(0, at - 64)
+    while start > lowest and (text[start - 1].isalnum() or text[start - 1] in _LOCAL_PUNCTUATION):
+        start -= 1
+    if start == at or (start == lowest > 0 and text[start - 1].isalnum()):
+        return -1
+    while start < at and not text[start].isalnum():
+        start += 1
+    local = text[start:at]
+    if not local or ".." in local or (not local[-1].isalnum() and local[-1] not in "+-%_"):
+        return -1
+    return start
+
+
+def _not_url_credentials(text: str, start: int) -> bool:
+    """user:password@host in a URL is credentials (the secrets detector's), not an address."""
+    token_start = max(text.rfind(" ", 0, start), text.rfind("\n", 0, start)) + 1
+    return "://" not in text[token_start:start]
 
 
 # A run of digit groups: a group is digits or a parenthesised short group; groups are
@@ -191,12 +195,23 @@ def find_phones(text: str, lower: str) -> list[Match]:
     shape is taken."""
     found: list[Match] = []
     for m in _PHONE.finditer(text):
+        if m.end() - m.start() < 7:  # fewer than 7 digits: no phone number
+            continue
         start = m.start()
         extension_at = m.start("ext") if m.group("ext") else -1
         run_end = extension_at if extension_at >= 0 else m.end()
         groups = list(_DIGITS.finditer(text, start, run_end))
+        digits = sum(g.end() - g.start() for g in groups)
+        if digits < 7:
+            continue
         phone_word = near(lower, start, run_end, _PHONE_WORDS, 48)
         for k in range(len(groups), 0, -1):
+            if k < len(groups):
+                digits -= groups[k].end() - groups[k].start()
+                if digits < 7:
+                    break
+            if digits > 17:  # E.164's 15, a trunk 0 and a 00 prefix at most
+                continue
             end = groups[k - 1].end()
             opened = text.count("(", start, end) - text.count(")", start, end)
             if opened == 1 and text.startswith(")", end):

@@ -14,6 +14,7 @@ just before it or right after it. Timestamps and ISO dates elsewhere never fire.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 
@@ -152,15 +153,23 @@ def find_birth_dates(text: str, lower: str) -> list[Match]:
                 month, day, year = m.group(4), m.group(5), m.group(6)
             if _real_date(int(year), _MONTHS[month], int(day)):
                 spans.add(m.span())
-    candidates = list(spans)
-    candidates.sort()
+    candidates = sorted(spans)
+    starts = [a_start for a_start, _ in anchors]
+    ends = [a_end for _, a_end in anchors]
     for i, (start, end) in enumerate(candidates):
         previous_end = candidates[i - 1][1] if i else 0
         next_start = candidates[i + 1][0] if i + 1 < len(candidates) else len(text)
-        if any(
-            (max(start - 48, previous_end) <= a_end <= start and _same_clause(text, a_end, start))
-            or (end <= a_start <= min(end + 24, next_start) and _same_clause(text, end, a_start))
-            for a_start, a_end in anchors
+        # The nearest birth word ending before the date, and the nearest starting after it.
+        before = bisect.bisect_right(ends, start) - 1
+        after = bisect.bisect_left(starts, end)
+        if (
+            before >= 0
+            and max(start - 48, previous_end) <= ends[before]
+            and _same_clause(text, ends[before], start)
+        ) or (
+            after < len(starts)
+            and starts[after] <= min(end + 24, next_start)
+            and _same_clause(text, end, starts[after])
         ):
             found.append(Match(start, end, "DATE_OF_BIRTH", 0.85))
     return found
