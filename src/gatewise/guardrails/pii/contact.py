@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 
-from gatewise.guardrails.pii.recognizer import NOT_PERSONAL_WORDS, Match, clamp, near
+from gatewise.guardrails.pii.recognizer import NOT_PERSONAL_WORDS, Match, clamp, near, words
 
 # Letters and digits in any script (internationalised addresses, RFC 6531/IDNA).
 _DOMAIN = re.compile(r"(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.)+[^\W\d_]{2,24}(?![\w\-]|\.\w)")
@@ -108,7 +108,7 @@ _CC3_RANGES = (
     (878, 888), (960, 979), (992, 998),
 )  # fmt: skip
 
-_PHONE_WORDS = (
+_PHONE_WORDS = words(
     "phone", "tel", "call", "mobile", "cell", "fax", "whatsapp", "sms", "text me",
     "reach", "contact", "ring", "dial", "number", "handy", "telefon", "ruf",
     "portable", "téléphone", "appel", "ph.", "ph:", "☎", "📞",

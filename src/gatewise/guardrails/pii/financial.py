@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from gatewise.guardrails.pii.recognizer import NOT_PERSONAL_WORDS, Match, clamp, near
+from gatewise.guardrails.pii.recognizer import NOT_PERSONAL_WORDS, Match, clamp, near, words
 
 # Bare 12-19 digits, groups of four (12-19 digits), or 4-6-4/4-6-5 (Diners, Amex), with
 # one kind of separator throughout (the backreference). The lookarounds refuse a
@@ -28,7 +28,7 @@ _CARD = re.compile(
     r"(?![\w\-]|[.,]\d)"
 )
 
-_CARD_WORDS = (
+_CARD_WORDS = words(
     "card", "visa", "mastercard", "amex", "credit", "debit", "cc", "kreditkarte", "carte",
 )  # fmt: skip
 

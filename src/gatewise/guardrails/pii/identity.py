@@ -18,14 +18,14 @@ import bisect
 import datetime as dt
 import re
 
-from gatewise.guardrails.pii.recognizer import NOT_PERSONAL_WORDS, Match, clamp, near
+from gatewise.guardrails.pii.recognizer import NOT_PERSONAL_WORDS, Match, clamp, near, words
 
 # Each pattern consumes its first digit before the lookbehind (which then checks the
 # character before it): a pattern that starts with a character class lets the regex
 # engine skip non-digits quickly, about twice as fast as a leading lookbehind.
 _SSN = re.compile(r"\d(?<![\w\-./]\d)\d\d([- ])\d\d\1\d{4}(?![\w\-]|[./]\d)")
 _SSN_BARE = re.compile(r"\d(?<![\w\-./]\d)\d{8}(?![\w\-]|[./]\d)")
-_SSN_WORDS = ("ssn", "social security", "ss#", "ss #", "ss no", "soc sec", "taxpayer")
+_SSN_WORDS = words("ssn", "social security", "ss#", "ss #", "ss no", "soc sec", "taxpayer")
 #: Numbers the SSA has voided or that are widely printed as examples.
 _SSN_VOID = frozenset({"078051120", "219099999", "123456789"})
 
@@ -57,7 +57,7 @@ def find_ssns(text: str, lower: str) -> list[Match]:
         elif near(lower, start, end, NOT_PERSONAL_WORDS, 24):
             score -= 0.4
         found.append(Match(start, end, "US_SSN", clamp(score)))
-    if any(word in lower for word in _SSN_WORDS):
+    if _SSN_WORDS.search(lower):
         for m in _SSN_BARE.finditer(text):
             start, end = m.span()
             if ssn_ok(m.group()) and near(lower, start, end, _SSN_WORDS, 40):
