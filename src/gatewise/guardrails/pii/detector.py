@@ -7,9 +7,12 @@ longer span, so the spans of all findings together never overlap and masking
 them is unambiguous.
 
 Cost: the recognizers are a handful of linear regular expressions, each
-skipped when a cheap substring test says it cannot match (no ``@``, no digit,
-no birth word); on a 2 KB chat message the whole detector takes tens of
-microseconds (see ``bench/pii_compare.py``).
+skipped when a cheap test says it cannot match (no ``@``, no digit, no birth
+word). Measured with the secrets detector, both on one 2 KB message on this
+2-core machine: about 0.04 ms for plain prose, 0.33 ms (p50) with a few entities
+in it, 0.6 ms when it is dense with them (~45 values in 2 KB); see
+``bench/pii_compare.py``. Phone numbers cost the most (every digit run is a
+candidate). 100 KB built to make patterns backtrack takes under 0.1 s.
 """
 
 from __future__ import annotations
