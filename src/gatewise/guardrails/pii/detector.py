@@ -7,13 +7,17 @@ longer span, so the spans of all findings together never overlap and masking
 them is unambiguous.
 
 Cost: the recognizers are a handful of linear regular expressions, each
-skipped when a cheap substring test says it cannot match (no ``@``, no digit,
-no birth word); on a 2 KB chat message the whole detector takes tens of
-microseconds (see ``bench/pii_compare.py``).
+skipped when a cheap test says it cannot match (no ``@``, no digit, no birth
+word). Measured with the secrets detector, both on one 2 KB message on this
+2-core machine: about 0.04 ms for plain prose, 0.33 ms (p50) with a few entities
+in it, 0.6 ms when it is dense with them (~45 values in 2 KB); see
+``bench/pii_compare.py``. Phone numbers cost the most (every digit run is a
+candidate). 100 KB built to make patterns backtrack takes under 0.1 s.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 
 from gatewise.guardrails.base import Finding, Span, TextRole
@@ -38,12 +42,20 @@ _NEEDS_DIGIT = frozenset(RECOGNIZERS) - {"EMAIL_ADDRESS"}
 
 
 def resolve_overlaps(matches: Iterable[Match]) -> list[Match]:
-    """Non-overlapping matches, sorted by start: higher score, then longer, wins."""
+    """Non-overlapping matches, sorted by start: higher score, then longer, wins.
+
+    The kept matches stay sorted by start, so each candidate is compared with its
+    two neighbours only (a text with thousands of matches stays linear-ish)."""
     kept: list[Match] = []
+    starts: list[int] = []
     for match in sorted(matches, key=lambda m: (-m.score, m.start - m.end, m.start)):
-        if all(match.end <= k.start or k.end <= match.start for k in kept):
-            kept.append(match)
-    kept.sort(key=lambda m: m.start)
+        i = bisect.bisect_right(starts, match.start)
+        if i and kept[i - 1].end > match.start:
+            continue
+        if i < len(kept) and kept[i].start < match.end:
+            continue
+        kept.insert(i, match)
+        starts.insert(i, match.start)
     return kept
 
 

@@ -24,8 +24,9 @@ from gatewise.guardrails.pii.recognizer import Match
 
 _BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 _END = re.compile(r"-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----")
-# What follows an unterminated header: headers ("Proc-Type: ...") and base64 lines.
-_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,\- \t]*+\r?\n)*+[A-Za-z0-9+/=]*+")
+# What follows an unterminated header: header fields ("Proc-Type: ...") and base64
+# lines, each at most 80 characters, so that a text of many headers costs little each.
+_BODY = re.compile(r"(?:[A-Za-z0-9+/=:,\- \t]{0,80}+\r?\n)*+[A-Za-z0-9+/=]{0,80}+")
 
 
 def find_private_keys(text: str) -> list[Match]:

@@ -23,12 +23,12 @@ from gatewise.guardrails.secrets.entropy import char_classes, shannon
 
 _KEY = r"(?:passw(?:or)?d|passwort|mot_de_passe|passphrase|pwd|pass)"
 _ASSIGNMENT = re.compile(
-    r"(?i)(?<![a-z])" + _KEY + r"(?![a-z])[\w.\-]{0,24}[\"']?[ \t]*"
+    r"(?i)" + _KEY + r"(?![a-z])[\w.\-]{0,24}[\"']?[ \t]*"
     r"(?P<sep>:=|=>|[:=]|[ \t]+is(?:[ \t]+set[ \t]+to)?[ \t])[ \t]*"
-    r"(?:(?P<q>[\"'`])(?P<quoted>[^\"'`\r\n]{1,200})(?P=q)|(?P<bare>[^\s\"'`,;)}\]]{1,200}))"
+    r"(?:(?P<q>[\"'`])(?P<quoted>[^\"'`\r\n]{1,200})(?P=q)|(?P<bare>[^\s\"'`]{1,200}))"
 )
 _URL_CREDENTIALS = re.compile(
-    r"(?i)\b[a-z][a-z0-9+.\-]{1,20}://[^\s:/@]{1,64}:(?P<pw>[^\s@/]{1,128})@[\w.\-\[\]]+"
+    r"(?i)\b[a-z][a-z0-9+.\-]{1,20}://[^\s:/@]{1,64}:(?P<pw>[^\s/]{1,128})@[\w.\-\[\]]+"
 )
 _PLACEHOLDER_WORDS = (
     "your", "example", "placeholder", "changeme", "change_me", "change-me", "xxx", "***",
@@ -36,7 +36,10 @@ _PLACEHOLDER_WORDS = (
     "${", "{{", "%(", "$(", "process.env", "environ", "getenv", "null", "none", "undefined",
     "todo", "fixme", "insert", "enter", "here",
 )  # fmt: skip
-_CODE_REFERENCE = re.compile(r"^(?:\$|%|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|[A-Za-z_]\w*\(|[A-Z_]+$)")
+_CODE_REFERENCE = re.compile(
+    r"^(?:\$\{|\$\(|\$[A-Z_][A-Z0-9_]*$|%\(|%[A-Z_]+%$"
+    r"|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|[A-Za-z_]\w*\(|[A-Z_]+$)"
+)
 
 
 def is_placeholder(value: str) -> bool:
@@ -67,10 +70,13 @@ def find_passwords(text: str, lower: str) -> list[Match]:
         for m in _ASSIGNMENT.finditer(text):
             group = "quoted" if m.group("quoted") is not None else "bare"
             value = m.group(group)
+            if group == "bare":  # f(password=abc), {pwd: abc}, "pw=abc;": not the value
+                value = value.rstrip(",;)}]")
             strict = m.group("sep").strip().lower().startswith("is")
             if password_like(value, strict=strict):
                 score = 0.9 if char_classes(value) >= 3 else 0.75
-                found.append(Match(m.start(group), m.end(group), "PASSWORD", score))
+                start = m.start(group)
+                found.append(Match(start, start + len(value), "PASSWORD", score))
     if "://" in text:
         for m in _URL_CREDENTIALS.finditer(text):
             value = m.group("pw")

@@ -5,7 +5,8 @@ Most API keys announce themselves (``sk-proj-``, ``AKIA``, ``ghp_``,
 each rule has a *marker* (a plain substring) that must be in the text before
 its pattern runs, so a text without any of them costs a few substring tests.
 A prefix alone is not enough: the body must look random (``sk-xxxxxxxx`` and
-``ghp_your_token_here`` are documentation), see ``entropy.looks_random``.
+``ghp_your_token_here`` are documentation), see ``entropy.looks_random``, and
+must not contain a placeholder word ("your", "token", "here", ...).
 
 AWS secret access keys have no prefix: 40 base64 characters count only within
 120 characters of an AWS word or of an access key id, and never when they are
@@ -32,6 +33,8 @@ class TokenRule:
     score: float = 0.95
     #: The part of the match that must look random (after the prefix).
     body: Callable[[str], str] = lambda token: token
+    #: Character classes the body needs (AWS key ids are upper case and digits only).
+    min_classes: int = 2
 
 
 def _after(prefix_end: re.Pattern[str]) -> Callable[[str], str]:
@@ -74,6 +77,7 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
         re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?![A-Za-z0-9])"),
         0.95,
         lambda token: token[4:],
+        1,
     ),
     TokenRule(
         "GITHUB_TOKEN",
@@ -130,6 +134,17 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
     ),
 )
 
+_PLACEHOLDER_WORDS = ("your", "token", "here", "xxxx", "placeholder", "insert", "redacted")
+
+
+def _placeholder(body: str) -> bool:
+    """Documentation's stand-ins (``xoxb-your-token-here``); AWS's own published
+    example key (``...EXAMPLE``) is deliberately not one: it is key-shaped and tests
+    and samples use it as a positive."""
+    lowered = body.lower()
+    return any(word in lowered for word in _PLACEHOLDER_WORDS)
+
+
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _AWS_WORDS = ("aws", "secret_access_key", "secret access key", "secretaccesskey")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -142,7 +157,8 @@ def find_tokens(text: str, lower: str) -> list[Match]:
         if not any(marker in text for marker in rule.markers):
             continue
         for m in rule.pattern.finditer(text):
-            if looks_random(rule.body(m.group()), min_entropy=3.0):
+            body = rule.body(m.group())
+            if looks_random(body, 3.0, rule.min_classes) and not _placeholder(body):
                 found.append(Match(m.start(), m.end(), rule.category, rule.score))
     anchors = [m.start for m in found if m.type == "AWS_ACCESS_KEY_ID"]
     found.extend(_aws_secrets(text, lower, anchors))
