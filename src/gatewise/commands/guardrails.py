@@ -79,6 +79,14 @@ def _span(span: tuple[int, int, str]) -> Span:
     return Span(*span)
 
 
+def _kinds(guardrail: object) -> frozenset[str] | None:
+    """The entity types a span guardrail reports, when it says (the built-in ones do)."""
+    detector = getattr(guardrail, "detector", guardrail)
+    detector = getattr(detector, "inner", detector)  # under the gateway's short labels
+    kinds = getattr(detector, "entities", None) or getattr(detector, "categories", None)
+    return frozenset(label_of(kind) for kind in kinds) if kinds else None
+
+
 def run_eval(path: Path, profile: Profile) -> str:
     rows = read_rows(path)
     spans = "spans" in rows[0]
@@ -92,7 +100,13 @@ def run_eval(path: Path, profile: Profile) -> str:
         direction = "input"
         if not rules:
             rules, direction = [r for r in profile.output_rules if r.name == name], "output"
-        out.append(render(evaluate(rows, _checkers(rules, direction), name)))
+        judged = rows
+        kinds = _kinds(rules[0].guardrail)
+        if spans and kinds is not None:  # another guardrail's entity types are not its misses
+            judged = [
+                {**row, "spans": [s for s in row["spans"] if s["type"] in kinds]} for row in rows
+            ]
+        out.append(render(evaluate(judged, _checkers(rules, direction), name)))
     if not out:
         kind = "span" if spans else "labelled"
         raise EvalError(f"profile {profile.name!r} has no guardrail that reads {kind} rows")
