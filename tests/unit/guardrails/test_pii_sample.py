@@ -27,6 +27,8 @@ def results() -> tuple[dict[str, Counts], int, int]:
     counts: dict[str, Counts] = {}
     lookalike_rows = lookalike_hits = 0
     for line in SAMPLE.read_text(encoding="utf-8").split("\n"):
+        if not line:
+            continue
         row = json.loads(line)
         text = row["text"]
         predicted = [
