@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from gatewise.core.context import Attempt, RequestContext
 from gatewise.core.errors import GatewayError
 from gatewise.core.types import (
@@ -202,8 +204,9 @@ class After(Step):
 class Rewriting(Step):
     async def rewrite_request(self, call: Call) -> None:
         request = call.request
-        assert isinstance(request, ChatRequest)
-        request.messages.append(Message(role="system", content="added"))
+        assert isinstance(request, ChatRequest)  # replaced, never changed in place
+        messages = [*request.messages, Message(role="system", content="added")]
+        call.request = msgspec.structs.replace(request, messages=messages)
 
 
 class AttemptWatcher(Step):

@@ -189,6 +189,15 @@ class GuardrailsConfig(Strict):
     assign: AssignConfig = AssignConfig()
     moderation: ModerationConfig = ModerationConfig()
     custom: dict[Name, CustomGuardrailConfig] = Field(default_factory=dict)
+    memory: int = Field(
+        4096,
+        ge=0,
+        le=1_000_000,
+        description=(
+            "Findings each built-in guardrail remembers for texts it read recently (system "
+            "prompts and conversation histories come back on every call); 0: none."
+        ),
+    )
     model_tier: bool = Field(
         False,
         description=(

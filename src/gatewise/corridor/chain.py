@@ -72,6 +72,7 @@ class Lane:
         "finishes",
         "name",
         "native_requests",
+        "output_steps",
         "relay_raw",
         "steps",
         "watchers",
@@ -102,8 +103,10 @@ class Lane:
             if overrides(step, "on_chunks") or overrides(step, "on_stream_end")
         ]
         self.finishes = [step.finish for _index, step in backwards if overrides(step, "finish")]
+        #: The steps that may change output: each says per call whether it will.
+        self.output_steps = tuple(step for step in self.steps if may_change_output(step))
         #: Raw upstream bytes may reach clients: no step may change output.
-        self.relay_raw = not any(may_change_output(step) for step in self.steps)
+        self.relay_raw = not self.output_steps
         #: Clients' own bodies may reach upstreams: no step may rewrite requests.
         self.native_requests = not any(may_change_request(step) for step in self.steps)
         attempt_steps = [step for step in self.steps if overrides(step, "before_attempt")]
@@ -204,7 +207,7 @@ class Corridor:
         if route is None:
             route = self.catalog.resolve(request.model)
         lane = self.default if self._choose is None else self.lane(principal, route.name)
-        return Call(
+        call = Call(
             ctx,
             principal,
             request,
@@ -214,6 +217,9 @@ class Corridor:
             relay_raw=lane.relay_raw,
             lane=lane,
         )
+        if native is not None and not lane.native_requests:
+            call.notes[_CLIENT_BODY] = (request, native)
+        return call
 
     async def chat(self, call: Call) -> ChatResponse:
         try:
@@ -223,7 +229,7 @@ class Corridor:
             else:
                 response = _expect(reply, ChatResponse)
             record_chat_usage(call, response)
-            if call.lane.after:
+            if call.lane.after and not call.relay_raw:
                 response = _expect(await self._leave(call, response, upto), ChatResponse)
             return response
         finally:
@@ -247,7 +253,7 @@ class Corridor:
             if ending is not None:
                 await ending
             raise
-        watchers = tuple(step for index, step in lane.watchers if index < upto)
+        watchers = () if call.relay_raw else tuple(s for i, s in lane.watchers if i < upto)
 
         def end(
             call: Call, attempt: Attempt | None, error: BaseException | None
@@ -266,7 +272,7 @@ class Corridor:
             else:
                 response = _expect(reply, EmbeddingResponse)
             record_embedding_usage(call, response)
-            if call.lane.after:
+            if call.lane.after and not call.relay_raw:
                 response = _expect(await self._leave(call, response, upto), EmbeddingResponse)
             return response
         finally:
@@ -285,6 +291,8 @@ class Corridor:
             if reply is not None:
                 call.ctx.decisions.append(f"answered:{lane.steps[index].name}")
                 return reply, index
+        if not lane.relay_raw or not lane.native_requests:
+            _unwatched(call, lane)
         return None, len(lane.steps)
 
     async def _leave(self, call: Call, reply: Reply, upto: int) -> Reply:
@@ -317,6 +325,22 @@ async def _finished(call: Call, waits: list[Awaitable[None]]) -> None:
             await asyncio.shield(pending)
         except Exception:
             log.exception("a step failed to finish", extra={"request_id": call.ctx.request_id})
+
+
+#: Where a call keeps the client's own body while a step may still rewrite the request.
+_CLIENT_BODY = object()
+
+
+def _unwatched(call: Call, lane: Lane) -> None:
+    """Once the steps have seen the request: what they left alone keeps the fast paths.
+    The client's own body goes upstream when no step replaced the request, and the
+    upstream's own bytes come back when no step will watch this call's output (each
+    step that may change output says so in ``Step.watches``)."""
+    kept = call.notes.pop(_CLIENT_BODY, None)
+    if kept is not None and kept[0] is call.request:
+        call.native = kept[1]
+    if not call.relay_raw and not any(step.watches(call) for step in lane.output_steps):
+        call.relay_raw = True
 
 
 def _rewriting(step: Step) -> _Entry:

@@ -7,9 +7,9 @@ the steps:
 - ``before``: before any upstream is called. Decide: raise a ``GatewayError`` to
   refuse, or return a complete reply to answer without calling (a cache hit, a
   canned block). Must not change the request.
-- ``rewrite_request``: change ``call.request`` (mask PII, add a system prompt).
-  A step that overrides it turns native pass-through off for every call of its
-  chain, so the client's original body can never reach an upstream unedited.
+- ``rewrite_request``: change the request by replacing ``call.request`` (never
+  by changing it in place): mask PII, add a system prompt. A call whose request
+  a step replaced never sends the client's original body upstream.
 - ``before_attempt``: before each upstream attempt, with the deployment about
   to be called (admission re-prices a failover to a dearer deployment).
 
@@ -27,8 +27,9 @@ Then, in reverse order, on the way back:
   it must not fail.
 
 A step that overrides ``after``, ``on_chunks`` or ``on_stream_end`` may change
-output, so its chain never relays the upstream's raw bytes: that follows from
-what the step is, not from a call someone must remember.
+output, so its chain relays the upstream's raw bytes only for a call it says it
+will not watch (``watches``, asked once the request passed every step): that
+follows from what the step is, not from a call someone must remember.
 
 State a step keeps about one call goes in ``call.notes[self]``.
 """
@@ -79,6 +80,12 @@ class Step:
 
     def finish(self, call: Call) -> Awaitable[None] | None:
         return None
+
+    def watches(self, call: Call) -> bool:
+        """Whether this step's output hooks will read this call's reply (asked once the
+        request passed every step, only of steps that override an output hook). A step
+        that says no for a call lets the upstream's own bytes through for it."""
+        return True
 
 
 def overrides(step: Step, hook: str) -> bool:

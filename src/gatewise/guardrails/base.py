@@ -71,13 +71,36 @@ class Detector(Protocol):
 
 
 class SyncGuardrail:
-    """A ``Guardrail`` around a synchronous ``Detector``."""
+    """A ``Guardrail`` around a synchronous ``Detector``, with a bounded memory of the
+    findings of texts it read recently.
 
-    __slots__ = ("detector", "name")
+    Most of what a request carries was read before: the application's system prompt on
+    every call, and the whole history on every turn of a conversation. The memory is
+    keyed by the role, the length and Python's string hash (SipHash with a per-process
+    random key, so a text cannot be crafted to take another's findings), never the text
+    itself; the findings hold no text either. The oldest entry goes when it is full.
+    """
 
-    def __init__(self, detector: Detector) -> None:
+    __slots__ = ("_memory", "_size", "detector", "name")
+
+    def __init__(self, detector: Detector, memory: int = 4096) -> None:
         self.detector = detector
         self.name = detector.name
+        self._size = memory
+        self._memory: dict[tuple[str, int, int], list[Finding]] = {}
 
     async def scan(self, text: str, role: TextRole) -> Sequence[Finding]:
-        return self.detector.detect(text, role)
+        return self.detect(text, role)
+
+    def detect(self, text: str, role: TextRole) -> list[Finding]:
+        if not self._size:
+            return self.detector.detect(text, role)
+        key = (role, len(text), hash(text))
+        memory = self._memory
+        found = memory.get(key)
+        if found is None:
+            found = self.detector.detect(text, role)
+            if len(memory) >= self._size:
+                del memory[next(iter(memory))]
+            memory[key] = found
+        return found

@@ -80,20 +80,20 @@ def built_in(name: str, config: GuardrailsConfig) -> Guardrail:
 
         fast = InjectionDetector()
         if not config.model_tier:
-            return SyncGuardrail(fast)
+            return SyncGuardrail(fast, config.memory)
         from gatewise.guardrails.injection.model import InjectionModel
 
         return _Layered(fast, InjectionModel.load_default(), config.model_threshold)
     if name == "pii":
         from gatewise.guardrails.pii import PiiDetector
 
-        return SyncGuardrail(_Labelled(PiiDetector()))
+        return SyncGuardrail(_Labelled(PiiDetector()), config.memory)
     if name == "secrets":
         from gatewise.guardrails.secrets import SecretsDetector
 
-        return SyncGuardrail(SecretsDetector())
+        return SyncGuardrail(SecretsDetector(), config.memory)
     if name == "moderation":
-        return SyncGuardrail(ModerationDetector(config.moderation))
+        return SyncGuardrail(ModerationDetector(config.moderation), config.memory)
     raise KeyError(name)
 
 

@@ -8,7 +8,11 @@ and pass-through follow from which steps are there (``corridor.step``):
 - ``InputRewrite`` (``rewrite_request``): input rules that mask, or a canary to
   add to the system prompt. The upstream gets the rewritten canonical request.
 - ``OutputGuard`` (``after``, ``on_chunks``, ``on_stream_end``): output rules, or
-  placeholders to turn back into the caller's values. Replies are re-encoded.
+  placeholders to turn back into the caller's values. Replies are re-encoded, but
+  only for calls it watches: a call whose request had nothing masked (and no
+  canary) under a profile without output rules gets the upstream's own bytes.
+- A rewrite that changed nothing leaves the request as it was: the client's own
+  body goes upstream, as without guardrails.
 
 Input steps run after admission: a blocked call is refused before anything goes
 upstream, releases what admission held and costs nothing.
@@ -81,6 +85,14 @@ class OutputGuard(_ProfileStep):
 
     async def on_stream_end(self, call: Call) -> list[ChatChunk]:
         return await self._reader(call).read_chunks([], end=True)
+
+    def watches(self, call: Call) -> bool:
+        """Replies need reading when the profile has output rules, or when this call's
+        request had values masked with placeholders or a canary added."""
+        if self.profile.output_rules:
+            return True
+        state: _CallState | None = call.notes.get(self.key)
+        return state is not None and (bool(state.vault) or state.canary is not None)
 
     def _reader(self, call: Call) -> OutputReader:
         state: _CallState | None = call.notes.get(self.key)

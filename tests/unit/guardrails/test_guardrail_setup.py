@@ -92,3 +92,33 @@ def test_the_most_specific_assignment_wins() -> None:
     assert rails.choose(caller(tenant_id="t9"), "gpt-4o") == "m"
     assert rails.choose(None, "other") == "standard"
     assert used_profiles(rails) == ["a", "k", "m", "n", "standard", "t"]
+
+
+class Counting:
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, text: str, role: TextRole = "user") -> list[Finding]:
+        self.calls += 1
+        return [Finding(self.name, role, 1.0)] if "x" in text else []
+
+
+def test_findings_are_remembered_per_text_and_role_within_a_bound() -> None:
+    from gatewise.guardrails.base import SyncGuardrail
+
+    detector = Counting()
+    guardrail = SyncGuardrail(detector, memory=2)
+    assert guardrail.detect("x one", "user")[0].category == "user"
+    assert guardrail.detect("x one", "user")[0].category == "user"
+    assert detector.calls == 1
+    assert guardrail.detect("x one", "tool")[0].category == "tool"  # another role: read again
+    assert detector.calls == 2
+    guardrail.detect("two", "user")  # the memory is full: the oldest entry goes
+    guardrail.detect("x one", "user")
+    assert detector.calls == 4
+    never = SyncGuardrail(Counting(), memory=0)
+    never.detect("x", "user")
+    never.detect("x", "user")
+    assert never.detector.calls == 2  # type: ignore[attr-defined]

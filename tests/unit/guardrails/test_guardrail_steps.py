@@ -146,3 +146,31 @@ def test_steps_follow_from_the_rules_and_so_do_relay_and_pass_through() -> None:
     assert gate.default.relay_raw and gate.default.native_requests
     assert gate.lanes["b"].relay_raw and gate.lanes["b"].native_requests  # checks change nothing
     assert not gate.lanes["m"].relay_raw and not gate.lanes["m"].native_requests
+
+
+async def test_a_call_the_guardrails_leave_alone_keeps_pass_through_and_raw_relay() -> None:
+    provider = Recording()
+    gate = corridor(provider, MASKING)
+    native = NativeBody("openai", {"model": "m", "vendor_field": 1})
+    clean = gate.open(
+        context(), None, ask(Message(role="user", content="no personal data")), native=native
+    )
+    assert not clean.relay_raw and clean.native is None  # before the steps have seen it
+    await gate.chat(clean)
+    assert provider.natives == [native] and clean.relay_raw
+    masked = gate.open(
+        context(), None, ask(Message(role="user", content=f"to {EMAIL}")), native=native
+    )
+    await gate.chat(masked)
+    assert provider.natives[-1] is None and not masked.relay_raw
+
+
+async def test_output_rules_watch_every_call() -> None:
+    from tests.unit.guardrails.fakes import SECRETS
+
+    provider = Recording(answer="key sk-" + "A1b2C3d4" * 3)
+    profile = Profile("out", output_rules=(Rule(SECRETS, "mask", mask="redact"),))
+    gate = corridor(provider, profile)
+    call = gate.open(context(), None, ask(Message(role="user", content="hi")))
+    answer = await gate.chat(call)
+    assert not call.relay_raw and answer.choices[0].message.content == "key [OPENAI_API_KEY]"

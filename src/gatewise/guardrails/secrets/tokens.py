@@ -150,10 +150,22 @@ _AWS_WORDS = ("aws", "secret_access_key", "secret access key", "secretaccesskey"
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
+#: Any rule's marker: one search tells whether a text needs the rules at all (most texts
+#: hold none, and one pass in C is several times cheaper than a test per marker).
+_ANY_MARKER = re.compile(
+    "|".join(
+        re.escape(marker)
+        for marker in sorted(
+            {m for rule in TOKEN_RULES for m in rule.markers}, key=len, reverse=True
+        )
+    )
+)
+
+
 def find_tokens(text: str, lower: str) -> list[Match]:
     """Every prefixed credential whose body looks random, then AWS secret keys."""
     found: list[Match] = []
-    for rule in TOKEN_RULES:
+    for rule in TOKEN_RULES if _ANY_MARKER.search(text) else ():
         if not any(marker in text for marker in rule.markers):
             continue
         for m in rule.pattern.finditer(text):
