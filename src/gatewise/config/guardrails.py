@@ -97,6 +97,17 @@ class ModerationConfig(Strict):
     )
     keywords: list[str] = Field(default_factory=list, description="Banned words or phrases.")
     patterns: list[Regex] = Field(default_factory=list, description="Banned regular expressions.")
+    classifier: bool = Field(
+        False,
+        description=(
+            "Also judge topics by meaning: a text whose sentence embedding is close to one of a "
+            "topic's phrases is that topic, whatever its words (needs the guardrails-model extra "
+            "and a trained model folder: `gatewise guardrails train`)."
+        ),
+    )
+    similarity: float = Field(
+        0.6, ge=0.0, le=1.0, description="The classifier's cosine similarity that marks a topic."
+    )
 
 
 class CustomGuardrailConfig(Strict):

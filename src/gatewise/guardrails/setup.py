@@ -93,7 +93,16 @@ def built_in(name: str, config: GuardrailsConfig) -> Guardrail:
 
         return SyncGuardrail(SecretsDetector(), config.memory)
     if name == "moderation":
-        return SyncGuardrail(ModerationDetector(config.moderation), config.memory)
+        words = SyncGuardrail(ModerationDetector(config.moderation), config.memory)
+        if not config.moderation.classifier:
+            return words
+        from gatewise.guardrails.injection.model import Encoder, default_dir
+        from gatewise.guardrails.topics import ModerationWithClassifier, TopicClassifier
+
+        topics = TopicClassifier(
+            Encoder(default_dir()), config.moderation.topics, config.moderation.similarity
+        )
+        return ModerationWithClassifier(words, topics)
     raise KeyError(name)
 
 
