@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from gatewise.config.base import Name, Strict
+from gatewise.config.secrets import REFERENCE
 
 BUILT_IN = ("prompt_injection", "pii", "secrets", "moderation", "system_prompt_leak")
 #: Guardrails whose findings are pieces of text (they may ``mask``).
@@ -39,6 +40,14 @@ def _check_regex(value: str) -> str:
 
 
 Regex = Annotated[str, AfterValidator(_check_regex)]
+
+
+def _secret_reference(value: str) -> str:
+    if not REFERENCE.fullmatch(value):
+        raise ValueError(
+            "must be a reference such as ${env:GATEWISE_HASH_KEY}, never a literal key"
+        )
+    return value
 
 
 class RuleConfig(Strict):
@@ -200,6 +209,14 @@ class GuardrailsConfig(Strict):
     assign: AssignConfig = AssignConfig()
     moderation: ModerationConfig = ModerationConfig()
     custom: dict[Name, CustomGuardrailConfig] = Field(default_factory=dict)
+    hash_key: Annotated[str, AfterValidator(_secret_reference)] | None = Field(
+        None,
+        description=(
+            "The key of `mask: hash` tags, a ${env:...} or ${file:...} reference: the same value "
+            "hashes the same on every replica and after restarts (default: a random key per "
+            "process). Without a key a tag cannot be checked against guessed values."
+        ),
+    )
     memory: int = Field(
         4096,
         ge=0,

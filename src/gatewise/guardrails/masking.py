@@ -149,7 +149,10 @@ def hash_tag(value: str, key: bytes) -> str:
 
 
 def mask_spans(
-    text: str, masks: Iterable[tuple[Span, str]], vault: Vault | None
+    text: str,
+    masks: Iterable[tuple[Span, str]],
+    vault: Vault | None,
+    hash_key: bytes | None = None,
 ) -> list[Replacement]:
     """Replacements for ``masks`` (a span and its style) over ``text``. Overlapping spans
     (from several rules or detectors) merge into one region, typed and styled by its
@@ -171,7 +174,9 @@ def mask_spans(
         Replacement(
             start,
             end,
-            replacement_for(Span(start, end, longest.type), text[start:end], style, vault),
+            replacement_for(
+                Span(start, end, longest.type), text[start:end], style, vault, hash_key
+            ),
         )
         for start, end, longest, style in regions
     ]

@@ -220,7 +220,7 @@ class OutputReader:
                 for span, style in seen.masks
                 if span.end > start
             ]
-            found += mask_spans(text, masks, None)
+            found += mask_spans(text, masks, None, self.profile.hash_key)
             self._record(channel, seen.verdicts, settled=safe)
         if vault is not None:
             found += [

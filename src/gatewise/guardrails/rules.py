@@ -62,6 +62,8 @@ class Profile:
     #: What a reply revealing the canary gets (block or flag), and its stream mode.
     leak_action: str = "block"
     leak_stream: str = "hold"
+    #: The HMAC key of ``hash`` masking (None: one random key per process).
+    hash_key: bytes | None = None
 
     @property
     def rewrites_input(self) -> bool:

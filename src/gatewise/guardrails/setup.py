@@ -198,6 +198,7 @@ def build_guardrails(
             frozenset(spec.roles) if spec.roles else None,
         )
 
+    hash_key = resolve(config.hash_key).encode() if config.hash_key else None
     profiles: dict[str, Profile] = {}
     for name, spec in config.all_profiles().items():
         scanning = [r for r in spec.rules if r.guardrail != "system_prompt_leak"]
@@ -209,6 +210,7 @@ def build_guardrails(
             canary=spec.canary,
             leak_action=leaks[0].action if leaks else "block",
             leak_stream=leaks[0].stream if leaks else "hold",
+            hash_key=hash_key,
         )
     return Guardrails(config, profiles, made, directory)
 

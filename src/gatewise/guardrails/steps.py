@@ -145,6 +145,6 @@ async def _inspect_input(
             )
         if seen.masks:
             changes[(slot.index, slot.part)] = apply(
-                slot.text, mask_spans(slot.text, seen.masks, vault)
+                slot.text, mask_spans(slot.text, seen.masks, vault, profile.hash_key)
             )
     return rewrite(request, changes)

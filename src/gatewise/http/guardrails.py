@@ -142,7 +142,9 @@ async def _check(profile: Profile, texts: list[tuple[str, str]], as_list: bool) 
         masks = seen.masks
         if output:
             masks = [(span, "redact" if style == "placeholder" else style) for span, style in masks]
-        outputs.append(apply(text, mask_spans(text, masks, vault)) if masks else text)
+        outputs.append(
+            apply(text, mask_spans(text, masks, vault, profile.hash_key)) if masks else text
+        )
     answer: dict[str, Any] = {
         "flagged": bool(results),
         "action": strongest,

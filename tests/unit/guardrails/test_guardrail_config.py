@@ -90,3 +90,20 @@ def test_hashes_are_stable_per_value() -> None:
     out = apply(text, mask_spans(text, spans, None))
     first, second = out.split(" ")[1], out.split(" ")[3]
     assert first == second and first.startswith("[EMAIL:") and "a@x.io" not in out
+
+
+def test_the_hash_key_is_a_reference_and_keys_the_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gatewise.config.secrets import resolve_reference
+    from gatewise.guardrails.setup import build_guardrails
+
+    with pytest.raises(ValidationError, match="must be a reference"):
+        config(hash_key="literal-key")
+    monkeypatch.setenv("GW_TEST_HASH_KEY", "k1")
+    keyed = build_guardrails(config(hash_key="${env:GW_TEST_HASH_KEY}"), resolve_reference)
+    profile = keyed.profile("standard")
+    assert profile.hash_key == b"k1"
+    text = "x a@x.io"
+    spans = [(Span(2, 8, "EMAIL"), "hash")]
+    tag = apply(text, mask_spans(text, spans, None, profile.hash_key))
+    assert tag == apply(text, mask_spans(text, spans, None, b"k1"))
+    assert tag != apply(text, mask_spans(text, spans, None, b"k2"))
