@@ -295,6 +295,14 @@ def present(text: str, substrings: Iterable[str]) -> Present:
     return keys
 
 
+def _useful(key: str) -> bool:
+    if key[0] != SUBSTRING:
+        return True
+    core = key[1:].strip()
+    # Two CJK characters are as rare as a long Latin word.
+    return (len(core) >= 3 or (len(core) == 2 and not core.isascii())) and core not in _COMMON
+
+
 #: At most this many anchor sets are kept per rule (the cheapest).
 MAX_SETS = 3
 
@@ -309,7 +317,9 @@ def anchors(pattern: str) -> tuple[frozenset[str], ...] | None:
     if not every and required is not None:
         every = [required]
     sets = {_minimal_keys(frozenset(_core(a) for a in s)) for s in every}
-    sets = {s for s in sets if s and all(k.lstrip(SUBSTRING) for k in s)}
+    # A set with a short substring key (``:``, `` to``) is nearly always present:
+    # not worth its lookups.
+    sets = {s for s in sets if s and all(_useful(k) for k in s)}
     if not sets:
         return None
     return tuple(sorted(sets, key=cost)[:MAX_SETS])
