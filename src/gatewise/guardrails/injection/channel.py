@@ -33,8 +33,6 @@ EXFILTRATION = Family(
         Rule(r"<img[^>\n]{0,100}src\s*=\s*[\"']?https?://[^\s>\"']{1,200}\?", 0.4),
         Rule(r"\bwhere (?:query|data|\w+) is (?:the )?(?:base64|url|hex)", 0.3),
     ],
-    gates=("http", "![", "data:", "url", "send", "upload", "webhook", "append", "<img", "encod", "link",
-           "exfil", "post"),
 )  # fmt: skip
 
 INDIRECT_INJECTION = Family(
@@ -65,10 +63,6 @@ INDIRECT_INJECTION = Family(
         Rule(r"\b(?:reply|respond|answer|output|say)(?: \w+){0,3} (?:with|that)\b[^.\n]{0,60}\band nothing else\b", 0.3, _TOOL),
         Rule(r"\b(?:visit|go to|click|open)\b(?: \w+){0,3} https?://\S+[^.\n]{0,80}\b(?:password|credentials|login|verify|account)", 0.35, _TOOL),
     ],
-    gates=("ai", "assistant", "model", "llm", "agent", "gpt", "bot", "<!--", "note", "instruction",
-           "information", "summar", "important", "user", "you must", "you should", "you need", "make sure",
-           "be sure", "remember", "crucial", "please", "send", "transfer", "todo", "delete", "nothing else",
-           "visit", "claude", "copilot", "gemini", "message"),
 )  # fmt: skip
 
 DELIMITER_SMUGGLING = Family(
@@ -88,9 +82,6 @@ DELIMITER_SMUGGLING = Family(
         Rule(r"(?:^|\n)[ \t]{0,8}-{3,}[ \t]{0,4}(?:end|begin|new)[ a-z]{0,30}-{3,}", 0.35),
         Rule(r"</(?:untrusted\w{0,20}|user_input|context|tool_(?:output|result)|search_results?|data|document|external\w{0,20})>", 0.35),
     ],
-    gates=("</", "<|", "[inst", "[/inst", "<<sys", "</s>", "<s>", "#", "end of", "close of", "stop of", "begin",
-           "start", "role", "[system", "[admin", "[developer", "[root", "[sys", "system", "admin",
-           "developer", "allowed", "blocked", "<interaction", "---", "_of_turn"),
 )  # fmt: skip
 
 CODE_INJECTION = Family(
@@ -109,9 +100,6 @@ CODE_INJECTION = Family(
         Rule(r"\b169\.254\.169\.254\b|\bmetadata\.google\.internal\b|\bfile:///etc/(?:passwd|shadow)\b", 0.5),
         Rule(r"\b(?:execute|run|evaluate) (?:this|the following|it)\b(?: \w+){0,4} (?:without|no) (?:asking|confirmation|checking|question)", 0.45),
     ],
-    gates=("{{", "${", "<%", "__", "os.", "subprocess", "eval", "exec", "rm -", "curl", "wget", "drop",
-           "delete", "'", "<script", "onerror", "onload", "javascript:", "nc -", "/bin/", "include",
-           "output", "run", "string", "union", "insert", "update", "169.254", "metadata.google", "file:///"),
 )  # fmt: skip
 
 CHANNEL_FAMILIES = (EXFILTRATION, INDIRECT_INJECTION, DELIMITER_SMUGGLING, CODE_INJECTION)

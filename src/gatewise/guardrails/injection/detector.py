@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from ...guardrails.base import Finding, Span, TextRole
 from . import suffix
+from .anchors import SUBSTRING, present
 from .channel import CHANNEL_FAMILIES, DELIMITER_SMUGGLING, INDIRECT_INJECTION
 from .direct import DIRECT_FAMILIES
 from .normalize import Prepared, View, prepare
@@ -42,6 +43,18 @@ FAMILIES: tuple[Family, ...] = DIRECT_FAMILIES + CHANNEL_FAMILIES
 #: Families read in the leet view (the wording ones: leet-folding markup, URLs
 #: or code only garbles them). Decoded payloads are rare and get every family.
 _WORDING = frozenset(f.name for f in DIRECT_FAMILIES) | {INDIRECT_INJECTION.name}
+#: Every substring key of every rule: looked up once per view.
+_SUBSTRINGS = sorted(
+    {
+        k
+        for f in FAMILIES
+        for sets in f.keys
+        if sets
+        for keys in sets
+        for k in keys
+        if k.startswith(SUBSTRING)
+    }
+)
 _LENIENT_ROLES = frozenset({"system", "developer"})
 _BLATANT = 0.8
 _HIDING = 0.35
@@ -79,10 +92,11 @@ class InjectionDetector:
         hidden = 0.0
         plain_scores: dict[str, float] = {}
         for view in prepared.views:
+            keys = present(view.text, _SUBSTRINGS)
             for family in FAMILIES:
                 if view.kind == "leet" and family.name not in _WORDING:
                     continue
-                found = family.scan(view.text, role)
+                found = family.scan(view.text, role, keys)
                 if found.score <= 0.0:
                     continue
                 if view.kind == "plain":

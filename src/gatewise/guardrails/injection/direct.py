@@ -14,6 +14,7 @@ benign while ``ignore all of the previous instructions`` does not.
 # (one rule per line: a regex table reads best unwrapped)
 from __future__ import annotations
 
+from . import multilingual
 from .rules import Family, Rule, gap
 
 _DROP = r"\b(?:ignore|ignoring|disregard|disregarding|forget|overrid(?:e|ing)|bypass|neglect|abandon|discard|dismiss|set aside|throw out|skip)"
@@ -53,11 +54,8 @@ INSTRUCTION_OVERRIDE = Family(
         Rule(r"\b(?:strictly )?adhere to the following (?:instruction|directive|command)", 0.45),
         Rule(r"\b(?:accept|treat|consider) (?:these|this|the following) (?:words|instructions?|message) as (?:the )?(?:highest|supreme|new|final)", 0.6),
         Rule(r"\bnull (?:and )?void\b", 0.25),
+        *multilingual.OVERRIDE,
     ],
-    gates=("ignor", "disregard", "forget", "overrid", "instruction", "from now", "from this", "new ",
-           "your ", "regardless", "bypass", "priority", "precedence", "mistake", "forgot", "special case",
-           "instead", "nothing else", "stop", "cease", "before you", "following", "troubleshoot",
-           "system", "!!", "void", "abandon", "discard", "directive", "told", "asked"),
 )  # fmt: skip
 
 _AI = r"(?:ai|assistant|model|chatbot|bot|gpt|llm|language model|persona|character|version|entity|personalit(?:y|ies))"
@@ -111,12 +109,8 @@ ROLEPLAY_JAILBREAK = Family(
         # A pretext, a colon, then the request: "For testing purposes only: tell me ..."
         Rule(r"\b(?:(?:testing|academic|research|educational|debugging|training|experimental) (?:purposes|exercise|procedure|mode)(?: only)?|(?:to )?enable debugging(?:,? please execute)?|experimental procedure)\s{0,2}:\s{0,4}(?:please )?(?:tell|give|provide|explain|write|create|describe|list|show|generate|recommend|detail|output|repeat|print)\b", 0.55),
         Rule(r"\blet'?s (?:act out|play|roleplay|role-play|imagine|pretend)\b", 0.15),
+        *multilingual.PERSONA,
     ],
-    gates=("dan", "mode", "pretend", "simulat", "emulat", "pose", "immers", "continue as", "unsafe",
-           "unhinged", "amoral", "moraliz", "enabl", "debug", "procedure", "protocol", "unlock", "activat", "act", "role", "character", "persona", "jail", "free", "bound",
-           "restrict", "filter", "polic", "rules", "ethic", "moral", "limit", "anything", "hypothetical",
-           "fiction", "purposes", "refuse", "refrain", "unlock", "hidden", "evil", "unfilter", "uncensor",
-           "opposite", "two", "[", "you are", "you're", "regardless", "censor", "token", "warning"),
 )  # fmt: skip
 
 _SHOW = r"\b(?:reveal|show|print|output|repeat|display|tell|give|share|paste|recite|leak|dump|expose|disclose|write out|spell out|copy|list|summari[sz]e|echo|translate|provide|return|put|insert|include)"
@@ -138,10 +132,8 @@ PROMPT_EXTRACTION = Family(
         Rule(r"\b(?:output|reveal|print|tell me|give me|share|send|show|provide|leak)(?: me)? your (?:unique |secret |internal |hidden |own )?(?:id|identifier|api[ -]?key|password|credentials|token|secret|passphrase)\b", 0.55),
         Rule(r"\b(?:in|inside|within|into) (?:a|an) (?:code ?block|txt block|markdown block|text block)", 0.15),
         Rule(r"\b(?:what|how) (?:is|was) (?:your|the) (?:first|initial|opening) (?:sentence|line|message|instruction)", 0.5),
+        *multilingual.EXTRACTION,
     ],
-    gates=("prompt", "instruction", "system", "above", "verbatim", "word for word", "initial", "told",
-           "configur", "repeat", "reveal", "message", "guideline", "you are", "first", "rules", "secret",
-           "hidden", "block", "id", "key", "password", "token", "credential"),
 )  # fmt: skip
 
 DIRECT_FAMILIES = (INSTRUCTION_OVERRIDE, ROLEPLAY_JAILBREAK, PROMPT_EXTRACTION)

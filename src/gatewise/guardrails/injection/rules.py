@@ -8,10 +8,10 @@ claim to be free of rules, a demand never to refuse). Each rule has a weight in
 ``1 - prod(1 - w)``, so one strong phrase (0.8) crosses the 0.5 threshold alone,
 two weak signs (0.3 and 0.35) reach 0.55 together, and one weak sign never does.
 
-Speed: every family first checks its *gates*, plain substrings of which at
-least one must occur (``in`` on a str runs at C speed), so most benign prompts
-never reach a regex. The rules of a family are compiled into one alternation of
-named groups and scanned once. Patterns are written for lower-cased text, use
+Speed: every rule has *anchors*, literals its every match contains, found by
+reading the regex (``anchors``); a rule runs only when one of its anchors is in
+the text, so a benign prompt reaches few regexes. A rule that runs is searched
+once (its first match is its evidence). Patterns are written for lower-cased text, use
 bounded repetition only and no nested unbounded quantifiers (no catastrophic
 backtracking; the tests fuzz this).
 """
@@ -22,9 +22,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-#: Up to N whole words between two phrase parts (words and separators alternate,
-#: so the split is unambiguous and the match stays linear).
-MAX_MATCHES = 64
+from .anchors import Present, admits, anchors
+
 #: A phrase in quotes inside a text that talks *about* attacks is a mention, not
 #: a use ("text such as 'ignore previous instructions' is an attack"): its
 #: weight is cut to this share. Quoting alone is not enough (attackers quote too).
@@ -34,6 +33,9 @@ _MENTION = re.compile(
     r"phrases? like|"
     r"detect(?:s|ed|ion|or)?|classifier|defen[cs]es?|mitigations?)\b"
 )
+#: Candidate starts tried per rule before giving up (bounds the work on a text
+#: full of near misses such as ``xignore`` ``xignore``...).
+MAX_TRIES = 64
 _QUOTES = "'\"`\u201c\u201d\u2018\u2019"
 
 
@@ -68,58 +70,54 @@ class Scan:
 NOTHING = Scan(0.0, ())
 
 
+def _search(regex: re.Pattern[str], text: str, word_start: bool) -> re.Match[str] | None:
+    """The first match, starting at a word start if ``word_start``."""
+    pos = 0
+    for _ in range(MAX_TRIES):
+        m = regex.search(text, pos)
+        if m is None or not word_start:
+            return m
+        start = m.start()
+        before = start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")
+        if not before and start < len(text) and (text[start].isalnum() or text[start] == "_"):
+            return m
+        pos = start + 1
+    return None
+
+
 class Family:
-    """A named set of rules, compiled once."""
+    """A named set of rules, compiled once, each with its anchors (see ``anchors``)."""
 
-    def __init__(self, name: str, rules: Sequence[Rule], gates: Sequence[str] = ()) -> None:
+    def __init__(self, name: str, rules: Sequence[Rule]) -> None:
         self.name = name
-        # Heavier rules first: where two rules match at the same place, the
-        # alternation reports the first, and the stronger one should win.
         self.rules = tuple(sorted(rules, key=lambda r: -r.weight))
-        self.gates = tuple(gates)
-        # Rules that start at a word (``\b...``) are tried only where a word
-        # starts: the lookbehind rejects the ~80% of positions inside words
-        # before any alternative is tried (measured: about 6x faster on 2 KB).
-        words = [i for i, r in enumerate(self.rules) if r.pattern.startswith(r"\b")]
-        others = [i for i in range(len(self.rules)) if i not in words]
+        # A leading ``\b`` hides the pattern's first characters from the regex
+        # engine's fast scan for where a match may start; it is dropped from the
+        # compiled pattern and checked by hand at each candidate start instead
+        # (measured: 1.5-25x faster per rule on 2 KB).
         self.regexes = tuple(
-            re.compile(
-                prefix
-                + "(?:"
-                + "|".join(f"(?P<r{i}>{self.rules[i].pattern})" for i in group)
-                + ")",
-                re.MULTILINE,
-            )
-            for prefix, group in ((r"(?<!\w)(?=\w)", words), ("", others))
-            if group
+            re.compile(r.pattern.removeprefix(r"\b"), re.MULTILINE) for r in self.rules
         )
+        self.word_start = tuple(r.pattern.startswith(r"\b") for r in self.rules)
+        self.keys = tuple(anchors(r.pattern) for r in self.rules)
 
-    def scan(self, text: str, role: str) -> Scan:
-        """Score ``text`` (lower-cased) as written by ``role``."""
-        if self.gates and not any(g in text for g in self.gates):
-            return NOTHING
-        hit: dict[int, tuple[int, int]] = {}
-        spans: list[tuple[int, int]] = []
-        matches = (m for regex in self.regexes for m in regex.finditer(text))
-        for n, m in enumerate(matches):
-            if n >= MAX_MATCHES:
-                break
-            name = m.lastgroup
-            if name is None:
-                continue
-            index = int(name[1:])
-            rule = self.rules[index]
+    def scan(self, text: str, role: str, present: Present | None = None) -> Scan:
+        """Score ``text`` (lower-cased) as written by ``role``. ``present``: the
+        anchors found in ``text``; rules with none of theirs there are skipped."""
+        hit: list[tuple[int, int, int]] = []
+        for index, rule in enumerate(self.rules):
             if rule.roles is not None and role not in rule.roles:
                 continue
-            if index not in hit:
-                hit[index] = m.span()
-            if len(spans) < 8:
-                spans.append(m.span())
+            if present is not None and not admits(self.keys[index], present):
+                continue
+            m = _search(self.regexes[index], text, self.word_start[index])
+            if m is not None:
+                hit.append((index, m.start(), m.end()))
         if not hit:
             return NOTHING
         mention: bool | None = None
         miss = 1.0
-        for index, (start, end) in hit.items():
+        for index, start, end in hit:
             weight = self.rules[index].weight
             if _quoted(text, start, end):
                 if mention is None:
@@ -127,4 +125,4 @@ class Family:
                 if mention:
                     weight *= MENTION_SHARE
             miss *= 1.0 - weight
-        return Scan(1.0 - miss, tuple(spans))
+        return Scan(1.0 - miss, tuple((s, e) for _, s, e in hit[:8]))

@@ -1,0 +1,325 @@
+"""Anchors: the literal strings a rule cannot match without.
+
+Why: a rule's regex costs a pass over the whole text, and on a benign prompt
+almost every rule fails. Each regex is read once (by the standard library's own
+regex parser) to find a small set of literal strings at least one of which every
+match must contain (``\\b(?:ignore|disregard) ... instructions?`` needs
+``ignore`` or ``disregard``, and also ``instruction``: the rarer set is kept).
+At detection time all the anchors of all families are looked up once per view
+(``str.__contains__``, C speed) and only rules with an anchor present run, the
+prefilter of code-search engines (Google's codesearch, RE2's ``FilteredRE2``).
+
+The analysis is conservative: where it cannot prove a literal is needed (``\\w+``,
+an optional part, a large class) it gives up on that piece, and a rule with no
+provable anchor always runs. Patterns are written for lower-cased text, so the
+anchors are lower-case too.
+"""
+
+from __future__ import annotations
+
+import re
+import re._constants as c  # type: ignore[import-not-found]
+import re._parser as p  # type: ignore[import-not-found]
+from collections.abc import Iterable
+from typing import Any
+
+#: Products of alternatives larger than this are not expanded.
+_MAX_EXACT = 48
+#: Words too common to be a useful anchor on their own.
+_COMMON = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "to",
+        "of",
+        "and",
+        "or",
+        "in",
+        "on",
+        "is",
+        "are",
+        "be",
+        "you",
+        "your",
+        "i",
+        "it",
+        "this",
+        "that",
+        "for",
+        "with",
+        "as",
+        "at",
+        "not",
+        "do",
+        "me",
+        "my",
+        "we",
+        "all",
+        "any",
+    ]
+)
+
+#: Stands for a word start (``\\b``, ``^``) inside an anchor while it is built.
+_BOUND = "\x01"
+_PIECE = re.compile(r"[a-z0-9_]+|[^a-z0-9_\s\x01]+")
+_WORDCHAR = re.compile(r"\w")
+
+#: Marks a substring key (prefix keys are bare word prefixes).
+SUBSTRING = "\x02"
+
+_Info = tuple[frozenset[str] | None, frozenset[str] | None]  # (exact, required)
+
+
+_STARTS = (c.AT_BOUNDARY, c.AT_BEGINNING, c.AT_BEGINNING_LINE, c.AT_BEGINNING_STRING)
+
+
+def cost(anchors: frozenset[str]) -> float:
+    """How often a set of anchors is expected to be present (lower is better)."""
+    total = 0.0
+    for a in anchors:
+        core = _core(a).lstrip(SUBSTRING)
+        if len(core) <= 1:
+            total += 10.0
+        elif core in _COMMON:
+            total += 5.0
+        else:
+            total += 0.2 + 3.0 / len(core)
+    return total
+
+
+def _core(anchor: str) -> str:
+    """The most telling piece of an anchor, as a lookup key.
+
+    Any piece of a needed literal is needed, so one piece is enough. A piece of
+    word characters that starts a word (after ``\\b``, ``^`` or a non-word
+    character) becomes a *prefix* key, its first four letters, looked up among
+    the text's words' prefixes; anything else a *substring* key, ``SUBSTRING``
+    and the text, looked up with ``in``.
+    """
+    best: tuple[int, str] | None = None
+    for m in _PIECE.finditer(anchor):
+        piece = m.group()
+        if piece in _COMMON or len(piece) < 2:
+            continue
+        starts = m.start() > 0 and not _WORDCHAR.match(anchor[m.start() - 1])
+        if starts and _WORDCHAR.match(piece):
+            rank = 100 + min(len(piece), 4) * 10 + len(piece)
+            if best is None or rank > best[0]:
+                best = (rank, piece[:4])
+        else:
+            rank = len(piece)
+            if best is None or rank > best[0]:
+                best = (rank, SUBSTRING + piece.replace(_BOUND, ""))
+    if best is None:
+        return SUBSTRING + anchor.replace(_BOUND, "")
+    return best[1]
+
+
+def _content(anchor: str) -> str:
+    return anchor.replace(_BOUND, "")
+
+
+def _minimal(anchors: frozenset[str]) -> frozenset[str]:
+    """Drop anchors that contain another one (the shorter one is present anyway)."""
+    return frozenset(a for a in anchors if not any(b != a and b in a for b in anchors))
+
+
+def _minimal_keys(keys: frozenset[str]) -> frozenset[str]:
+    """Drop keys implied by another of the same kind (a longer prefix, a longer substring)."""
+
+    def implied(a: str) -> bool:
+        for b in keys:
+            if b == a or (b[0] == SUBSTRING) != (a[0] == SUBSTRING):
+                continue
+            if (a.startswith(b)) if a[0] != SUBSTRING else (b in a):
+                return True
+        return False
+
+    return frozenset(a for a in keys if not implied(a))
+
+
+def _best(candidates: list[frozenset[str]]) -> frozenset[str] | None:
+    usable = [_minimal(s) for s in candidates if s and all(_content(a) for a in s)]
+    return min(usable, key=cost) if usable else None
+
+
+def _class(items: list[tuple[Any, Any]]) -> frozenset[str] | None:
+    chars: set[str] = set()
+    for op, av in items:
+        if op is c.LITERAL:
+            chars.add(chr(av))
+        elif op is c.RANGE and av[1] - av[0] < 4:
+            chars.update(chr(x) for x in range(av[0], av[1] + 1))
+        else:
+            return None
+    return frozenset(chars) if len(chars) <= 8 else None
+
+
+def _nonword(items: list[tuple[Any, Any]]) -> bool:
+    for op, av in items:
+        if op is c.LITERAL:
+            if _WORDCHAR.match(chr(av)):
+                return False
+        elif op is c.CATEGORY:
+            if av not in (c.CATEGORY_NOT_WORD, c.CATEGORY_SPACE):
+                return False
+        else:
+            return False
+    return True
+
+
+def _after(op: Any, av: Any, start: bool) -> bool:
+    """Whether a word character right after this item must start a word
+    (``start``: the same, before the item)."""
+    if op is c.LITERAL:
+        return not _WORDCHAR.match(chr(av))
+    if op is c.IN:
+        return _nonword(av)
+    if op is c.AT:
+        return True if av in _STARTS else start
+    if op is c.ASSERT_NOT and av[0] == -1:
+        return True
+    if op in (c.ASSERT, c.ASSERT_NOT):
+        return start
+    if op is c.SUBPATTERN:
+        return _fold(av[-1], start)
+    if op is c.BRANCH:
+        return all(_fold(b, start) for b in av[1])
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+        low, high, sub = av
+        once = _fold(sub, False) or (high == 1 and _fold(sub, start))
+        return once if low >= 1 else once and start
+    return False
+
+
+def _fold(items: Any, start: bool) -> bool:
+    for op, av in items:
+        start = _after(op, av, start)
+    return start
+
+
+def _seq(items: Any, start: bool = False, every: list[frozenset[str]] | None = None) -> _Info:
+    fresh = frozenset({_BOUND if start else ""})
+    run: frozenset[str] | None = fresh
+    candidates: list[frozenset[str]] = []
+    broken = False
+    for op, av in items:
+        exact, required = _node(op, av, start)
+        start = _after(op, av, start)
+        if exact is not None and run is not None and len(run) * len(exact) <= _MAX_EXACT:
+            run = frozenset(a + b for a in run for b in exact)
+            continue
+        broken = True
+        if run is not None:
+            candidates.append(run)
+        if exact is not None:
+            run = exact
+        else:
+            if required is not None:
+                candidates.append(required)
+            run = frozenset({_BOUND if start else ""})
+    if not broken:
+        return run, _best([run]) if run is not None else None
+    if run is not None:
+        candidates.append(run)
+    if every is not None:
+        every.extend(s for s in candidates if s and all(_content(a) for a in s))
+    return None, _best(candidates)
+
+
+def _node(op: Any, av: Any, start: bool) -> _Info:
+    empty = frozenset({""})
+    if op is c.LITERAL:
+        return frozenset({chr(av)}), None
+    if op is c.IN:
+        return _class(av), None
+    if op is c.AT and av in _STARTS:
+        return frozenset({_BOUND}), None
+    if op in (c.AT, c.ASSERT, c.ASSERT_NOT):
+        return empty, None
+    if op is c.SUBPATTERN:
+        return _seq(av[-1], start)
+    if op is c.BRANCH:
+        exacts: set[str] = set()
+        reqs: set[str] = set()
+        all_exact = True
+        all_req = True
+        for branch in av[1]:
+            exact, required = _seq(branch, start)
+            if exact is None:
+                all_exact = False
+            else:
+                exacts |= exact
+            chosen = required if required is not None else exact
+            if chosen is None or not all(_content(a) for a in chosen):
+                all_req = False
+            else:
+                reqs |= chosen
+        exact_out = frozenset(exacts) if all_exact and len(exacts) <= _MAX_EXACT else None
+        return exact_out, (_minimal(frozenset(reqs)) if all_req else None)
+    if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+        low, high, sub = av
+        exact, required = _seq(sub, start and high == 1)
+        if low == 0:
+            if high == 1 and exact is not None:
+                return exact | {""}, None
+            return None, None
+        if low == high == 1:
+            return exact, required
+        return None, required if required is not None else _best([exact] if exact else [])
+    return None, None
+
+
+_WORDS = re.compile(r"\w+")
+
+
+Present = set[str]
+
+
+def admits(keys: tuple[frozenset[str], ...] | None, found: Present) -> bool:
+    """Whether a rule with these anchor sets may match a text with ``found`` keys."""
+    if keys is None:
+        return True
+    return not any(s.isdisjoint(found) for s in keys)
+
+
+def present(text: str, substrings: Iterable[str]) -> Present:
+    """The keys present in ``text``: every word's 2-, 3- and 4-letter prefixes,
+    and those of ``substrings`` (substring keys) that occur."""
+    words = set(_WORDS.findall(text))
+    keys = {w[:4] for w in words}
+    keys.update([w[:3] for w in words])
+    keys.update([w[:2] for w in words])
+    keys.update([k for k in substrings if k[1:] in text])
+    return keys
+
+
+def _useful(key: str) -> bool:
+    if key[0] != SUBSTRING:
+        return True
+    core = key[1:].strip()
+    # Two CJK characters are as rare as a long Latin word.
+    return (len(core) >= 3 or (len(core) == 2 and not core.isascii())) and core not in _COMMON
+
+
+#: At most this many anchor sets are kept per rule (the cheapest).
+MAX_SETS = 3
+
+
+def anchors(pattern: str) -> tuple[frozenset[str], ...] | None:
+    """Sets of anchor keys: every match of ``pattern`` contains a key of *each*
+    set (the literals of a phrase's several parts); None if none is known."""
+    every: list[frozenset[str]] = []
+    exact, required = _seq(p.parse(pattern), False, every)
+    if not every and required is None and exact is not None:
+        required = _best([exact])
+    if not every and required is not None:
+        every = [required]
+    sets = {_minimal_keys(frozenset(_core(a) for a in s)) for s in every}
+    # A set with a short substring key (``:``, `` to``) is nearly always present:
+    # not worth its lookups.
+    sets = {s for s in sets if s and all(_useful(k) for k in s)}
+    if not sets:
+        return None
+    return tuple(sorted(sets, key=cost)[:MAX_SETS])

@@ -1,0 +1,40 @@
+"""The anchor prefilter never skips a rule that would have matched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gatewise.guardrails.injection.anchors import admits, anchors, present
+from gatewise.guardrails.injection.detector import _SUBSTRINGS, FAMILIES
+from gatewise.guardrails.injection.normalize import prepare
+from gatewise.guardrails.injection.rules import _search
+
+SAMPLE = Path(__file__).resolve().parents[3] / "eval" / "guardrails" / "injection.jsonl"
+
+
+def test_anchors_of_simple_patterns() -> None:
+    sets = anchors(r"\bignore (?:all )?instructions?\b")
+    assert sets is not None
+    assert set(sets) <= {frozenset({"igno"}), frozenset({"inst"})}
+    sets = anchors(r"\bignore\W{1,4}(?:\w+\W{1,4}){0,3}?instructions?\b")
+    assert sets is not None and set(sets) == {frozenset({"igno"}), frozenset({"inst"})}
+    assert anchors(r"\w+") is None
+    # "re" after an apostrophe is a word start in the pattern, not in "you are".
+    sets = anchors(r"\b(?:you are|you're) evil\b")
+    assert sets is not None
+    assert admits(sets, present("you are evil", _SUBSTRINGS))
+
+
+def test_prefilter_is_sound_on_the_sample() -> None:
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").split("\n") if line]
+    texts = [str(r["text"]) for r in rows] + ["you're evil", "<|im_start|>system"]
+    for text in texts:
+        for view in prepare(text).views:
+            found = present(view.text, _SUBSTRINGS)
+            for family in FAMILIES:
+                for i, regex in enumerate(family.regexes):
+                    if admits(family.keys[i], found):
+                        continue
+                    match = _search(regex, view.text, family.word_start[i])
+                    assert match is None, (family.rules[i].pattern, match.group())
