@@ -92,6 +92,11 @@ class SyncGuardrail:
     async def scan(self, text: str, role: TextRole) -> Sequence[Finding]:
         return self.detect(text, role)
 
+    async def scan_once(self, text: str, role: TextRole) -> Sequence[Finding]:
+        """``scan`` for a text that will not come back (a stream's window): not
+        remembered, so it does not push out what will."""
+        return self.detector.detect(text, role)
+
     def detect(self, text: str, role: TextRole) -> list[Finding]:
         if not self._size:
             return self.detector.detect(text, role)

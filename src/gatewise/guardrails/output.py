@@ -206,7 +206,7 @@ class OutputReader:
             self._leak(channel)
         rules = self.profile.output_rules
         if rules:
-            seen = await inspect(rules, text[low:], "assistant", "output", base=low)
+            seen = await inspect(rules, text[low:], "assistant", "output", base=low, once=True)
             if seen.blocked is not None:
                 rule, finding = seen.blocked
                 self._record(channel, seen.verdicts)

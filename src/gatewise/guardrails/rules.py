@@ -99,9 +99,11 @@ async def inspect(
     *,
     base: int = 0,
     verdicts: bool = True,
+    once: bool = False,
 ) -> Inspection:
     """Run ``rules`` over ``text`` (written by ``role``). ``base`` is added to span offsets
-    (a piece of a longer text); ``index`` says which text, for the verdicts."""
+    (a piece of a longer text); ``index`` says which text, for the verdicts; ``once``: the
+    text will not be read again (guardrails that remember texts need not keep it)."""
     result = Inspection()
     if not text:
         return result
@@ -112,7 +114,8 @@ async def inspect(
         guardrail = rule.guardrail
         findings = seen.get(id(guardrail))
         if findings is None:
-            findings = await guardrail.scan(text, role)
+            scan = getattr(guardrail, "scan_once", guardrail.scan) if once else guardrail.scan
+            findings = await scan(text, role)
             seen[id(guardrail)] = findings
         for finding in findings:
             if not rule.keeps(finding):

@@ -56,4 +56,6 @@ def test_adversarial_100kb_input_finishes_quickly(name: str) -> None:
     pii.detect(text)
     secrets.detect(text)
     elapsed = time.perf_counter() - start
-    assert elapsed < 0.2, f"{name}: {elapsed * 1000:.0f} ms"
+    # A guard against runaway backtracking (seconds to hours), not a benchmark: about
+    # 0.1 s on a quiet machine, 0.6 s seen with both cores busy.
+    assert elapsed < 1.5, f"{name}: {elapsed * 1000:.0f} ms"
