@@ -53,6 +53,7 @@ from gatewise.guardrails.injection.training_data import (
     fetch,
     load_examples,
     normalise,
+    sample_examples,
 )
 
 MAX_TOKENS = 256
@@ -95,15 +96,30 @@ def prepare(examples: Sequence[Example], exclude: set[str]) -> tuple[list[Exampl
 def split(
     examples: Sequence[Example], fraction: float, rng: np.random.Generator
 ) -> tuple[list[Example], list[Example]]:
-    """A stratified (train, validation) split."""
+    """A (train, validation) split, stratified by label and source; examples of one
+    ``group`` (a template of the evaluation sample) all fall on one side, so the
+    validation figures are for templates never trained on."""
     train: list[Example] = []
     val: list[Example] = []
-    for label in (0, 1):
-        group = [e for e in examples if e.label == label]
-        order = rng.permutation(len(group))
-        cut = max(1, round(len(group) * fraction))
-        val.extend(group[i] for i in order[:cut])
-        train.extend(group[i] for i in order[cut:])
+    strata: dict[tuple[int, str], list[Example]] = {}
+    for e in examples:
+        strata.setdefault((e.label, e.source), []).append(e)
+    for key in sorted(strata):
+        members = strata[key]
+        groups: dict[str, list[Example]] = {}
+        for i, e in enumerate(members):
+            groups.setdefault(e.group or f"#{i}", []).append(e)
+        names = sorted(groups)
+        order = rng.permutation(len(names))
+        wanted = len(members) * fraction
+        taken = 0
+        for i in order:
+            chosen = groups[names[i]]
+            if taken < wanted:
+                val.extend(chosen)
+                taken += len(chosen)
+            else:
+                train.extend(chosen)
     return train, val
 
 
@@ -188,6 +204,7 @@ def train(
     val_fraction: float = 0.2,
     l2: float = 0.3,
     limit: int | None = None,
+    dev: bool = True,
 ) -> dict[str, Any]:
     """Build the whole model folder ``out``; returns what ``metrics.json`` holds."""
     started = time.perf_counter()
@@ -196,7 +213,10 @@ def train(
     exported = time.perf_counter()
 
     raw = load_examples(data)
-    examples, excluded, conflicting = prepare(raw, excluded_texts(exclude))
+    if dev:
+        raw += sample_examples(exclude, "dev")
+    keep = "dev" if dev else None
+    examples, excluded, conflicting = prepare(raw, excluded_texts(exclude, keep_split=keep))
     rng = np.random.default_rng(seed)
     if limit is not None and len(examples) > limit:
         examples = [examples[i] for i in sorted(rng.permutation(len(examples))[:limit])]
