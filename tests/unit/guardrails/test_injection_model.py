@@ -1,5 +1,6 @@
 """The model tier of prompt-injection detection, trained for real on the pinned
-packages (about 10 s on 2 cores, wheels cached in ``~/.cache/gatewise/packages``).
+packages (a deterministic subset of 900 examples: about 20 s on 2 cores; the full
+set takes about 1.5 minutes; wheels cached in ``~/.cache/gatewise/packages``).
 
 Skipped only when the ``guardrails-model`` extra is missing and
 ``GATEWISE_REQUIRE_SERVICES`` is unset; CI sets it, so there a missing extra fails.
@@ -52,8 +53,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("injection-model")
     started = time.perf_counter()
-    train(out)
-    assert time.perf_counter() - started < 120, "training should take well under two minutes"
+    train(out, limit=900)
+    assert time.perf_counter() - started < 60, "a subset should train in well under a minute"
     return out
 
 
@@ -71,15 +72,19 @@ def test_training_writes_the_model_folder_and_its_validation_metrics(model_dir: 
     assert validation["size"] > 100 and validation["attacks"] > 20
     # Loose floors: the model must have learned something, not a benchmark.
     assert validation["recall"] >= 0.6 and validation["precision"] >= 0.6
+    classifier = json.loads((model_dir / "classifier.json").read_text())
+    assert classifier["kind"] == "mlp" and len(classifier["w1"]) == 384
+    assert report["threshold"] == classifier["threshold"]
+    assert report["validation_at_threshold"]["fpr"] <= 0.015 or report["threshold"] == 0.99
 
 
 @needs_extra
 def test_training_is_deterministic(model_dir: Path, tmp_path: Path) -> None:
     from gatewise.guardrails.injection.train import train
 
-    train(tmp_path, limit=300)
+    train(tmp_path, limit=200)
     again = tmp_path / "again"
-    train(again, limit=300)
+    train(again, limit=200)
     assert (tmp_path / "classifier.json").read_text() == (again / "classifier.json").read_text()
 
 
@@ -159,6 +164,34 @@ def test_evaluation_texts_are_never_trained_on(tmp_path: Path) -> None:
     kept, excluded, conflicting = prepare(examples, excluded_texts(sample))
     assert [e.text for e in kept] == ["Hello there"]
     assert (excluded, conflicting) == (1, 1)
+
+
+def test_only_the_samples_test_split_is_excluded(tmp_path: Path) -> None:
+    from gatewise.guardrails.injection.training_data import excluded_texts, sample_examples
+
+    sample = tmp_path / "injection.jsonl"
+    rows = [
+        {"text": "Tune on me\u2028please", "label": "attack", "split": "dev", "source": "a+b"},
+        {"text": "Never train on me", "label": "benign", "split": "test", "role": "tool"},
+    ]
+    sample.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    assert excluded_texts(sample) == {"tune on me please", "never train on me"}
+    assert excluded_texts(sample, keep_split="dev") == {"never train on me"}
+    [dev] = sample_examples(sample, "dev")
+    assert (dev.text, dev.label, dev.role, dev.group) == ("Tune on me\u2028please", 1, "user", "a")
+
+
+def test_the_threshold_is_the_lowest_within_both_false_positive_budgets() -> None:
+    import numpy as np
+
+    from gatewise.guardrails.injection.train import choose_threshold
+
+    y = np.array([0, 0, 0, 0, 1, 1, 0, 0])
+    p = np.array([0.1, 0.2, 0.3, 0.72, 0.95, 0.8, 0.1, 0.55])
+    near = np.array([False] * 6 + [True, True])
+    assert choose_threshold(y, p, 0.4, near, 1.0) == 0.5
+    assert choose_threshold(y, p, 0.4, near, 0.0) == 0.6
+    assert choose_threshold(y, p, 0.0, near, 0.0) == 0.75
 
 
 @needs_extra

@@ -11,7 +11,9 @@ tokenizers and numpy (no torch). The model folder is generated data, written by
 ``tokenizer.json``
     its WordPiece tokenizer, for the ``tokenizers`` library.
 ``classifier.json``
-    a logistic regression over the 384-dimensional embedding.
+    a small perceptron (one hidden ReLU layer) over the 384-dimensional embedding,
+    or a logistic regression (``"kind"`` says which), and the threshold chosen on
+    the validation split.
 
 ``InjectionModel.load_default()`` looks in ``$GATEWISE_MODEL_DIR/injection-model``
 when that variable is set, else in ``~/.cache/gatewise/injection-model``.
@@ -155,8 +157,19 @@ class InjectionModel:
         self.directory = Path(directory)
         _check_files(self.directory, (ENCODER_FILE, TOKENIZER_FILE, CLASSIFIER_FILE))
         spec = json.loads((self.directory / CLASSIFIER_FILE).read_text())
-        self.weights = np.asarray(spec["weights"], dtype=np.float32)
-        self.bias = float(spec["bias"])
+        self.kind = str(spec.get("kind", "logistic_regression"))
+        if self.kind == "mlp":
+            self.layers = (
+                np.asarray(spec["w1"], dtype=np.float32),
+                np.asarray(spec["b1"], dtype=np.float32),
+                np.asarray(spec["w2"], dtype=np.float32),
+                float(spec["b2"]),
+            )
+        else:
+            self.weights = np.asarray(spec["weights"], dtype=np.float32)
+            self.bias = float(spec["bias"])
+        #: The threshold chosen on the validation split when it was trained.
+        self.threshold = float(spec.get("threshold", 0.5))
         self.floor = floor
         self.encoder = Encoder(
             self.directory,
@@ -182,7 +195,12 @@ class InjectionModel:
 
     def probabilities(self, embeddings: Any) -> Any:
         np = self._np
-        return 1.0 / (1.0 + np.exp(-(embeddings @ self.weights + self.bias)))
+        if self.kind == "mlp":
+            w1, b1, w2, b2 = self.layers
+            logits = np.maximum(embeddings @ w1 + b1, 0.0) @ w2 + b2
+        else:
+            logits = embeddings @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-logits))
 
     def score(self, text: str) -> float:
         """The classifier's probability that ``text`` is an injection attempt."""

