@@ -43,6 +43,8 @@ def world(
         "limits": [
             {"name": "checks", "per": "key", "requests_per_minute": 2, "tenants": ["limited"]}
         ],
+        # A USD budget over everyone: a check costs nothing, so it is never refused as unpriced.
+        "budgets": [{"name": "spend", "per": "tenant", "usd": "10", "period": "month"}],
         "guardrails": {
             "profiles": {
                 "flagging": {"rules": [rule("pii", action="flag"), rule("secrets", on="output")]},

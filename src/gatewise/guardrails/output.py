@@ -9,8 +9,9 @@ On a stream, chunks are held back whole, never split or merged: a chunk is
 released once every text piece it carries is *settled*, that is, no match or
 placeholder can still grow across its end. How much is held depends on the
 profile's stream mode: ``window`` releases at once (checking the new text with a
-little context), ``hold`` keeps the last ``HOLD`` characters until more text or
-the end arrives, ``buffer`` releases nothing until the choice is finished. A
+little context), ``hold`` keeps back only what may still be a value in progress
+(``held_tail``: the last word, digit groups, an open key block; at most ``HOLD``
+characters), ``buffer`` releases nothing until the choice is finished. A
 replacement is written into the chunk where its text starts, and the text it
 replaces is taken out of the chunks that follow; a placeholder split over three
 chunks comes out as the value in the first and nothing in the other two.

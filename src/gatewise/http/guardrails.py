@@ -26,11 +26,14 @@ from gatewise.guardrails.setup import Guardrails
 from gatewise.http.asgi import HTTPRequest, Send, send_json
 from gatewise.http.openai import OpenAIFrontDoor
 from gatewise.policies.traffic import TrafficControl
+from gatewise.pricing.catalog import Price
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 SEVERITY = {"allow": 0, "flag": 1, "mask": 2, "block": 3}
 #: The model name a check is counted under by limits that name models.
 CHECK_MODEL = "guardrails/check"
+#: What a check costs: no tokens of any model (a USD budget admits it at no cost).
+FREE = Price()
 
 
 class GuardrailCheckEndpoint:
@@ -58,7 +61,7 @@ class GuardrailCheckEndpoint:
         admission = None
         traffic, principal = self.traffic, request.principal
         if traffic is not None and principal is not None:
-            charge = traffic.charge(ctx, principal, CHECK_MODEL, lambda: 0, 0, None)
+            charge = traffic.charge(ctx, principal, CHECK_MODEL, lambda: 0, 0, FREE)
             if charge is not None:
                 admission = await traffic.decide(ctx, charge)
         try:
