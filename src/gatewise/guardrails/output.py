@@ -40,18 +40,34 @@ _GROUP_SEPARATORS = frozenset(" \t-.()/+")
 _BLOCK_END = re.compile(r"-----END[^-\n]*-----")
 #: Characters before the unreleased text that each reading of a stream looks back at.
 CONTEXT = 64
+#: Released characters a channel drops at once (see ``Channel.trim``).
+TRIM = 4096
 
 
 class Channel:
     """One text of a reply (a choice's content, or a tool call's arguments)."""
 
-    __slots__ = ("cursor", "ended", "is_json", "key", "recorded", "replacements", "safe", "text")
+    __slots__ = (
+        "base",
+        "cursor",
+        "ended",
+        "is_json",
+        "key",
+        "recorded",
+        "replacements",
+        "safe",
+        "text",
+    )
 
     def __init__(self, key: tuple[int, int], is_json: bool) -> None:
         self.key = key
         self.is_json = is_json
+        # The text from offset ``base`` on: what was released long ago is dropped (``trim``),
+        # so a long stream costs neither memory nor copying in proportion to its length.
+        # Every other offset here counts from the start of the whole text.
         self.text = ""
-        self.cursor = 0  # offset in ``text`` released so far
+        self.base = 0
+        self.cursor = 0  # offset released so far
         self.safe = 0  # offset up to which text is settled
         self.ended = False
         self.replacements: list[Replacement] = []  # decided, not yet released; ordered
@@ -70,7 +86,20 @@ class Channel:
             end = max(end, rep.end)
             taken.append(Replacement(rep.start - start, rep.end - start, rep.text))
         self.cursor = end
-        return apply(self.text[start:end], taken)
+        base = self.base
+        return apply(self.text[start - base : end - base], taken)
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.text)
+
+    def trim(self) -> None:
+        """Drop released text, keeping the ``CONTEXT`` before the cursor (once enough
+        has gone to be worth a copy)."""
+        cut = self.cursor - CONTEXT - self.base
+        if cut >= TRIM:
+            self.text = self.text[cut:]
+            self.base += cut
 
 
 @dataclass(slots=True)
@@ -127,14 +156,14 @@ class OutputReader:
                 if delta.content:
                     channel = self._channel((choice.index, -1), False)
                     channel.text += delta.content
-                    pieces.append((channel, len(channel.text), -1))
+                    pieces.append((channel, channel.end, -1))
                     touched[id(channel)] = channel
                 for slot, tool in enumerate(delta.tool_calls or ()):
                     function = tool.function
                     if function is not None and function.arguments:
                         channel = self._channel((choice.index, tool.index), True)
                         channel.text += function.arguments
-                        pieces.append((channel, len(channel.text), slot))
+                        pieces.append((channel, channel.end, slot))
                         touched[id(channel)] = channel
                 if choice.finish_reason is not None:
                     for channel in self.channels.values():
@@ -164,6 +193,7 @@ class OutputReader:
             item = held.popleft()
             for channel, end, slot in item.pieces:
                 self._write(item.chunk, channel, slot, channel.emit(end))
+                channel.trim()
             out.append(item.chunk)
         return out
 
@@ -184,30 +214,33 @@ class OutputReader:
     # --- deciding ---------------------------------------------------------------------
 
     async def _settle(self, channel: Channel) -> None:
-        """Check the channel's unreleased text and decide how far it is settled."""
-        text = channel.text
-        total = len(text)
+        """Check the channel's unreleased text and decide how far it is settled. Offsets
+        count from the start of the whole text; ``text`` starts at ``base``."""
+        text, base, cursor = channel.text, channel.base, channel.cursor
+        total = base + len(text)
         if channel.ended:
             safe = total
         elif self.mode == "buffer":
-            channel.safe = channel.cursor
+            channel.safe = cursor
             return
         elif self.mode == "hold":
-            safe = held_tail(text, channel.cursor)
+            safe = base + held_tail(text, cursor - base)
         else:
             safe = total
         vault = self.vault
         if vault is not None and not channel.ended:
-            safe = min(safe, max(channel.cursor, vault.open_tail(text)))
+            safe = min(safe, max(cursor, base + vault.open_tail(text)))
         pending = channel.replacements
-        start = pending[-1].end if pending else channel.cursor
-        low = max(0, channel.cursor - CONTEXT)
+        start = pending[-1].end if pending else cursor
+        low = max(base, cursor - CONTEXT)
         found: list[Replacement] = []
-        if self.canary is not None and self.canary in text[low:].lower():
+        if self.canary is not None and self.canary in text[low - base :].lower():
             self._leak(channel)
         rules = self.profile.output_rules
         if rules:
-            seen = await inspect(rules, text[low:], "assistant", "output", base=low, once=True)
+            seen = await inspect(
+                rules, text[low - base :], "assistant", "output", base=low, once=True
+            )
             if seen.blocked is not None:
                 rule, finding = seen.blocked
                 self._record(channel, seen.verdicts)
@@ -215,18 +248,21 @@ class OutputReader:
             # A value whose start is already out (window mode) still has its rest masked.
             masks = [
                 (
-                    Span(max(span.start, start), span.end, span.type),
+                    Span(max(span.start, start) - base, span.end - base, span.type),
                     "redact" if style == "placeholder" else style,
                 )
                 for span, style in seen.masks
                 if span.end > start
             ]
-            found += mask_spans(text, masks, None, self.profile.hash_key)
+            found += [
+                Replacement(rep.start + base, rep.end + base, rep.text)
+                for rep in mask_spans(text, masks, None, self.profile.hash_key)
+            ]
             self._record(channel, seen.verdicts, settled=safe)
         if vault is not None:
             found += [
                 Replacement(rep.start + start, rep.end + start, rep.text)
-                for rep in vault.unmask(text[start:], escape=channel.is_json)
+                for rep in vault.unmask(text[start - base :], escape=channel.is_json)
             ]
         if found:
             found.sort(key=lambda rep: rep.start)

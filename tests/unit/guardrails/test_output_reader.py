@@ -18,7 +18,7 @@ from gatewise.core.types import (
     ToolCallDelta,
 )
 from gatewise.guardrails.masking import Vault
-from gatewise.guardrails.output import HOLD, OutputReader, held_tail
+from gatewise.guardrails.output import HOLD, TRIM, OutputReader, held_tail
 from gatewise.guardrails.rules import Profile, Rule
 from tests.unit.guardrails.fakes import PII, SECRETS, chunk, texts
 
@@ -194,3 +194,32 @@ async def test_window_mode_masks_the_rest_of_a_value_whose_start_is_out() -> Non
     profile = Profile("p", output_rules=(Rule(SECRETS, "mask", mask="redact", stream="window"),))
     out = await stream(reader(profile), ["the key is ", key[:10], key[10:], " ok"])
     assert texts(out)[:4] == ["the key is ", key[:10], "[OPENAI_API_KEY]", " ok"]
+
+
+async def long_stream(mode: str) -> tuple[str, int]:
+    """A 33 KB stream read 7 characters at a time, with a placeholder and a key in the
+    middle: what the client gets, and the most text a channel held at once."""
+    key = "sk-" + "A1b2C3d4" * 3
+    profile = Profile("p", output_rules=(Rule(SECRETS, "mask", mask="redact", stream=mode),))
+    r = reader(profile, vault_with_email())
+    line = "Some ordinary words of a long answer, line after line. "
+    body = line * 300 + "write to <EMAIL_1> with " + key + " then " + line * 300
+    out: list[ChatChunk] = []
+    longest = 0
+    for i in range(0, len(body), 7):
+        out += await r.read_chunks([chunk(body[i : i + 7])])
+        longest = max(longest, len(r.channels[(0, -1)].text))
+    out += await r.read_chunks([chunk(None, "stop")])
+    return "".join(texts(out)), longest
+
+
+@pytest.mark.parametrize("mode", ["window", "hold"])
+async def test_a_long_stream_keeps_only_a_window_and_reads_it_all_the_same(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trimmed, longest = await long_stream(mode)
+    assert longest < 3 * TRIM  # released text is dropped
+    monkeypatch.setattr("gatewise.guardrails.output.TRIM", 10**9)
+    whole, kept = await long_stream(mode)
+    assert kept > 30_000 and trimmed == whole
+    assert EMAIL in whole and "<EMAIL_1>" not in whole and "[OPENAI_API_KEY]" in whole
