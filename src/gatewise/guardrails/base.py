@@ -70,24 +70,41 @@ class Detector(Protocol):
     def detect(self, text: str, role: TextRole = "user") -> list[Finding]: ...
 
 
+class Memory:
+    """The findings of texts read recently, by role, length and Python's string hash
+    (SipHash with a per-process random key, so a text cannot be crafted to take another's
+    findings); never the text itself, and the findings hold no text either. The oldest
+    entry goes when it is full; a size of 0 remembers nothing."""
+
+    __slots__ = ("_entries", "size")
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: dict[tuple[str, int, int], list[Finding]] = {}
+
+    def get(self, text: str, role: str) -> list[Finding] | None:
+        return self._entries.get((role, len(text), hash(text))) if self.size else None
+
+    def put(self, text: str, role: str, found: list[Finding]) -> None:
+        if not self.size:
+            return
+        entries = self._entries
+        if len(entries) >= self.size:
+            del entries[next(iter(entries))]
+        entries[(role, len(text), hash(text))] = found
+
+
 class SyncGuardrail:
-    """A ``Guardrail`` around a synchronous ``Detector``, with a bounded memory of the
-    findings of texts it read recently.
+    """A ``Guardrail`` around a synchronous ``Detector``, with a ``Memory``: most of what
+    a request carries was read before (the application's system prompt on every call,
+    the whole history on every turn of a conversation)."""
 
-    Most of what a request carries was read before: the application's system prompt on
-    every call, and the whole history on every turn of a conversation. The memory is
-    keyed by the role, the length and Python's string hash (SipHash with a per-process
-    random key, so a text cannot be crafted to take another's findings), never the text
-    itself; the findings hold no text either. The oldest entry goes when it is full.
-    """
-
-    __slots__ = ("_memory", "_size", "detector", "name")
+    __slots__ = ("_memory", "detector", "name")
 
     def __init__(self, detector: Detector, memory: int = 4096) -> None:
         self.detector = detector
         self.name = detector.name
-        self._size = memory
-        self._memory: dict[tuple[str, int, int], list[Finding]] = {}
+        self._memory = Memory(memory)
 
     async def scan(self, text: str, role: TextRole) -> Sequence[Finding]:
         return self.detect(text, role)
@@ -98,14 +115,8 @@ class SyncGuardrail:
         return self.detector.detect(text, role)
 
     def detect(self, text: str, role: TextRole) -> list[Finding]:
-        if not self._size:
-            return self.detector.detect(text, role)
-        key = (role, len(text), hash(text))
-        memory = self._memory
-        found = memory.get(key)
+        found = self._memory.get(text, role)
         if found is None:
             found = self.detector.detect(text, role)
-            if len(memory) >= self._size:
-                del memory[next(iter(memory))]
-            memory[key] = found
+            self._memory.put(text, role, found)
         return found

@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from gatewise.config.guardrails import CustomGuardrailConfig, GuardrailsConfig, RuleConfig
-from gatewise.guardrails.base import Finding, Guardrail, SyncGuardrail, TextRole
+from gatewise.guardrails.base import Finding, Guardrail, Memory, SyncGuardrail, TextRole
 from gatewise.guardrails.masking import label_of
 from gatewise.guardrails.moderation import ModerationDetector
 from gatewise.guardrails.rules import Profile, Rule
@@ -61,12 +61,23 @@ class _Layered:
 
     name = "prompt_injection"
 
-    def __init__(self, fast: Any, model: Any, floor: float) -> None:
+    def __init__(self, fast: Any, model: Any, floor: float, memory: int) -> None:
         self.fast = fast
         self.model = model
         self.floor = floor
+        self._memory = Memory(memory)
 
     async def scan(self, text: str, role: TextRole) -> Sequence[Finding]:
+        found = self._memory.get(text, role)
+        if found is None:
+            found = await self._judge(text, role)
+            self._memory.put(text, role, found)
+        return found
+
+    async def scan_once(self, text: str, role: TextRole) -> Sequence[Finding]:
+        return await self._judge(text, role)
+
+    async def _judge(self, text: str, role: TextRole) -> list[Finding]:
         found: list[Finding] = self.fast.detect(text, role)
         if any(finding.score >= 0.9 for finding in found):
             return found  # certain already: the model would add only latency
@@ -83,7 +94,7 @@ def built_in(name: str, config: GuardrailsConfig) -> Guardrail:
             return SyncGuardrail(fast, config.memory)
         from gatewise.guardrails.injection.model import InjectionModel
 
-        return _Layered(fast, InjectionModel.load_default(), config.model_threshold)
+        return _Layered(fast, InjectionModel.load_default(), config.model_threshold, config.memory)
     if name == "pii":
         from gatewise.guardrails.pii import PiiDetector
 
@@ -102,7 +113,7 @@ def built_in(name: str, config: GuardrailsConfig) -> Guardrail:
         topics = TopicClassifier(
             Encoder(default_dir()), config.moderation.topics, config.moderation.similarity
         )
-        return ModerationWithClassifier(words, topics)
+        return ModerationWithClassifier(words, topics, config.memory)
     raise KeyError(name)
 
 

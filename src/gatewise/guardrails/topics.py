@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gatewise.guardrails.base import Finding, TextRole
+from gatewise.guardrails.base import Finding, Memory, TextRole
 
 
 class TopicClassifier:
@@ -44,11 +44,22 @@ class ModerationWithClassifier:
 
     name = "moderation"
 
-    def __init__(self, words: Any, classifier: TopicClassifier) -> None:
+    def __init__(self, words: Any, classifier: TopicClassifier, memory: int = 4096) -> None:
         self.words = words
         self.classifier = classifier
+        self._memory = Memory(memory)
 
     async def scan(self, text: str, role: TextRole) -> Sequence[Finding]:
+        found = self._memory.get(text, role)
+        if found is None:
+            found = await self._judge(text, role)
+            self._memory.put(text, role, found)
+        return found
+
+    async def scan_once(self, text: str, role: TextRole) -> Sequence[Finding]:
+        return await self._judge(text, role)
+
+    async def _judge(self, text: str, role: TextRole) -> list[Finding]:
         found: list[Finding] = self.words.detect(text, role)
         judged = await asyncio.to_thread(self.classifier.detect, text)
         named = {finding.category for finding in found}
