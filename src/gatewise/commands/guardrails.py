@@ -115,7 +115,7 @@ def run_eval(path: Path, profile: Profile) -> str:
 
 def eval_command(path: Path, profile_name: str | None, config_path: Path | None) -> int:
     from gatewise.config.loader import ConfigError, load_config
-    from gatewise.config.secrets import resolve_reference
+    from gatewise.config.secrets import SecretResolutionError, interpolate
 
     try:
         if config_path is not None:
@@ -123,14 +123,14 @@ def eval_command(path: Path, profile_name: str | None, config_path: Path | None)
             base = config_path.resolve().parent
         else:
             section, base = GuardrailsConfig(), None
-        rails = build_guardrails(section, lambda ref: resolve_reference(ref, base))
+        rails = build_guardrails(section, lambda text: interpolate(text, base))
         name = profile_name or section.check_profile
         if name not in rails.profiles:
             raise EvalError(
                 f"unknown profile {name!r} (known: {', '.join(sorted(rails.profiles))})"
             )
         typer.echo(run_eval(path, rails.profile(name)))
-    except (EvalError, ConfigError, OSError) as error:
+    except (EvalError, ConfigError, SecretResolutionError, OSError) as error:
         typer.echo(f"error: {error}", err=True)
         return 1
     return 0

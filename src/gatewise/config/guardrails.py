@@ -127,7 +127,9 @@ class CustomGuardrailConfig(Strict):
         None, description="webhook: where to POST {text, role, direction}; answers findings."
     )
     headers: dict[str, str] = Field(
-        default_factory=dict, description="webhook: header values may be ${env:...} references."
+        default_factory=dict,
+        description="webhook: header values; secrets as ${env:...} or ${file:...} references "
+        "(also inside a value: 'Bearer ${env:DLP_TOKEN}').",
     )
     timeout_ms: int = Field(1000, ge=10, le=60_000)
     on_error: Literal["open", "closed"] = Field(

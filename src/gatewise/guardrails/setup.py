@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from gatewise.config.guardrails import CustomGuardrailConfig, GuardrailsConfig, RuleConfig
+from gatewise.config.secrets import SecretResolutionError
 from gatewise.guardrails.base import Finding, Guardrail, Memory, SyncGuardrail, TextRole
 from gatewise.guardrails.masking import label_of
 from gatewise.guardrails.moderation import ModerationDetector
@@ -117,13 +118,24 @@ def built_in(name: str, config: GuardrailsConfig) -> Guardrail:
     raise KeyError(name)
 
 
+def _resolved(resolve: Callable[[str], str], value: str, where: str) -> str:
+    """``value`` with its secret reference resolved; a failure names the setting."""
+    try:
+        return resolve(value)
+    except SecretResolutionError as exc:
+        raise SecretResolutionError(f"{where}: {exc}") from None
+
+
 def custom(name: str, config: CustomGuardrailConfig, resolve: Callable[[str], str]) -> Guardrail:
     if config.type == "webhook":
         assert config.url is not None
         return WebhookGuardrail(
             name,
             config.url,
-            headers={k: resolve(v) for k, v in config.headers.items()},
+            headers={
+                k: _resolved(resolve, v, f"custom.{name}.headers.{k}")
+                for k, v in config.headers.items()
+            },
             timeout_ms=config.timeout_ms,
             fail_open=config.on_error == "open",
         )
@@ -209,7 +221,7 @@ def build_guardrails(
             frozenset(spec.roles) if spec.roles else None,
         )
 
-    hash_key = resolve(config.hash_key).encode() if config.hash_key else None
+    hash_key = _resolved(resolve, config.hash_key, "hash_key").encode() if config.hash_key else None
     profiles: dict[str, Profile] = {}
     for name, spec in config.all_profiles().items():
         scanning = [r for r in spec.rules if r.guardrail != "system_prompt_leak"]
@@ -223,6 +235,8 @@ def build_guardrails(
             leak_stream=leaks[0].stream if leaks else "hold",
             hash_key=hash_key,
         )
+    for name in config.custom:
+        guardrail(name)  # unused ones too: a mistake in one shows when the gateway starts
     return Guardrails(config, profiles, made, directory)
 
 

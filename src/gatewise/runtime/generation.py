@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gatewise.config.models import Config
-from gatewise.config.secrets import resolve_reference
 from gatewise.corridor.chain import Corridor
 from gatewise.corridor.observer import Observer, Observers
 from gatewise.corridor.step import Step
-from gatewise.guardrails.setup import Guardrails, build_guardrails, used_profiles
+from gatewise.guardrails.setup import Guardrails, used_profiles
 from gatewise.guardrails.steps import profile_steps
 from gatewise.http.anthropic import AnthropicFrontDoor
 from gatewise.http.guardrails import GuardrailCheckEndpoint
@@ -142,11 +141,8 @@ def build_generation(
     approval = frozenset(m.name for m in config.models if m.approval == "required")
     access = ModelAccessPolicy(services.identity_cache, approval)
     watchers = Observers(observers(config, services))
-    guardrails = build_guardrails(
-        config.guardrails,
-        lambda ref: resolve_reference(ref, config_dir),
-        lambda: services.identity_cache.directory,
-    )
+    guardrails = prepared.guardrails
+    guardrails.directory = lambda: services.identity_cache.directory
     lanes = guardrail_lanes(services, access, guardrails)
     corridor = Corridor(
         prepared.catalog,

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gatewise.config.models import Config
-from gatewise.config.secrets import SecretResolutionError
+from gatewise.config.secrets import SecretResolutionError, interpolate
 from gatewise.core.types import ModelCard
+from gatewise.guardrails.setup import Guardrails, UnknownGuardrailPlugin, build_guardrails
 from gatewise.providers.base import Provider
 from gatewise.providers.registry import UnknownProviderType, provider_type
 from gatewise.routing.catalog import ModelCatalog, Route, Target
@@ -37,6 +38,7 @@ class Prepared:
     catalog: ModelCatalog
     store_url: str
     skipped: list[str]
+    guardrails: Guardrails
 
 
 def prepare(config: Config, config_dir: Path | None = None) -> Prepared:
@@ -71,4 +73,21 @@ def prepare(config: Config, config_dir: Path | None = None) -> Prepared:
         store_url = resolve_store_url(config.store.url, config_dir)
     except SecretResolutionError as exc:
         raise StartupError(f"store.url: {exc}") from None
-    return Prepared(providers, ModelCatalog(routes), store_url, skipped)
+    return Prepared(
+        providers, ModelCatalog(routes), store_url, skipped, prepare_guardrails(config, config_dir)
+    )
+
+
+def prepare_guardrails(config: Config, config_dir: Path | None) -> Guardrails:
+    """The guardrails, their secrets resolved and plug-ins and models loaded; what cannot
+    be is a one-line error naming the setting."""
+    section = config.guardrails
+    try:
+        return build_guardrails(section, lambda text: interpolate(text, config_dir))
+    except SecretResolutionError as exc:
+        raise StartupError(f"guardrails.{exc}") from None
+    except UnknownGuardrailPlugin as exc:
+        raise StartupError(str(exc)) from None
+    except (ImportError, FileNotFoundError) as exc:  # the model tier's extra or model
+        setting = "moderation.classifier" if section.moderation.classifier else "model_tier"
+        raise StartupError(f"guardrails.{setting}: {exc}") from None

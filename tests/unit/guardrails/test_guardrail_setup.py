@@ -122,3 +122,33 @@ def test_findings_are_remembered_per_text_and_role_within_a_bound() -> None:
     never.detect("x", "user")
     never.detect("x", "user")
     assert never.detector.calls == 2  # type: ignore[attr-defined]
+
+
+def test_what_cannot_start_is_one_line_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gatewise.config.models import Config
+    from gatewise.runtime.prepare import StartupError, prepare_guardrails
+
+    monkeypatch.delenv("GW_MISSING_SECRET", raising=False)
+    monkeypatch.setenv("GW_DLP_TOKEN", "t0k")
+
+    def start(section: dict[str, Any]) -> Guardrails:
+        return prepare_guardrails(Config.model_validate({"guardrails": section}), tmp_path)
+
+    with pytest.raises(
+        StartupError, match=r"^guardrails.hash_key: environment variable GW_MISSING"
+    ):
+        start({"hash_key": "${env:GW_MISSING_SECRET}"})
+    hook = {"type": "webhook", "url": "http://127.0.0.1:9/check"}
+    missing = {**hook, "headers": {"authorization": "Bearer ${env:GW_MISSING_SECRET}"}}
+    with pytest.raises(StartupError, match=r"^guardrails.custom.w.headers.authorization: "):
+        start({"custom": {"w": missing}})
+    fine = {**hook, "headers": {"authorization": "Bearer ${env:GW_DLP_TOKEN}", "x-team": "a"}}
+    rails = start({"custom": {"w": fine}, "profiles": {"p": {"rules": [{"guardrail": "w"}]}}})
+    assert b"authorization: Bearer t0k\r\nx-team: a\r\n" in rails.guardrails["w"]._head.encode()  # type: ignore[attr-defined]
+    monkeypatch.setenv("GATEWISE_MODEL_DIR", str(tmp_path))
+    with pytest.raises(
+        StartupError, match=r"^guardrails.model_tier: .*gatewise.guardrails.injection.train"
+    ):
+        start({"model_tier": True})
