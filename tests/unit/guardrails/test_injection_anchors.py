@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gatewise.guardrails.injection.anchors import admits, anchors, present
+from gatewise.guardrails.injection.anchors import Keyed, admits, anchors, present
 from gatewise.guardrails.injection.detector import _SUBSTRINGS, FAMILIES
 from gatewise.guardrails.injection.normalize import prepare
-from gatewise.guardrails.injection.rules import _search
+from gatewise.guardrails.injection.rules import _search, _windowed
 
 SAMPLE = Path(__file__).resolve().parents[3] / "eval" / "guardrails" / "injection.jsonl"
 
@@ -38,3 +38,28 @@ def test_prefilter_is_sound_on_the_sample() -> None:
                         continue
                     match = _search(regex, view.text, family.word_start[i])
                     assert match is None, (family.rules[i].pattern, match.group())
+
+
+def test_windowed_search_finds_what_the_full_search_finds() -> None:
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").split("\n") if line]
+    texts = [str(r["text"]) for r in rows]
+    # Long texts too, where the windows are narrow next to the text.
+    texts += ["\n".join(texts[i : i + 12]) for i in range(0, len(texts), 12)]
+    for text in texts:
+        for view in prepare(text).views:
+            keyed = Keyed(view.text, _SUBSTRINGS)
+            for family in FAMILIES:
+                for i, regex in enumerate(family.regexes):
+                    sets = family.keys[i]
+                    if sets is None or not admits(sets, keyed.keys):
+                        continue
+                    most = family.widths[i].at(keyed)
+                    assert most is not None
+                    full = _search(regex, view.text, family.word_start[i])
+                    windowed = _windowed(regex, family.word_start[i], sets, keyed, most)
+                    assert (full and full.span()) == (windowed and windowed.span()), (
+                        family.rules[i].pattern,
+                        view.text[:80],
+                    )
+                    if full is not None:
+                        assert len(full.group()) <= most

@@ -21,6 +21,7 @@ import re
 import re._constants as c  # type: ignore[import-not-found]
 import re._parser as p  # type: ignore[import-not-found]
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 #: Products of alternatives larger than this are not expanded.
@@ -295,6 +296,59 @@ def present(text: str, substrings: Iterable[str]) -> Present:
     return keys
 
 
+def occurrences(text: str, key: str) -> list[int]:
+    """Where ``key`` occurs in ``text``, in order: a prefix key where a word
+    starts with it, a substring key anywhere."""
+    word = key[0] != SUBSTRING
+    core = key if word else key[1:]
+    out: list[int] = []
+    find = text.find
+    at = find(core)
+    while at >= 0:
+        if not word or at == 0 or not (text[at - 1].isalnum() or text[at - 1] == "_"):
+            out.append(at)
+        at = find(core, at + 1)
+    return out
+
+
+_SPACES = re.compile(r"\s+")
+
+
+class Keyed:
+    """A text, the keys present in it, and (computed on demand, then kept) where
+    each key occurs and how long its longest runs of non-space and of space
+    characters are: what a rule needs to search only around its anchors."""
+
+    __slots__ = ("_runs", "_where", "keys", "text")
+
+    def __init__(self, text: str, substrings: Iterable[str]) -> None:
+        self.text = text
+        self.keys = present(text, substrings)
+        self._where: dict[str, list[int]] = {}
+        self._runs: list[int | None] = [None, None]
+
+    def where(self, key: str) -> list[int]:
+        found = self._where.get(key)
+        if found is None:
+            found = occurrences(self.text, key) if key in self.keys else []
+            self._where[key] = found
+        return found
+
+    def longest_word(self) -> int:
+        """The longest run of non-space characters (a bound on any ``\\w``, ``\\S``... run)."""
+        run = self._runs[0]
+        if run is None:
+            run = self._runs[0] = max(map(len, self.text.split()), default=0)
+        return run
+
+    def longest_space(self) -> int:
+        """The longest run of space characters."""
+        run = self._runs[1]
+        if run is None:
+            run = self._runs[1] = max(map(len, _SPACES.findall(self.text)), default=0)
+        return run
+
+
 def _useful(key: str) -> bool:
     if key[0] != SUBSTRING:
         return True
@@ -323,3 +377,124 @@ def anchors(pattern: str) -> tuple[frozenset[str], ...] | None:
     if not sets:
         return None
     return tuple(sorted(sets, key=cost)[:MAX_SETS])
+
+
+#: Every character ``\s`` matches (all are below U+3001).
+_SPACE_CHARS = [chr(i) for i in range(0x3001) if chr(i).isspace()]
+#: What each category says of a space character.
+_ON_SPACE = {
+    c.CATEGORY_WORD: False,
+    c.CATEGORY_NOT_WORD: True,
+    c.CATEGORY_DIGIT: False,
+    c.CATEGORY_NOT_DIGIT: True,
+    c.CATEGORY_SPACE: True,
+    c.CATEGORY_NOT_SPACE: False,
+}
+_UNBOUNDED = (0, 0, 0, True)
+
+
+@dataclass(frozen=True, slots=True)
+class Width:
+    """An upper bound on a pattern's match length in a given text: ``fixed``
+    plus ``words`` times the text's longest run of non-space characters plus
+    ``spaces`` times its longest run of spaces; no bound if ``unbounded``."""
+
+    fixed: int
+    words: int
+    spaces: int
+    unbounded: bool
+
+    def at(self, keyed: Keyed) -> int | None:
+        if self.unbounded:
+            return None
+        total = self.fixed
+        if self.words:
+            total += self.words * keyed.longest_word()
+        if self.spaces:
+            total += self.spaces * keyed.longest_space()
+        return total
+
+
+def _on_space(op: Any, av: Any, ch: str) -> bool | None:
+    """Whether a one-character item matches the space character ``ch`` (None: unknown)."""
+    if op is c.LITERAL:
+        return chr(av) == ch
+    if op is c.NOT_LITERAL or op is c.ANY:
+        return chr(av) != ch if op is c.NOT_LITERAL else True
+    if op is not c.IN:
+        return None
+    negate = False
+    hit = False
+    for iop, iav in av:
+        if iop is c.NEGATE:
+            negate = True
+        elif iop is c.LITERAL:
+            hit = hit or chr(iav) == ch
+        elif iop is c.RANGE:
+            hit = hit or iav[0] <= ord(ch) <= iav[1]
+        elif iop is c.CATEGORY and iav in _ON_SPACE:
+            hit = hit or _ON_SPACE[iav]
+        else:
+            return None
+    return hit != negate
+
+
+def _run_kind(sub: Any) -> str | None:
+    """``words`` if the repeated item matches only non-space characters, ``spaces``
+    if only space characters, None otherwise (or if it is not one character)."""
+    items = list(sub)
+    if len(items) != 1:
+        return None
+    op, av = items[0]
+    on = [_on_space(op, av, ch) for ch in _SPACE_CHARS]
+    if not any(on) and None not in on:
+        return "words"
+    only_space = (op is c.LITERAL and chr(av).isspace()) or (
+        op is c.IN and all(i == (c.CATEGORY, c.CATEGORY_SPACE) for i in av)
+    )
+    return "spaces" if only_space else None
+
+
+def _width(items: Any) -> tuple[int, int, int, bool]:
+    fixed = words = spaces = 0
+    for op, av in items:
+        if op in (c.LITERAL, c.NOT_LITERAL, c.ANY, c.IN):
+            fixed += 1
+        elif op is c.AT:
+            continue
+        elif op is c.SUBPATTERN:
+            f, w, s, u = _width(av[-1])
+            if u:
+                return _UNBOUNDED
+            fixed, words, spaces = fixed + f, words + w, spaces + s
+        elif op is c.BRANCH:
+            parts = [_width(b) for b in av[1]]
+            if any(p[3] for p in parts):
+                return _UNBOUNDED
+            fixed += max(p[0] for p in parts)
+            words += max(p[1] for p in parts)
+            spaces += max(p[2] for p in parts)
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            _, high, sub = av
+            if high == c.MAXREPEAT:
+                kind = _run_kind(sub)
+                if kind == "words":
+                    words += 1
+                elif kind == "spaces":
+                    spaces += 1
+                else:
+                    return _UNBOUNDED
+                continue
+            f, w, s, u = _width(sub)
+            if u:
+                return _UNBOUNDED
+            fixed, words, spaces = fixed + high * f, words + high * w, spaces + high * s
+        else:
+            # Look-arounds, back-references...: not analysed, no bound.
+            return _UNBOUNDED
+    return fixed, words, spaces, False
+
+
+def width(pattern: str) -> Width:
+    """An upper bound on the length of any match of ``pattern`` (see ``Width``)."""
+    return Width(*_width(p.parse(pattern)))

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from ...guardrails.base import Finding, Span, TextRole
 from . import suffix
-from .anchors import SUBSTRING, present
+from .anchors import SUBSTRING, Keyed
 from .channel import CHANNEL_FAMILIES, DELIMITER_SMUGGLING, INDIRECT_INJECTION
 from .direct import DIRECT_FAMILIES
 from .normalize import Prepared, View, prepare
@@ -92,7 +92,7 @@ class InjectionDetector:
         hidden = 0.0
         plain_scores: dict[str, float] = {}
         for view in prepared.views:
-            keys = present(view.text, _SUBSTRINGS)
+            keys = Keyed(view.text, _SUBSTRINGS)
             for family in FAMILIES:
                 if view.kind == "leet" and family.name not in _WORDING:
                     continue

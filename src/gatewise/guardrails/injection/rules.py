@@ -22,7 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .anchors import Present, admits, anchors
+from .anchors import Keyed, Present, admits, anchors, width
 
 #: A phrase in quotes inside a text that talks *about* attacks is a mention, not
 #: a use ("text such as 'ignore previous instructions' is an attack"): its
@@ -85,6 +85,68 @@ def _search(regex: re.Pattern[str], text: str, word_start: bool) -> re.Match[str
     return None
 
 
+def _windowed(
+    regex: re.Pattern[str],
+    word_start: bool,
+    sets: tuple[frozenset[str], ...],
+    keyed: Keyed,
+    most: int,
+) -> re.Match[str] | None:
+    """``_search``'s first match, found by searching only where a match can be:
+    around the occurrences of the rule's anchors.
+
+    Every match contains an occurrence of a key of each anchor set and is at most
+    ``most`` characters long, so it starts within ``most`` characters before an
+    occurrence of the set with the fewest. Each such stretch is searched with the
+    text cut ``most + 1`` characters after its last possible start: any match
+    starting there ends, and every ``\\b`` or ``$`` it checks sits, before the cut,
+    so the engine finds exactly the match it finds in the whole text. The
+    stretches are searched in order, so the first match found is the first in
+    the text. (``MAX_TRIES`` counts the misplaced candidates inside the stretches
+    only: those elsewhere hold no anchor and cannot be a match.)
+    """
+    text = keyed.text
+    size = len(text)
+    best: list[int] | None = None
+    for keys in sets:
+        where: list[int] = []
+        for key in keys:
+            where += keyed.where(key)
+        if best is None or len(where) < len(best):
+            best = where
+    if not best:
+        return None
+    if len(best) > 1:
+        best.sort()
+    tries = 0
+    index = 0
+    while index < len(best):
+        first = max(0, best[index] - most)
+        last = best[index]
+        index += 1
+        # Stretches closer than a match's length are searched as one.
+        while index < len(best) and best[index] - most <= last + most:
+            last = best[index]
+            index += 1
+        end = min(size, last + most + 1)
+        pos = first
+        while True:
+            m = regex.search(text, pos, end)
+            if m is None or m.start() > last:
+                break
+            start = m.start()
+            if not word_start:
+                return m
+            before = start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_")
+            if not before and start < size and (text[start].isalnum() or text[start] == "_"):
+                return m
+            tries += 1
+            if tries >= MAX_TRIES:
+                return None
+            pos = start + 1
+    return None
+
+
 class Family:
     """A named set of rules, compiled once, each with its anchors (see ``anchors``)."""
 
@@ -100,17 +162,59 @@ class Family:
         )
         self.word_start = tuple(r.pattern.startswith(r"\b") for r in self.rules)
         self.keys = tuple(anchors(r.pattern) for r in self.rules)
+        self.widths = tuple(width(r.pattern.removeprefix(r"\b")) for r in self.rules)
+        # Inverted index of the anchors: key -> (rule, bit of the set it is in).
+        self._index: dict[str, list[tuple[int, int]]] = {}
+        self._full: dict[int, int] = {}
+        self._always: list[int] = []
+        for index, sets in enumerate(self.keys):
+            if sets is None:
+                self._always.append(index)
+                continue
+            self._full[index] = (1 << len(sets)) - 1
+            for bit, keys in enumerate(sets):
+                for key in keys:
+                    self._index.setdefault(key, []).append((index, 1 << bit))
+        self._indexed = frozenset(self._index)
 
-    def scan(self, text: str, role: str, present: Present | None = None) -> Scan:
+    def admitted(self, found: Present) -> list[int]:
+        """The rules whose every anchor set has a key in ``found``, in order."""
+        got: dict[int, int] = {}
+        index = self._index
+        for key in self._indexed.intersection(found):
+            for rule, bit in index[key]:
+                got[rule] = got.get(rule, 0) | bit
+        full = self._full
+        out = [rule for rule, bits in got.items() if bits == full[rule]]
+        out += self._always
+        out.sort()
+        return out
+
+    def scan(self, text: str, role: str, present: Present | Keyed | None = None) -> Scan:
         """Score ``text`` (lower-cased) as written by ``role``. ``present``: the
-        anchors found in ``text``; rules with none of theirs there are skipped."""
+        anchors found in ``text`` (a ``Keyed`` for it: rules are then searched
+        only around their anchors); rules with none of theirs there are skipped."""
+        keyed: Keyed | None = None
+        if isinstance(present, Keyed):
+            keyed = present
+            indices: Sequence[int] = self.admitted(present.keys)
+        elif present is not None:
+            found = present
+            indices = [i for i in range(len(self.rules)) if admits(self.keys[i], found)]
+        else:
+            indices = range(len(self.rules))
         hit: list[tuple[int, int, int]] = []
-        for index, rule in enumerate(self.rules):
+        size = len(text)
+        for index in indices:
+            rule = self.rules[index]
             if rule.roles is not None and role not in rule.roles:
                 continue
-            if present is not None and not admits(self.keys[index], present):
-                continue
-            m = _search(self.regexes[index], text, self.word_start[index])
+            sets = self.keys[index]
+            most = self.widths[index].at(keyed) if keyed is not None and sets else None
+            if keyed is None or sets is None or most is None or 4 * most >= size:
+                m = _search(self.regexes[index], text, self.word_start[index])
+            else:
+                m = _windowed(self.regexes[index], self.word_start[index], sets, keyed, most)
             if m is not None:
                 hit.append((index, m.start(), m.end()))
         if not hit:
