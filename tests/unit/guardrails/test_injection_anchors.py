@@ -8,7 +8,7 @@ from pathlib import Path
 from gatewise.guardrails.injection.anchors import Keyed, admits, anchors, present
 from gatewise.guardrails.injection.detector import _SUBSTRINGS, FAMILIES
 from gatewise.guardrails.injection.normalize import prepare
-from gatewise.guardrails.injection.rules import _search, _windowed
+from gatewise.guardrails.injection.rules import _anchored, _search, _windowed
 
 SAMPLE = Path(__file__).resolve().parents[3] / "eval" / "guardrails" / "injection.jsonl"
 
@@ -40,7 +40,7 @@ def test_prefilter_is_sound_on_the_sample() -> None:
                     assert match is None, (family.rules[i].pattern, match.group())
 
 
-def test_windowed_search_finds_what_the_full_search_finds() -> None:
+def test_windowed_and_anchored_searches_find_what_the_full_search_finds() -> None:
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").split("\n") if line]
     texts = [str(r["text"]) for r in rows]
     # Long texts too, where the windows are narrow next to the text.
@@ -51,15 +51,19 @@ def test_windowed_search_finds_what_the_full_search_finds() -> None:
             for family in FAMILIES:
                 for i, regex in enumerate(family.regexes):
                     sets = family.keys[i]
-                    if sets is None or not admits(sets, keyed.keys):
+                    if sets is not None and not admits(sets, keyed.keys):
                         continue
                     most = family.widths[i].at(keyed)
                     assert most is not None
                     full = _search(regex, view.text, family.word_start[i])
-                    windowed = _windowed(regex, family.word_start[i], sets, keyed, most)
-                    assert (full and full.span()) == (windowed and windowed.span()), (
-                        family.rules[i].pattern,
-                        view.text[:80],
-                    )
+                    span = full and full.span()
+                    where = (family.rules[i].pattern, view.text[:80])
                     if full is not None:
-                        assert len(full.group()) <= most
+                        assert len(full.group()) <= most, where
+                    if sets is not None:
+                        windowed = _windowed(regex, family.word_start[i], sets, keyed, most)
+                        assert span == (windowed and windowed.span()), where
+                    lead = family.leads[i]
+                    if lead is not None:
+                        anchored = _anchored(regex, lead, sets, keyed, most)
+                        assert span == (anchored and anchored.span()), where

@@ -319,12 +319,13 @@ class Keyed:
     each key occurs and how long its longest runs of non-space and of space
     characters are: what a rule needs to search only around its anchors."""
 
-    __slots__ = ("_runs", "_where", "keys", "text")
+    __slots__ = ("_among", "_runs", "_where", "keys", "text")
 
     def __init__(self, text: str, substrings: Iterable[str]) -> None:
         self.text = text
         self.keys = present(text, substrings)
         self._where: dict[str, list[int]] = {}
+        self._among: dict[frozenset[str], list[int]] = {}
         self._runs: list[int | None] = [None, None]
 
     def where(self, key: str) -> list[int]:
@@ -332,6 +333,17 @@ class Keyed:
         if found is None:
             found = occurrences(self.text, key) if key in self.keys else []
             self._where[key] = found
+        return found
+
+    def among(self, keys: frozenset[str]) -> list[int]:
+        """Where any of ``keys`` occurs, in order."""
+        found = self._among.get(keys)
+        if found is None:
+            found = []
+            for key in keys.intersection(self.keys):
+                found += self.where(key)
+            found.sort()
+            self._among[keys] = found
         return found
 
     def longest_word(self) -> int:
@@ -498,3 +510,43 @@ def _width(items: Any) -> tuple[int, int, int, bool]:
 def width(pattern: str) -> Width:
     """An upper bound on the length of any match of ``pattern`` (see ``Width``)."""
     return Width(*_width(p.parse(pattern)))
+
+
+_LEAD = re.compile(r"\w*")
+
+
+def leading(pattern: str) -> frozenset[str] | None:
+    """Prefix keys one of which every match of ``pattern`` *starts* with, for a
+    pattern whose matches start at a word start: the first letters (up to four,
+    at least two) of each literal the pattern can begin with. None if unknown."""
+    return _leading(p.parse(pattern))
+
+
+def _leading(items: Any) -> frozenset[str] | None:
+    run: set[str] = {""}
+    for op, av in items:
+        exact, _ = _node(op, av, False)
+        if exact is None or len(run) * len(exact) > _MAX_EXACT:
+            if run == {""} and op is c.SUBPATTERN:
+                return _leading(av[-1])
+            if run == {""} and op is c.BRANCH:
+                keys: set[str] = set()
+                for branch in av[1]:
+                    found = _leading(branch)
+                    if found is None:
+                        return None
+                    keys |= found
+                return frozenset(keys)
+            break
+        run = {a + b.replace(_BOUND, "") for a in run for b in exact}
+        # Enough once every literal's first word is four letters or complete.
+        if all(len(_head(a)) >= 4 or _head(a) != a for a in run):
+            break
+    keys = {_head(a)[:4] for a in run}
+    if any(len(k) < 2 for k in keys):
+        return None
+    return frozenset(keys)
+
+
+def _head(literal: str) -> str:
+    return _LEAD.match(literal).group()  # type: ignore[union-attr]

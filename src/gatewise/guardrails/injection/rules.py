@@ -19,10 +19,11 @@ backtracking; the tests fuzz this).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .anchors import Keyed, Present, admits, anchors, width
+from .anchors import Keyed, Present, admits, anchors, leading, width
 
 #: A phrase in quotes inside a text that talks *about* attacks is a mention, not
 #: a use ("text such as 'ignore previous instructions' is an attack"): its
@@ -95,38 +96,46 @@ def _windowed(
     """``_search``'s first match, found by searching only where a match can be:
     around the occurrences of the rule's anchors.
 
-    Every match contains an occurrence of a key of each anchor set and is at most
-    ``most`` characters long, so it starts within ``most`` characters before an
-    occurrence of the set with the fewest. Each such stretch is searched with the
-    text cut ``most + 1`` characters after its last possible start: any match
-    starting there ends, and every ``\\b`` or ``$`` it checks sits, before the cut,
-    so the engine finds exactly the match it finds in the whole text. The
-    stretches are searched in order, so the first match found is the first in
-    the text. (``MAX_TRIES`` counts the misplaced candidates inside the stretches
-    only: those elsewhere hold no anchor and cannot be a match.)
+    Every match is at most ``most`` characters long and contains an occurrence of
+    a key of each anchor set, so it starts at most ``most`` characters before an
+    occurrence of the set with the fewest, and near enough to one of every other
+    set. Each such stretch of starts is searched with the text cut ``most + 1``
+    characters after its last start: a match starting there ends, and every
+    ``\\b`` or ``$`` it checks sits, before the cut, so the engine finds exactly
+    the match it finds in the whole text. The stretches are searched in order,
+    so the first match found is the first in the text. (``MAX_TRIES`` counts the
+    misplaced candidates inside the stretches only: those elsewhere hold no
+    anchor and cannot be a match.)
     """
     text = keyed.text
     size = len(text)
-    best: list[int] | None = None
-    for keys in sets:
-        where: list[int] = []
-        for key in keys:
-            where += keyed.where(key)
-        if best is None or len(where) < len(best):
-            best = where
-    if not best:
-        return None
-    if len(best) > 1:
-        best.sort()
+    found = sorted((keyed.among(keys) for keys in sets), key=len)
+    base, others = found[0], found[1:]
+    starts: list[tuple[int, int]] = []
+    for at in base:
+        first, last = at - most, at
+        for other in others:
+            # An occurrence of this set within the match: in [first, last + most].
+            i = bisect_left(other, first)
+            if i == len(other) or other[i] > last + most:
+                break
+            j = bisect_right(other, last + most) - 1
+            first = max(first, other[i] - most)
+            last = min(last, other[j])
+            if first > last:
+                break
+        else:
+            starts.append((max(first, 0), last))
+    if len(starts) > 1:
+        starts.sort()
     tries = 0
     index = 0
-    while index < len(best):
-        first = max(0, best[index] - most)
-        last = best[index]
+    while index < len(starts):
+        first, last = starts[index]
         index += 1
         # Stretches closer than a match's length are searched as one.
-        while index < len(best) and best[index] - most <= last + most:
-            last = best[index]
+        while index < len(starts) and starts[index][0] <= last + most:
+            last = max(last, starts[index][1])
             index += 1
         end = min(size, last + most + 1)
         pos = first
@@ -147,6 +156,37 @@ def _windowed(
     return None
 
 
+def _anchored(
+    regex: re.Pattern[str],
+    lead: frozenset[str],
+    sets: tuple[frozenset[str], ...] | None,
+    keyed: Keyed,
+    most: int | None,
+) -> re.Match[str] | None:
+    """``_search``'s first match for a rule whose every match starts at a word
+    start with one of the prefix keys ``lead``: the regex is tried at those
+    places only, in order (and only where an occurrence of each anchor set is
+    near enough to fit in one match), with the text cut ``most + 1`` characters
+    on: the match found there is the one the whole-text search finds."""
+    starts = keyed.among(lead)
+    if not starts:
+        return None
+    text = keyed.text
+    size = len(text)
+    others = [keyed.among(keys) for keys in sets] if sets else []
+    for at in starts:
+        end = size if most is None else min(size, at + most + 1)
+        for other in others:
+            i = bisect_left(other, at)
+            if i == len(other) or other[i] >= end:
+                break
+        else:
+            m = regex.match(text, at, end)
+            if m is not None:
+                return m
+    return None
+
+
 class Family:
     """A named set of rules, compiled once, each with its anchors (see ``anchors``)."""
 
@@ -163,6 +203,12 @@ class Family:
         self.word_start = tuple(r.pattern.startswith(r"\b") for r in self.rules)
         self.keys = tuple(anchors(r.pattern) for r in self.rules)
         self.widths = tuple(width(r.pattern.removeprefix(r"\b")) for r in self.rules)
+        # For a rule whose matches start at a word start: the keys one of which
+        # every match starts with (its candidate starts are their occurrences).
+        self.leads = tuple(
+            leading(r.pattern.removeprefix(r"\b")) if r.pattern.startswith(r"\b") else None
+            for r in self.rules
+        )
         # Inverted index of the anchors: key -> (rule, bit of the set it is in).
         self._index: dict[str, list[tuple[int, int]]] = {}
         self._full: dict[int, int] = {}
@@ -210,11 +256,15 @@ class Family:
             if rule.roles is not None and role not in rule.roles:
                 continue
             sets = self.keys[index]
-            most = self.widths[index].at(keyed) if keyed is not None and sets else None
-            if keyed is None or sets is None or most is None or 4 * most >= size:
-                m = _search(self.regexes[index], text, self.word_start[index])
+            lead = self.leads[index]
+            if keyed is not None and lead is not None:
+                m = _anchored(self.regexes[index], lead, sets, keyed, self.widths[index].at(keyed))
             else:
-                m = _windowed(self.regexes[index], self.word_start[index], sets, keyed, most)
+                most = self.widths[index].at(keyed) if keyed is not None and sets else None
+                if keyed is None or sets is None or most is None or 4 * most >= size:
+                    m = _search(self.regexes[index], text, self.word_start[index])
+                else:
+                    m = _windowed(self.regexes[index], self.word_start[index], sets, keyed, most)
             if m is not None:
                 hit.append((index, m.start(), m.end()))
         if not hit:
