@@ -331,7 +331,10 @@ class Keyed:
     def where(self, key: str) -> list[int]:
         found = self._where.get(key)
         if found is None:
-            found = occurrences(self.text, key) if key in self.keys else []
+            # A prefix key occurs only if present (a substring key may not be
+            # among the ones ``present`` looks up).
+            absent = key[0] != SUBSTRING and key not in self.keys
+            found = [] if absent else occurrences(self.text, key)
             self._where[key] = found
         return found
 
@@ -340,8 +343,9 @@ class Keyed:
         found = self._among.get(keys)
         if found is None:
             found = []
-            for key in keys.intersection(self.keys):
-                found += self.where(key)
+            for key in keys:
+                if key[0] == SUBSTRING or key in self.keys:
+                    found += self.where(key)
             found.sort()
             self._among[keys] = found
         return found
@@ -515,37 +519,53 @@ def width(pattern: str) -> Width:
 _LEAD = re.compile(r"\w*")
 
 
-def leading(pattern: str) -> frozenset[str] | None:
-    """Prefix keys one of which every match of ``pattern`` *starts* with, for a
-    pattern whose matches start at a word start: the first letters (up to four,
-    at least two) of each literal the pattern can begin with. None if unknown."""
-    return _leading(p.parse(pattern))
+def leading(pattern: str, word_start: bool) -> frozenset[str] | None:
+    """Keys one of which every match of ``pattern`` *starts* with (matches that
+    must start at a word start if ``word_start``): for each literal the pattern
+    can begin with, a prefix key (its first word's first two to four letters)
+    where the literal starts at a word start, else a substring key (its first
+    characters, up to four). None if unknown."""
+    run = _leading(p.parse(pattern), _BOUND if word_start else "")
+    if run is None:
+        return None
+    keys: set[str] = set()
+    for literal in run:
+        bound = literal.startswith(_BOUND)
+        literal = literal.replace(_BOUND, "")
+        head = _head(literal)
+        if bound and head:
+            if len(head) < 2:
+                return None
+            keys.add(head[:4])
+        elif literal:
+            keys.add(SUBSTRING + literal[:4])
+        else:
+            return None
+    return frozenset(keys)
 
 
-def _leading(items: Any) -> frozenset[str] | None:
-    run: set[str] = {""}
+def _leading(items: Any, fresh: str) -> set[str] | None:
+    """The literals (``_BOUND`` for a word start) every match begins with, each
+    four characters long or complete; None if unknown."""
+    run: set[str] = {fresh}
     for op, av in items:
         exact, _ = _node(op, av, False)
         if exact is None or len(run) * len(exact) > _MAX_EXACT:
-            if run == {""} and op is c.SUBPATTERN:
-                return _leading(av[-1])
-            if run == {""} and op is c.BRANCH:
-                keys: set[str] = set()
+            if run == {fresh} and op is c.SUBPATTERN:
+                return _leading(av[-1], fresh)
+            if run == {fresh} and op is c.BRANCH:
+                out: set[str] = set()
                 for branch in av[1]:
-                    found = _leading(branch)
+                    found = _leading(branch, fresh)
                     if found is None:
                         return None
-                    keys |= found
-                return frozenset(keys)
+                    out |= found
+                return out
             break
-        run = {a + b.replace(_BOUND, "") for a in run for b in exact}
-        # Enough once every literal's first word is four letters or complete.
-        if all(len(_head(a)) >= 4 or _head(a) != a for a in run):
+        run = {a + b for a in run for b in exact}
+        if all(len(a.replace(_BOUND, "")) >= 4 for a in run):
             break
-    keys = {_head(a)[:4] for a in run}
-    if any(len(k) < 2 for k in keys):
-        return None
-    return frozenset(keys)
+    return run
 
 
 def _head(literal: str) -> str:

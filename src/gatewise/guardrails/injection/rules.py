@@ -19,6 +19,8 @@ backtracking; the tests fuzz this).
 from __future__ import annotations
 
 import re
+import re._constants as sre_constants  # type: ignore[import-not-found]
+import re._parser as sre_parse  # type: ignore[import-not-found]
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -156,6 +158,11 @@ def _windowed(
     return None
 
 
+def _literal_start(pattern: str) -> bool:
+    items = list(sre_parse.parse(pattern))
+    return bool(items) and items[0][0] is sre_constants.LITERAL
+
+
 def _anchored(
     regex: re.Pattern[str],
     lead: frozenset[str],
@@ -163,9 +170,9 @@ def _anchored(
     keyed: Keyed,
     most: int | None,
 ) -> re.Match[str] | None:
-    """``_search``'s first match for a rule whose every match starts at a word
-    start with one of the prefix keys ``lead``: the regex is tried at those
-    places only, in order (and only where an occurrence of each anchor set is
+    """``_search``'s first match for a rule whose every match starts with one of
+    the keys ``lead`` (see ``leading``): the regex is tried at their
+    occurrences only, in order (and only where an occurrence of each anchor set is
     near enough to fit in one match), with the text cut ``most + 1`` characters
     on: the match found there is the one the whole-text search finds."""
     starts = keyed.among(lead)
@@ -205,8 +212,12 @@ class Family:
         self.widths = tuple(width(r.pattern.removeprefix(r"\b")) for r in self.rules)
         # For a rule whose matches start at a word start: the keys one of which
         # every match starts with (its candidate starts are their occurrences).
+        # (Not for a pattern that starts with a literal character anywhere: the
+        # engine finds those starts faster itself.)
         self.leads = tuple(
-            leading(r.pattern.removeprefix(r"\b")) if r.pattern.startswith(r"\b") else None
+            leading(r.pattern.removeprefix(r"\b"), r.pattern.startswith(r"\b"))
+            if r.pattern.startswith(r"\b") or not _literal_start(r.pattern)
+            else None
             for r in self.rules
         )
         # Inverted index of the anchors: key -> (rule, bit of the set it is in).
@@ -236,6 +247,23 @@ class Family:
         out.sort()
         return out
 
+    def first(self, index: int, text: str, keyed: Keyed | None) -> re.Match[str] | None:
+        """Rule ``index``'s first match in ``text`` (``keyed``: the same text, keyed)."""
+        regex = self.regexes[index]
+        if keyed is None:
+            return _search(regex, text, self.word_start[index])
+        sets = self.keys[index]
+        lead = self.leads[index]
+        if lead is not None:
+            # (The longest space run costs a pass: without it, no cut.)
+            bound = self.widths[index]
+            most = bound.at(keyed) if not bound.spaces else None
+            return _anchored(regex, lead, sets, keyed, most)
+        most = self.widths[index].at(keyed) if sets else None
+        if sets is None or most is None or 4 * most >= len(text):
+            return _search(regex, text, self.word_start[index])
+        return _windowed(regex, self.word_start[index], sets, keyed, most)
+
     def scan(self, text: str, role: str, present: Present | Keyed | None = None) -> Scan:
         """Score ``text`` (lower-cased) as written by ``role``. ``present``: the
         anchors found in ``text`` (a ``Keyed`` for it: rules are then searched
@@ -250,21 +278,11 @@ class Family:
         else:
             indices = range(len(self.rules))
         hit: list[tuple[int, int, int]] = []
-        size = len(text)
         for index in indices:
             rule = self.rules[index]
             if rule.roles is not None and role not in rule.roles:
                 continue
-            sets = self.keys[index]
-            lead = self.leads[index]
-            if keyed is not None and lead is not None:
-                m = _anchored(self.regexes[index], lead, sets, keyed, self.widths[index].at(keyed))
-            else:
-                most = self.widths[index].at(keyed) if keyed is not None and sets else None
-                if keyed is None or sets is None or most is None or 4 * most >= size:
-                    m = _search(self.regexes[index], text, self.word_start[index])
-                else:
-                    m = _windowed(self.regexes[index], self.word_start[index], sets, keyed, most)
+            m = self.first(index, text, keyed)
             if m is not None:
                 hit.append((index, m.start(), m.end()))
         if not hit:
