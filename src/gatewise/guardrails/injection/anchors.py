@@ -285,10 +285,12 @@ def admits(keys: tuple[frozenset[str], ...] | None, found: Present) -> bool:
     return not any(s.isdisjoint(found) for s in keys)
 
 
-def present(text: str, substrings: Iterable[str]) -> Present:
+def present(text: str, substrings: Iterable[str], words: set[str] | None = None) -> Present:
     """The keys present in ``text``: every word's 2-, 3- and 4-letter prefixes,
-    and those of ``substrings`` (substring keys) that occur."""
-    words = set(_WORDS.findall(text))
+    and those of ``substrings`` (substring keys) that occur. ``words``: the
+    text's words (``\\w+`` runs) if already known."""
+    if words is None:
+        words = set(_WORDS.findall(text))
     keys = {w[:4] for w in words}
     keys.update([w[:3] for w in words])
     keys.update([w[:2] for w in words])
@@ -321,9 +323,9 @@ class Keyed:
 
     __slots__ = ("_among", "_runs", "_where", "keys", "text")
 
-    def __init__(self, text: str, substrings: Iterable[str]) -> None:
+    def __init__(self, text: str, substrings: Iterable[str], words: set[str] | None = None) -> None:
         self.text = text
-        self.keys = present(text, substrings)
+        self.keys = present(text, substrings, words)
         self._where: dict[str, list[int]] = {}
         self._among: dict[frozenset[str], list[int]] = {}
         self._runs: list[int | None] = [None, None]

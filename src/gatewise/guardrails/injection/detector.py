@@ -92,7 +92,7 @@ class InjectionDetector:
         hidden = 0.0
         plain_scores: dict[str, float] = {}
         for view in prepared.views:
-            keys = Keyed(view.text, _SUBSTRINGS)
+            keys = Keyed(view.text, _SUBSTRINGS, prepared.words if view.kind == "plain" else None)
             for family in FAMILIES:
                 if view.kind == "leet" and family.name not in _WORDING:
                     continue

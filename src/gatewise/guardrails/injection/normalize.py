@@ -66,12 +66,18 @@ _LEET = str.maketrans(
     {"1": "i", "3": "e", "4": "a", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s"}
 )
 _LEET_HINT = re.compile(r"[a-z][013457@$]|[013457@$][a-z]")
+_WORDS = re.compile(r"\w+")
 _MIXED_SCRIPT = re.compile(r"[a-z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][a-z]")
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,8192}={0,2}")
 _HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2}){8,4096}|\b(?:[0-9a-fA-F]{2}[ :]?){8,4096}")
 _URL = re.compile(r"(?:%[0-9a-fA-F]{2}[^\s%]{0,8}){4,4096}")
 _ROT13_HINT = re.compile(r"\b(?:gur|naq|lbh|vtaber|vafgehpgvbaf|cerivbhf|flfgrz|cebzcg|lbhe)\b")
+_ROT13_WORDS = frozenset(
+    ["gur", "naq", "lbh", "vtaber", "vafgehpgvbaf", "cerivbhf", "flfgrz", "cebzcg", "lbhe"]
+)
+#: Every hex payload has a run of 16 of these (8 digit pairs, maybe spaced, or 8 ``\\xNN``).
+_HEX_RUN = re.compile(r"[0-9a-fA-F :\\x]{16}")
 _ROT13_NAMED = re.compile(r"\brot-?\s?13\b")
 
 
@@ -95,6 +101,8 @@ class Prepared:
     #: Text was altered in ways only an attacker needs (tag characters, zero-width
     #: characters inside words, mixed-script look-alikes).
     disguised: bool = False
+    #: The plain view's words (``\\w+`` runs).
+    words: set[str] | None = None
     _offsets: list[int] | None = None
     _mapped: bool | None = None
 
@@ -122,11 +130,23 @@ class Prepared:
         self._offsets = offsets
 
 
+#: Every character ``_FOLD`` changes falls in one of these ranges: a text with
+#: none skips the (slow, per-character) translation.
+_FOLDABLE = re.compile(
+    "[\u00ad\u0261\u0370-\u052f\u180e\u200b-\u200f\u2060-\u2064\ufeff\U000e0000-\U000e007f]"
+)
+_TAGS = re.compile("[\U000e0000-\U000e007f]")
+_GREEK_CYRILLIC = re.compile("[\u0370-\u04ff]")
+
+
 def fold(text: str) -> str:
     """NFKC, zero-width removal, tag decoding and look-alike folding (case kept)."""
     if text.isascii():
         return text
-    return unicodedata.normalize("NFKC", text).translate(_FOLD)
+    text = unicodedata.normalize("NFKC", text)
+    if _FOLDABLE.search(text) is None:
+        return text
+    return text.translate(_FOLD)
 
 
 def _lower(text: str) -> str:
@@ -142,17 +162,23 @@ def prepare(text: str) -> Prepared:
     plain = fold(text)
     prepared = Prepared(original=text, plain=plain)
     if not text.isascii():
-        tags = sum(1 for c in text if 0xE0000 <= ord(c) <= 0xE007F)
+        tags = len(_TAGS.findall(text))
         zero = sum(text.count(c) for c in _ZERO_WIDTH[:5])
-        mixed = _MIXED_SCRIPT.search(text.lower()) is not None
+        lowered = text.lower()
+        mixed = (
+            _GREEK_CYRILLIC.search(lowered) is not None
+            and _MIXED_SCRIPT.search(lowered) is not None
+        )
         prepared.disguised = tags >= 3 or zero >= 3 or mixed
     low = _lower(plain)
     prepared.views.append(View("plain", low))
-    if len(_LEET_HINT.findall(low, 0, 65_536)) >= 3:
+    # Each hint holds one of these characters: fewer than three, fewer than three hints.
+    if sum(low.count(c) for c in "013457@$") >= 3 and len(_LEET_HINT.findall(low, 0, 65_536)) >= 3:
         leet = low.translate(_LEET)
         if leet != low:
             prepared.views.append(View("leet", leet))
-    prepared.views.extend(decoded_views(plain, low))
+    prepared.words = set(_WORDS.findall(low))
+    prepared.views.extend(decoded_views(plain, low, prepared.words))
     return prepared
 
 
@@ -190,12 +216,15 @@ def _url(raw: str) -> str | None:
     return decoded if decoded != raw else None
 
 
-def decoded_views(plain: str, low: str) -> list[View]:
-    """Plausible payloads hidden in the text, decoded (bounded work)."""
+def decoded_views(plain: str, low: str, words: set[str] | None = None) -> list[View]:
+    """Plausible payloads hidden in the text, decoded (bounded work). ``words``:
+    the words of ``low`` if known (to skip the rot13 look-up)."""
     views: list[View] = []
     budget = MAX_DECODED
     for kind, rx, decode in (("base64", _BASE64, _b64), ("hex", _HEX, _hex), ("url", _URL, _url)):
         if kind == "url" and "%" not in plain:
+            continue
+        if kind == "hex" and _HEX_RUN.search(plain) is None:
             continue
         for n, m in enumerate(rx.finditer(plain)):
             if n >= 4 * MAX_PAYLOADS or len(views) >= MAX_PAYLOADS or budget <= 0:
@@ -212,6 +241,8 @@ def decoded_views(plain: str, low: str) -> list[View]:
             decoded = decoded[:budget]
             budget -= len(decoded)
             views.append(View(kind, _lower(fold(decoded)), m.span()))
+    if words is not None and _ROT13_WORDS.isdisjoint(words) and "rot" not in low:
+        return views
     if len(_ROT13_HINT.findall(low, 0, 65_536)) >= 2 or _ROT13_NAMED.search(low):
         views.append(View("rot13", codecs.encode(low[:MAX_DECODED], "rot13"), (0, len(low))))
     return views
