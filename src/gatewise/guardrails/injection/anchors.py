@@ -294,8 +294,22 @@ def present(text: str, substrings: Iterable[str], words: set[str] | None = None)
     keys = {w[:4] for w in words}
     keys.update([w[:3] for w in words])
     keys.update([w[:2] for w in words])
+    if text.isascii() and isinstance(substrings, Substrings):
+        substrings = substrings.ascii
     keys.update([k for k in substrings if k[1:] in text])
     return keys
+
+
+class Substrings(tuple[str, ...]):
+    """Substring keys, with the ASCII ones apart (the others cannot occur in an
+    ASCII text)."""
+
+    ascii: tuple[str, ...]
+
+    def __new__(cls, keys: Iterable[str]) -> Substrings:
+        self = super().__new__(cls, keys)
+        self.ascii = tuple(k for k in self if k.isascii())
+        return self
 
 
 def occurrences(text: str, key: str) -> list[int]:
