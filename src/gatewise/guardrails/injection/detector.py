@@ -34,7 +34,7 @@ from .anchors import SUBSTRING, Keyed, Substrings
 from .channel import CHANNEL_FAMILIES, DELIMITER_SMUGGLING, INDIRECT_INJECTION
 from .direct import DIRECT_FAMILIES
 from .normalize import Prepared, View, prepare
-from .rules import Family, Scan
+from .rules import Family, Rulebook, Scan
 
 GUARDRAIL = "prompt_injection"
 OBFUSCATION = "obfuscation"
@@ -57,6 +57,7 @@ _SUBSTRINGS = Substrings(
         }
     )
 )
+_BOOK = Rulebook(FAMILIES)
 _LENIENT_ROLES = frozenset({"system", "developer"})
 _BLATANT = 0.8
 _HIDING = 0.35
@@ -97,10 +98,11 @@ class InjectionDetector:
         plain_scores: dict[str, float] = {}
         for view in prepared.views:
             keys = _keyed(prepared, view)
-            for family in FAMILIES:
-                if view.kind == "leet" and family.name not in _WORDING:
+            admitted = _BOOK.admitted(keys.keys)
+            for family, rules in zip(FAMILIES, admitted, strict=True):
+                if not rules or (view.kind == "leet" and family.name not in _WORDING):
                     continue
-                found = family.scan(view.text, role, keys)
+                found = family.scan(view.text, role, keys, rules)
                 if found.score <= 0.0:
                     continue
                 if view.kind == "plain":

@@ -25,7 +25,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .anchors import Keyed, Present, admits, anchors, leading, width
+from .anchors import SUBSTRING, Keyed, Present, admits, anchors, leading, width
 
 #: A phrase in quotes inside a text that talks *about* attacks is a mention, not
 #: a use ("text such as 'ignore previous instructions' is an attack"): its
@@ -194,6 +194,14 @@ def _anchored(
     return None
 
 
+def _admission(
+    sets: tuple[frozenset[str], ...] | None, lead: frozenset[str] | None
+) -> tuple[frozenset[str], ...] | None:
+    if lead is None or any(k[0] == SUBSTRING for k in lead):
+        return sets
+    return (*(sets or ()), lead)
+
+
 class Family:
     """A named set of rules, compiled once, each with its anchors (see ``anchors``)."""
 
@@ -220,11 +228,16 @@ class Family:
             else None
             for r in self.rules
         )
+        # What admits a rule: its anchor sets, and its leading keys when they
+        # are all prefix keys (``present`` finds those).
+        self.admission = tuple(
+            _admission(sets, lead) for sets, lead in zip(self.keys, self.leads, strict=True)
+        )
         # Inverted index of the anchors: key -> (rule, bit of the set it is in).
         self._index: dict[str, list[tuple[int, int]]] = {}
         self._full: dict[int, int] = {}
         self._always: list[int] = []
-        for index, sets in enumerate(self.keys):
+        for index, sets in enumerate(self.admission):
             if sets is None:
                 self._always.append(index)
                 continue
@@ -264,14 +277,23 @@ class Family:
             return _search(regex, text, self.word_start[index])
         return _windowed(regex, self.word_start[index], sets, keyed, most)
 
-    def scan(self, text: str, role: str, present: Present | Keyed | None = None) -> Scan:
+    def scan(
+        self,
+        text: str,
+        role: str,
+        present: Present | Keyed | None = None,
+        admitted: Sequence[int] | None = None,
+    ) -> Scan:
         """Score ``text`` (lower-cased) as written by ``role``. ``present``: the
         anchors found in ``text`` (a ``Keyed`` for it: rules are then searched
-        only around their anchors); rules with none of theirs there are skipped."""
+        only around their anchors); rules with none of theirs there are skipped.
+        ``admitted``: those rules, if already known (``Rulebook``)."""
         keyed: Keyed | None = None
         if isinstance(present, Keyed):
             keyed = present
-            indices: Sequence[int] = self.admitted(present.keys)
+            indices: Sequence[int] = (
+                admitted if admitted is not None else self.admitted(present.keys)
+            )
         elif present is not None:
             found = present
             indices = [i for i in range(len(self.rules)) if admits(self.keys[i], found)]
@@ -298,3 +320,43 @@ class Family:
                     weight *= MENTION_SHARE
             miss *= 1.0 - weight
         return Scan(1.0 - miss, tuple((s, e) for _, s, e in hit[:8]))
+
+
+class Rulebook:
+    """The anchor index of several families at once: which of their rules a
+    text admits, found with one pass over the text's keys."""
+
+    def __init__(self, families: Sequence[Family]) -> None:
+        self.families = tuple(families)
+        self._index: dict[str, list[tuple[int, int]]] = {}
+        self._full: dict[int, int] = {}
+        self._always: list[list[int]] = []
+        for number, family in enumerate(self.families):
+            always: list[int] = []
+            for index, sets in enumerate(family.admission):
+                if sets is None:
+                    always.append(index)
+                    continue
+                rule = number << 12 | index
+                self._full[rule] = (1 << len(sets)) - 1
+                for bit, keys in enumerate(sets):
+                    for key in keys:
+                        self._index.setdefault(key, []).append((rule, 1 << bit))
+            self._always.append(always)
+        self._indexed = frozenset(self._index)
+
+    def admitted(self, found: Present) -> list[list[int]]:
+        """For each family, in order, the rules whose every anchor set has a key in ``found``."""
+        got: dict[int, int] = {}
+        index = self._index
+        for key in self._indexed.intersection(found):
+            for rule, bit in index[key]:
+                got[rule] = got.get(rule, 0) | bit
+        out = [list(always) for always in self._always]
+        full = self._full
+        for rule, bits in got.items():
+            if bits == full[rule]:
+                out[rule >> 12].append(rule & 0xFFF)
+        for rules in out:
+            rules.sort()
+        return out
