@@ -30,6 +30,7 @@ import binascii
 import codecs
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -76,8 +77,9 @@ _ROT13_HINT = re.compile(r"\b(?:gur|naq|lbh|vtaber|vafgehpgvbaf|cerivbhf|flfgrz|
 _ROT13_WORDS = frozenset(
     ["gur", "naq", "lbh", "vtaber", "vafgehpgvbaf", "cerivbhf", "flfgrz", "cebzcg", "lbhe"]
 )
-#: Every hex payload has a run of 16 of these (8 digit pairs, maybe spaced, or 8 ``\\xNN``).
-_HEX_RUN = re.compile(r"[0-9a-fA-F :\\x]{16}")
+#: Every hex payload lies in a run of 16 or more of these (8 digit pairs, maybe
+#: spaced, or 8 ``\\xNN``).
+_HEX_RUN = re.compile(r"[0-9a-fA-F :\\x]{16,}")
 _ROT13_NAMED = re.compile(r"\brot-?\s?13\b")
 
 
@@ -224,9 +226,16 @@ def decoded_views(plain: str, low: str, words: set[str] | None = None) -> list[V
     for kind, rx, decode in (("base64", _BASE64, _b64), ("hex", _HEX, _hex), ("url", _URL, _url)):
         if kind == "url" and "%" not in plain:
             continue
-        if kind == "hex" and _HEX_RUN.search(plain) is None:
-            continue
-        for n, m in enumerate(rx.finditer(plain)):
+        matches: Iterable[re.Match[str]]
+        if kind == "hex":
+            # Every hex match lies inside a run of its alphabet 16 or more long:
+            # searching those runs alone finds the same matches.
+            matches = (
+                m for run in _HEX_RUN.finditer(plain) for m in rx.finditer(plain, *run.span())
+            )
+        else:
+            matches = rx.finditer(plain)
+        for n, m in enumerate(matches):
             if n >= 4 * MAX_PAYLOADS or len(views) >= MAX_PAYLOADS or budget <= 0:
                 break
             raw = m.group()
