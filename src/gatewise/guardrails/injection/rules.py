@@ -163,6 +163,9 @@ def _literal_start(pattern: str) -> bool:
     return bool(items) and items[0][0] is sre_constants.LITERAL
 
 
+_PRUNE = 32
+
+
 def _anchored(
     regex: re.Pattern[str],
     lead: frozenset[str],
@@ -180,7 +183,9 @@ def _anchored(
         return None
     text = keyed.text
     size = len(text)
-    others = [keyed.among(keys) for keys in sets] if sets else []
+    # With many starts, those with no occurrence of some anchor set in reach are
+    # skipped (finding the occurrences costs more than a few failed tries).
+    others = [keyed.among(keys) for keys in sets] if sets and len(starts) > _PRUNE else []
     for at in starts:
         end = size if most is None else min(size, at + most + 1)
         for other in others:
