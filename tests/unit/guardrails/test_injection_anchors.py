@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from gatewise.guardrails.injection.anchors import Keyed, admits, anchors, present
-from gatewise.guardrails.injection.detector import _SUBSTRINGS, FAMILIES
+from gatewise.guardrails.injection.detector import _BOOK, _SUBSTRINGS, FAMILIES
 from gatewise.guardrails.injection.normalize import prepare
 from gatewise.guardrails.injection.rules import _anchored, _search, _windowed
 
@@ -67,3 +67,15 @@ def test_windowed_and_anchored_searches_find_what_the_full_search_finds() -> Non
                     if lead is not None:
                         anchored = _anchored(regex, lead, sets, keyed, most)
                         assert span == (anchored and anchored.span()), where
+
+
+def test_rulebook_admits_what_each_family_admits() -> None:
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").split("\n") if line]
+    texts = [str(r["text"]) for r in rows]
+    texts += ["\n".join(texts[i : i + 12]) for i in range(0, len(texts), 12)]
+    for text in texts:
+        found = present(text.lower(), _SUBSTRINGS)
+        expected = [family.admitted(found) for family in FAMILIES]
+        assert _BOOK.admitted(found) == expected
+        for family, rules in zip(FAMILIES, expected, strict=True):
+            assert rules == [i for i, s in enumerate(family.admission) if admits(s, found)]

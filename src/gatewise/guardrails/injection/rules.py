@@ -24,6 +24,8 @@ import re._parser as sre_parse  # type: ignore[import-not-found]
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import reduce
+from operator import or_
 
 from .anchors import SUBSTRING, Keyed, Present, admits, anchors, leading, width
 
@@ -327,6 +329,10 @@ class Family:
         return Scan(1.0 - miss, tuple((s, e) for _, s, e in hit[:8]))
 
 
+#: Up to this many keys, rules are admitted by walking the keys' entries.
+_FEW_KEYS = 40
+
+
 class Rulebook:
     """The anchor index of several families at once: which of their rules a
     text admits, found with one pass over the text's keys."""
@@ -349,12 +355,38 @@ class Rulebook:
                         self._index.setdefault(key, []).append((rule, 1 << bit))
             self._always.append(always)
         self._indexed = frozenset(self._index)
+        # The same as bit masks: one bit per (rule, anchor set); a key's mask has
+        # the bits of the sets it is in, a rule's the bits of all its sets.
+        self._key_masks: dict[str, int] = {}
+        self._rule_masks: list[list[tuple[int, int]]] = []
+        slot = 0
+        for family in self.families:
+            masks: list[tuple[int, int]] = []
+            for index, sets in enumerate(family.admission):
+                if sets is None:
+                    continue
+                mask = 0
+                for keys in sets:
+                    for key in keys:
+                        self._key_masks[key] = self._key_masks.get(key, 0) | 1 << slot
+                    mask |= 1 << slot
+                    slot += 1
+                masks.append((index, mask))
+            self._rule_masks.append(masks)
 
     def admitted(self, found: Present) -> list[list[int]]:
         """For each family, in order, the rules whose every anchor set has a key in ``found``."""
+        hits = self._indexed.intersection(found)
+        if len(hits) > _FEW_KEYS:
+            # Many keys (a long text): OR their masks, then test every rule once.
+            have = reduce(or_, map(self._key_masks.__getitem__, hits), 0)
+            return [
+                sorted(always + [i for i, mask in masks if have & mask == mask])
+                for masks, always in zip(self._rule_masks, self._always, strict=True)
+            ]
         got: dict[int, int] = {}
         index = self._index
-        for key in self._indexed.intersection(found):
+        for key in hits:
             for rule, bit in index[key]:
                 got[rule] = got.get(rule, 0) | bit
         out = [list(always) for always in self._always]
