@@ -124,10 +124,16 @@ class Prepared:
     def _build_offsets(self) -> None:
         offsets: list[int] = []
         pieces: list[str] = []
-        for i, ch in enumerate(self.original):
-            piece = fold(ch)
+        # Character by character, but an ASCII run folds to itself in one piece.
+        for m in _ASCII_OR_ONE.finditer(self.original):
+            start, end = m.span()
+            if end - start > 1 or m.group().isascii():
+                pieces.append(m.group())
+                offsets.extend(range(start, end))
+                continue
+            piece = fold(m.group())
             pieces.append(piece)
-            offsets.extend([i] * len(piece))
+            offsets.extend([start] * len(piece))
         self._mapped = "".join(pieces) == self.plain
         self._offsets = offsets
 
@@ -137,6 +143,7 @@ class Prepared:
 _FOLDABLE = re.compile(
     "[\u00ad\u0261\u0370-\u052f\u180e\u200b-\u200f\u2060-\u2064\ufeff\U000e0000-\U000e007f]"
 )
+_ASCII_OR_ONE = re.compile(r"[\x00-\x7f]+|.", re.DOTALL)
 _TAGS = re.compile("[\U000e0000-\U000e007f]")
 _GREEK_CYRILLIC = re.compile("[\u0370-\u04ff]")
 
