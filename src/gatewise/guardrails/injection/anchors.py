@@ -272,7 +272,7 @@ def _node(op: Any, av: Any, start: bool) -> _Info:
     return None, None
 
 
-_WORDS = re.compile(r"\w+")
+_HEADS = re.compile(r"(?<!\w)\w{1,4}")
 
 
 Present = set[str]
@@ -285,15 +285,15 @@ def admits(keys: tuple[frozenset[str], ...] | None, found: Present) -> bool:
     return not any(s.isdisjoint(found) for s in keys)
 
 
-def present(text: str, substrings: Iterable[str], words: set[str] | None = None) -> Present:
+def present(text: str, substrings: Iterable[str], heads: set[str] | None = None) -> Present:
     """The keys present in ``text``: every word's 2-, 3- and 4-letter prefixes,
-    and those of ``substrings`` (substring keys) that occur. ``words``: the
-    text's words (``\\w+`` runs) if already known."""
-    if words is None:
-        words = set(_WORDS.findall(text))
-    keys = {w[:4] for w in words}
-    keys.update([w[:3] for w in words])
-    keys.update([w[:2] for w in words])
+    and those of ``substrings`` (substring keys) that occur. ``heads``: the
+    words' first four letters if already known."""
+    if heads is None:
+        heads = set(_HEADS.findall(text))
+    keys = set(heads)
+    keys.update([h[:3] for h in heads])
+    keys.update([h[:2] for h in heads])
     if text.isascii() and isinstance(substrings, Substrings):
         substrings = substrings.ascii
     keys.update([k for k in substrings if k[1:] in text])
@@ -337,9 +337,9 @@ class Keyed:
 
     __slots__ = ("_among", "_runs", "_where", "keys", "text")
 
-    def __init__(self, text: str, substrings: Iterable[str], words: set[str] | None = None) -> None:
+    def __init__(self, text: str, substrings: Iterable[str], heads: set[str] | None = None) -> None:
         self.text = text
-        self.keys = present(text, substrings, words)
+        self.keys = present(text, substrings, heads)
         self._where: dict[str, list[int]] = {}
         self._among: dict[frozenset[str], list[int]] = {}
         self._runs: list[int | None] = [None, None]

@@ -141,7 +141,7 @@ class InjectionDetector:
 
 def _keyed(prepared: Prepared, view: View) -> Keyed:
     if view.kind == "plain":
-        return Keyed(view.text, _SUBSTRINGS, prepared.words)
+        return Keyed(view.text, _SUBSTRINGS, prepared.heads)
     return Keyed(view.text, _SUBSTRINGS)
 
 

@@ -67,15 +67,17 @@ _LEET = str.maketrans(
     {"1": "i", "3": "e", "4": "a", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s"}
 )
 _LEET_HINT = re.compile(r"[a-z][013457@$]|[013457@$][a-z]")
-_WORDS = re.compile(r"\w+")
+#: A word's head: its first (up to) four characters.
+_HEADS = re.compile(r"(?<!\w)\w{1,4}")
 _MIXED_SCRIPT = re.compile(r"[a-z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][a-z]")
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,8192}={0,2}")
 _HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2}){8,4096}|\b(?:[0-9a-fA-F]{2}[ :]?){8,4096}")
 _URL = re.compile(r"(?:%[0-9a-fA-F]{2}[^\s%]{0,8}){4,4096}")
 _ROT13_HINT = re.compile(r"\b(?:gur|naq|lbh|vtaber|vafgehpgvbaf|cerivbhf|flfgrz|cebzcg|lbhe)\b")
-_ROT13_WORDS = frozenset(
-    ["gur", "naq", "lbh", "vtaber", "vafgehpgvbaf", "cerivbhf", "flfgrz", "cebzcg", "lbhe"]
+_ROT13_HEADS = frozenset(
+    w[:4]
+    for w in ["gur", "naq", "lbh", "vtaber", "vafgehpgvbaf", "cerivbhf", "flfgrz", "cebzcg", "lbhe"]
 )
 #: Every hex payload lies in a run of 16 or more of these (8 digit pairs, maybe
 #: spaced, or 8 ``\\xNN``).
@@ -103,8 +105,8 @@ class Prepared:
     #: Text was altered in ways only an attacker needs (tag characters, zero-width
     #: characters inside words, mixed-script look-alikes).
     disguised: bool = False
-    #: The plain view's words (``\\w+`` runs).
-    words: set[str] | None = None
+    #: The plain view's word heads (each ``\\w+`` run's first four characters).
+    heads: set[str] | None = None
     _offsets: list[int] | None = None
     _mapped: bool | None = None
 
@@ -186,8 +188,8 @@ def prepare(text: str) -> Prepared:
         leet = low.translate(_LEET)
         if leet != low:
             prepared.views.append(View("leet", leet))
-    prepared.words = set(_WORDS.findall(low))
-    prepared.views.extend(decoded_views(plain, low, prepared.words))
+    prepared.heads = set(_HEADS.findall(low))
+    prepared.views.extend(decoded_views(plain, low, prepared.heads))
     return prepared
 
 
@@ -225,9 +227,9 @@ def _url(raw: str) -> str | None:
     return decoded if decoded != raw else None
 
 
-def decoded_views(plain: str, low: str, words: set[str] | None = None) -> list[View]:
-    """Plausible payloads hidden in the text, decoded (bounded work). ``words``:
-    the words of ``low`` if known (to skip the rot13 look-up)."""
+def decoded_views(plain: str, low: str, heads: set[str] | None = None) -> list[View]:
+    """Plausible payloads hidden in the text, decoded (bounded work). ``heads``:
+    the word heads of ``low`` if known (to skip the rot13 look-up)."""
     views: list[View] = []
     budget = MAX_DECODED
     for kind, rx, decode in (("base64", _BASE64, _b64), ("hex", _HEX, _hex), ("url", _URL, _url)):
@@ -257,7 +259,7 @@ def decoded_views(plain: str, low: str, words: set[str] | None = None) -> list[V
             decoded = decoded[:budget]
             budget -= len(decoded)
             views.append(View(kind, _lower(fold(decoded)), m.span()))
-    if words is not None and _ROT13_WORDS.isdisjoint(words) and "rot" not in low:
+    if heads is not None and _ROT13_HEADS.isdisjoint(heads) and "rot" not in low:
         return views
     if len(_ROT13_HINT.findall(low, 0, 65_536)) >= 2 or _ROT13_NAMED.search(low):
         views.append(View("rot13", codecs.encode(low[:MAX_DECODED], "rot13"), (0, len(low))))
