@@ -294,21 +294,32 @@ def present(text: str, substrings: Iterable[str], heads: set[str] | None = None)
     keys = set(heads)
     keys.update([h[:3] for h in heads])
     keys.update([h[:2] for h in heads])
-    if text.isascii() and isinstance(substrings, Substrings):
-        substrings = substrings.ascii
+    if isinstance(substrings, Substrings):
+        keys.update([k for k in substrings.ascii if k[1:] in text])
+        if not text.isascii():
+            firsts = set(substrings.firsts.findall(text))
+            if firsts:
+                keys.update([k for k in substrings.other if k[1] in firsts and k[1:] in text])
+        return keys
     keys.update([k for k in substrings if k[1:] in text])
     return keys
 
 
 class Substrings(tuple[str, ...]):
-    """Substring keys, with the ASCII ones apart (the others cannot occur in an
-    ASCII text)."""
+    """Substring keys, with the ASCII ones apart: the others cannot occur in an
+    ASCII text, nor in a text without their first character (``firsts`` finds
+    those in one pass)."""
 
     ascii: tuple[str, ...]
+    other: tuple[str, ...]
+    firsts: re.Pattern[str]
 
     def __new__(cls, keys: Iterable[str]) -> Substrings:
         self = super().__new__(cls, keys)
         self.ascii = tuple(k for k in self if k.isascii())
+        self.other = tuple(k for k in self if not k.isascii())
+        chars = sorted({k[1] for k in self.other})
+        self.firsts = re.compile("[" + "".join(map(re.escape, chars)) + "]" if chars else "(?!)")
         return self
 
 
