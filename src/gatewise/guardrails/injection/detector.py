@@ -33,7 +33,7 @@ from . import suffix
 from .anchors import SUBSTRING, Keyed, Substrings
 from .channel import CHANNEL_FAMILIES, DELIMITER_SMUGGLING, INDIRECT_INJECTION
 from .direct import DIRECT_FAMILIES
-from .normalize import Prepared, View, prepare
+from .normalize import Prepared, View, leet_fold, prepare
 from .rules import Family, Rulebook, Scan
 
 GUARDRAIL = "prompt_injection"
@@ -142,6 +142,11 @@ class InjectionDetector:
 def _keyed(prepared: Prepared, view: View) -> Keyed:
     if view.kind == "plain":
         return Keyed(view.text, _SUBSTRINGS, prepared.heads)
+    plain = prepared.views[0].text
+    if view.kind == "leet" and prepared.heads is not None and "@" not in plain and "$" not in plain:
+        # Leet-folding maps word characters to word characters (only ``@`` and
+        # ``$`` are not): the words stay where they are, their heads fold too.
+        return Keyed(view.text, _SUBSTRINGS, {leet_fold(h) for h in prepared.heads})
     return Keyed(view.text, _SUBSTRINGS)
 
 
