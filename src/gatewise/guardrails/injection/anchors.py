@@ -273,6 +273,16 @@ def _node(op: Any, av: Any, start: bool) -> _Info:
 
 
 _HEADS = re.compile(r"(?<!\w)\w{1,4}")
+#: ASCII characters that are not word characters, to spaces.
+_SPACE_OUT = str.maketrans({chr(i): " " for i in range(128) if not re.match(r"\w", chr(i))})
+
+
+def heads(text: str) -> set[str]:
+    """The first four characters (or fewer) of every word (``\\w+`` run) of ``text``."""
+    if text.isascii():
+        # The words are what is left between non-word characters.
+        return {w[:4] for w in set(text.translate(_SPACE_OUT).split())}
+    return set(_HEADS.findall(text))
 
 
 Present = set[str]
@@ -285,15 +295,15 @@ def admits(keys: tuple[frozenset[str], ...] | None, found: Present) -> bool:
     return not any(s.isdisjoint(found) for s in keys)
 
 
-def present(text: str, substrings: Iterable[str], heads: set[str] | None = None) -> Present:
+def present(text: str, substrings: Iterable[str], words: set[str] | None = None) -> Present:
     """The keys present in ``text``: every word's 2-, 3- and 4-letter prefixes,
-    and those of ``substrings`` (substring keys) that occur. ``heads``: the
-    words' first four letters if already known."""
-    if heads is None:
-        heads = set(_HEADS.findall(text))
-    keys = set(heads)
-    keys.update([h[:3] for h in heads])
-    keys.update([h[:2] for h in heads])
+    and those of ``substrings`` (substring keys) that occur. ``words``: the
+    words' heads (``heads``) if already known."""
+    if words is None:
+        words = heads(text)
+    keys = set(words)
+    keys.update([h[:3] for h in words])
+    keys.update([h[:2] for h in words])
     if isinstance(substrings, Substrings):
         keys.update([k for k in substrings.ascii if k[1:] in text])
         if not text.isascii():
@@ -348,9 +358,9 @@ class Keyed:
 
     __slots__ = ("_among", "_runs", "_where", "keys", "text")
 
-    def __init__(self, text: str, substrings: Iterable[str], heads: set[str] | None = None) -> None:
+    def __init__(self, text: str, substrings: Iterable[str], words: set[str] | None = None) -> None:
         self.text = text
-        self.keys = present(text, substrings, heads)
+        self.keys = present(text, substrings, words)
         self._where: dict[str, list[int]] = {}
         self._among: dict[frozenset[str], list[int]] = {}
         self._runs: list[int | None] = [None, None]

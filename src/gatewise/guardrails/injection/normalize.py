@@ -34,6 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from .anchors import heads
+
 MAX_PAYLOADS = 8
 MAX_DECODED = 16_384
 MIN_PAYLOAD = 16
@@ -67,8 +69,8 @@ _LEET = str.maketrans(
     {"1": "i", "3": "e", "4": "a", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s"}
 )
 _LEET_HINT = re.compile(r"[a-z][013457@$]|[013457@$][a-z]")
-#: A word's head: its first (up to) four characters.
-_HEADS = re.compile(r"(?<!\w)\w{1,4}")
+_LEET_CHAR = re.compile(r"[013457@$]")
+_LEET_SET = frozenset("013457@$")
 _MIXED_SCRIPT = re.compile(r"[a-z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][a-z]")
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,8192}={0,2}")
@@ -184,13 +186,36 @@ def prepare(text: str) -> Prepared:
     low = _lower(plain)
     prepared.views.append(View("plain", low))
     # Each hint holds one of these characters: fewer than three, fewer than three hints.
-    if sum(low.count(c) for c in "013457@$") >= 3 and len(_LEET_HINT.findall(low, 0, 65_536)) >= 3:
+    if _leet_hints(low) >= 3:
         leet = low.translate(_LEET)
         if leet != low:
             prepared.views.append(View("leet", leet))
-    prepared.heads = set(_HEADS.findall(low))
+    prepared.heads = heads(low)
     prepared.views.extend(decoded_views(plain, low, prepared.heads))
     return prepared
+
+
+def _leet_hints(low: str, enough: int = 3) -> int:
+    """``len(_LEET_HINT.findall(low, 0, 65_536))``, counted up to ``enough``.
+
+    Every hint holds a leet character, so only the places next to one are
+    tried, left to right, a hint resuming the search after itself as
+    ``findall`` does."""
+    end = min(len(low), 65_536)
+    found = 0
+    pos = 0
+    for m in _LEET_CHAR.finditer(low, 0, end):
+        at = m.start()
+        for i in (at - 1, at):
+            if i < pos or i + 2 > end:
+                continue
+            a, b = low[i], low[i + 1]
+            if ("a" <= a <= "z" and b in _LEET_SET) or (a in _LEET_SET and "a" <= b <= "z"):
+                found += 1
+                pos = i + 2
+                if found >= enough:
+                    return found
+    return found
 
 
 def _plausible(decoded: str) -> bool:
