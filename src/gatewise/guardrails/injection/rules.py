@@ -10,8 +10,14 @@ two weak signs (0.3 and 0.35) reach 0.55 together, and one weak sign never does.
 
 Speed: every rule has *anchors*, literals its every match contains, found by
 reading the regex (``anchors``); a rule runs only when one of its anchors is in
-the text, so a benign prompt reaches few regexes. A rule that runs is searched
-once (its first match is its evidence). Patterns are written for lower-cased text, use
+the text (one index for all families: ``Rulebook``), so a benign prompt reaches
+few regexes. A rule that runs is not searched over the whole text: its longest
+match is bounded from the regex and the text (``anchors.width``), so it is
+tried only at the occurrences of the literals its matches start with
+(``_anchored``) or in the stretches near its anchors' occurrences
+(``_windowed``), with the text cut past the longest match; either finds the
+same first match as a whole-text search (the tests compare them). A rule's
+first match is its evidence. Patterns are written for lower-cased text, use
 bounded repetition only and no nested unbounded quantifiers (no catastrophic
 backtracking; the tests fuzz this).
 """
