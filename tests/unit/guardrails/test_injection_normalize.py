@@ -89,3 +89,21 @@ def test_decoding_is_bounded() -> None:
     text = " ".join([chunk] * 200)
     decoded = [v for v in prepare(text).views if v.kind == "base64"]
     assert len(decoded) <= 8
+
+
+def test_fast_counts_agree_with_their_regexes() -> None:
+    import random
+    import re
+
+    from gatewise.guardrails.injection.anchors import heads
+    from gatewise.guardrails.injection.normalize import _LEET_HINT, _leet_hints
+
+    rng = random.Random(5)
+    texts = ["1gn0r3 4ll pr3v10u5", "p@$$w0rd_1 é3x", "UK1234 GB29NWBK"]
+    texts += [
+        "".join(rng.choice("ab1 0$@_-.éi3x\n") for _ in range(rng.randrange(60)))
+        for _ in range(3000)
+    ]
+    for text in texts:
+        assert heads(text) == set(re.findall(r"(?<!\w)\w{1,4}", text)), text
+        assert _leet_hints(text) == min(3, len(_LEET_HINT.findall(text, 0, 65_536))), text

@@ -21,6 +21,7 @@ import re
 import re._constants as c  # type: ignore[import-not-found]
 import re._parser as p  # type: ignore[import-not-found]
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 #: Products of alternatives larger than this are not expanded.
@@ -271,7 +272,17 @@ def _node(op: Any, av: Any, start: bool) -> _Info:
     return None, None
 
 
-_WORDS = re.compile(r"\w+")
+_HEADS = re.compile(r"(?<!\w)\w{1,4}")
+#: ASCII characters that are not word characters, to spaces.
+_SPACE_OUT = str.maketrans({chr(i): " " for i in range(128) if not re.match(r"\w", chr(i))})
+
+
+def heads(text: str) -> set[str]:
+    """The first four characters (or fewer) of every word (``\\w+`` run) of ``text``."""
+    if text.isascii():
+        # The words are what is left between non-word characters.
+        return {w[:4] for w in set(text.translate(_SPACE_OUT).split())}
+    return set(_HEADS.findall(text))
 
 
 Present = set[str]
@@ -284,15 +295,111 @@ def admits(keys: tuple[frozenset[str], ...] | None, found: Present) -> bool:
     return not any(s.isdisjoint(found) for s in keys)
 
 
-def present(text: str, substrings: Iterable[str]) -> Present:
+def present(text: str, substrings: Iterable[str], words: set[str] | None = None) -> Present:
     """The keys present in ``text``: every word's 2-, 3- and 4-letter prefixes,
-    and those of ``substrings`` (substring keys) that occur."""
-    words = set(_WORDS.findall(text))
-    keys = {w[:4] for w in words}
-    keys.update([w[:3] for w in words])
-    keys.update([w[:2] for w in words])
+    and those of ``substrings`` (substring keys) that occur. ``words``: the
+    words' heads (``heads``) if already known."""
+    if words is None:
+        words = heads(text)
+    keys = set(words)
+    keys.update([h[:3] for h in words])
+    keys.update([h[:2] for h in words])
+    if isinstance(substrings, Substrings):
+        keys.update([k for k in substrings.ascii if k[1:] in text])
+        if not text.isascii():
+            firsts = set(substrings.firsts.findall(text))
+            if firsts:
+                keys.update([k for k in substrings.other if k[1] in firsts and k[1:] in text])
+        return keys
     keys.update([k for k in substrings if k[1:] in text])
     return keys
+
+
+class Substrings(tuple[str, ...]):
+    """Substring keys, with the ASCII ones apart: the others cannot occur in an
+    ASCII text, nor in a text without their first character (``firsts`` finds
+    those in one pass)."""
+
+    ascii: tuple[str, ...]
+    other: tuple[str, ...]
+    firsts: re.Pattern[str]
+
+    def __new__(cls, keys: Iterable[str]) -> Substrings:
+        self = super().__new__(cls, keys)
+        self.ascii = tuple(k for k in self if k.isascii())
+        self.other = tuple(k for k in self if not k.isascii())
+        chars = sorted({k[1] for k in self.other})
+        self.firsts = re.compile("[" + "".join(map(re.escape, chars)) + "]" if chars else "(?!)")
+        return self
+
+
+def occurrences(text: str, key: str) -> list[int]:
+    """Where ``key`` occurs in ``text``, in order: a prefix key where a word
+    starts with it, a substring key anywhere."""
+    word = key[0] != SUBSTRING
+    core = key if word else key[1:]
+    out: list[int] = []
+    find = text.find
+    at = find(core)
+    while at >= 0:
+        if not word or at == 0 or not (text[at - 1].isalnum() or text[at - 1] == "_"):
+            out.append(at)
+        at = find(core, at + 1)
+    return out
+
+
+_SPACES = re.compile(r"\s+")
+
+
+class Keyed:
+    """A text, the keys present in it, and (computed on demand, then kept) where
+    each key occurs and how long its longest runs of non-space and of space
+    characters are: what a rule needs to search only around its anchors."""
+
+    __slots__ = ("_among", "_runs", "_where", "keys", "text")
+
+    def __init__(self, text: str, substrings: Iterable[str], words: set[str] | None = None) -> None:
+        self.text = text
+        self.keys = present(text, substrings, words)
+        self._where: dict[str, list[int]] = {}
+        self._among: dict[frozenset[str], list[int]] = {}
+        self._runs: list[int | None] = [None, None]
+
+    def where(self, key: str) -> list[int]:
+        found = self._where.get(key)
+        if found is None:
+            # A prefix key occurs only if present (a substring key may not be
+            # among the ones ``present`` looks up).
+            absent = key[0] != SUBSTRING and key not in self.keys
+            found = [] if absent else occurrences(self.text, key)
+            self._where[key] = found
+        return found
+
+    def among(self, keys: frozenset[str]) -> list[int]:
+        """Where any of ``keys`` occurs, in order."""
+        found = self._among.get(keys)
+        if found is None:
+            found = []
+            for key in keys:
+                if key[0] == SUBSTRING or key in self.keys:
+                    found += self.where(key)
+            found.sort()
+            self._among[keys] = found
+        return found
+
+    def longest_word(self) -> int:
+        """The longest run of non-space characters (a bound on any ``\\w``, ``\\S``... run)."""
+        run = self._runs[0]
+        if run is None:
+            run = self._runs[0] = max(map(len, self.text.split()), default=0)
+        return run
+
+    def longest_space(self) -> int:
+        """The longest run of space characters."""
+        run = self._runs[1]
+        if run is None:
+            run = self._runs[1] = max(map(len, _SPACES.findall(self.text)), default=0)
+        return run
 
 
 def _useful(key: str) -> bool:
@@ -323,3 +430,180 @@ def anchors(pattern: str) -> tuple[frozenset[str], ...] | None:
     if not sets:
         return None
     return tuple(sorted(sets, key=cost)[:MAX_SETS])
+
+
+#: Every character ``\s`` matches (all are below U+3001).
+_SPACE_CHARS = [chr(i) for i in range(0x3001) if chr(i).isspace()]
+#: What each category says of a space character.
+_ON_SPACE = {
+    c.CATEGORY_WORD: False,
+    c.CATEGORY_NOT_WORD: True,
+    c.CATEGORY_DIGIT: False,
+    c.CATEGORY_NOT_DIGIT: True,
+    c.CATEGORY_SPACE: True,
+    c.CATEGORY_NOT_SPACE: False,
+}
+_UNBOUNDED = (0, 0, 0, True)
+
+
+@dataclass(frozen=True, slots=True)
+class Width:
+    """An upper bound on a pattern's match length in a given text: ``fixed``
+    plus ``words`` times the text's longest run of non-space characters plus
+    ``spaces`` times its longest run of spaces; no bound if ``unbounded``."""
+
+    fixed: int
+    words: int
+    spaces: int
+    unbounded: bool
+
+    def at(self, keyed: Keyed) -> int | None:
+        if self.unbounded:
+            return None
+        total = self.fixed
+        if self.words:
+            total += self.words * keyed.longest_word()
+        if self.spaces:
+            total += self.spaces * keyed.longest_space()
+        return total
+
+
+def _on_space(op: Any, av: Any, ch: str) -> bool | None:
+    """Whether a one-character item matches the space character ``ch`` (None: unknown)."""
+    if op is c.LITERAL:
+        return chr(av) == ch
+    if op is c.NOT_LITERAL or op is c.ANY:
+        return chr(av) != ch if op is c.NOT_LITERAL else True
+    if op is not c.IN:
+        return None
+    negate = False
+    hit = False
+    for iop, iav in av:
+        if iop is c.NEGATE:
+            negate = True
+        elif iop is c.LITERAL:
+            hit = hit or chr(iav) == ch
+        elif iop is c.RANGE:
+            hit = hit or iav[0] <= ord(ch) <= iav[1]
+        elif iop is c.CATEGORY and iav in _ON_SPACE:
+            hit = hit or _ON_SPACE[iav]
+        else:
+            return None
+    return hit != negate
+
+
+def _run_kind(sub: Any) -> str | None:
+    """``words`` if the repeated item matches only non-space characters, ``spaces``
+    if only space characters, None otherwise (or if it is not one character)."""
+    items = list(sub)
+    if len(items) != 1:
+        return None
+    op, av = items[0]
+    on = [_on_space(op, av, ch) for ch in _SPACE_CHARS]
+    if not any(on) and None not in on:
+        return "words"
+    only_space = (op is c.LITERAL and chr(av).isspace()) or (
+        op is c.IN and all(i == (c.CATEGORY, c.CATEGORY_SPACE) for i in av)
+    )
+    return "spaces" if only_space else None
+
+
+def _width(items: Any) -> tuple[int, int, int, bool]:
+    fixed = words = spaces = 0
+    for op, av in items:
+        if op in (c.LITERAL, c.NOT_LITERAL, c.ANY, c.IN):
+            fixed += 1
+        elif op is c.AT:
+            continue
+        elif op is c.SUBPATTERN:
+            f, w, s, u = _width(av[-1])
+            if u:
+                return _UNBOUNDED
+            fixed, words, spaces = fixed + f, words + w, spaces + s
+        elif op is c.BRANCH:
+            parts = [_width(b) for b in av[1]]
+            if any(p[3] for p in parts):
+                return _UNBOUNDED
+            fixed += max(p[0] for p in parts)
+            words += max(p[1] for p in parts)
+            spaces += max(p[2] for p in parts)
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            _, high, sub = av
+            if high == c.MAXREPEAT:
+                kind = _run_kind(sub)
+                if kind == "words":
+                    words += 1
+                elif kind == "spaces":
+                    spaces += 1
+                else:
+                    return _UNBOUNDED
+                continue
+            f, w, s, u = _width(sub)
+            if u:
+                return _UNBOUNDED
+            fixed, words, spaces = fixed + high * f, words + high * w, spaces + high * s
+        else:
+            # Look-arounds, back-references...: not analysed, no bound.
+            return _UNBOUNDED
+    return fixed, words, spaces, False
+
+
+def width(pattern: str) -> Width:
+    """An upper bound on the length of any match of ``pattern`` (see ``Width``)."""
+    return Width(*_width(p.parse(pattern)))
+
+
+_LEAD = re.compile(r"\w*")
+
+
+def leading(pattern: str, word_start: bool) -> frozenset[str] | None:
+    """Keys one of which every match of ``pattern`` *starts* with (matches that
+    must start at a word start if ``word_start``): for each literal the pattern
+    can begin with, a prefix key (its first word's first two to four letters)
+    where the literal starts at a word start, else a substring key (its first
+    characters, up to four). None if unknown."""
+    run = _leading(p.parse(pattern), _BOUND if word_start else "")
+    if run is None:
+        return None
+    keys: set[str] = set()
+    for literal in run:
+        bound = literal.startswith(_BOUND)
+        literal = literal.replace(_BOUND, "")
+        head = _head(literal)
+        if bound and head:
+            if len(head) < 2:
+                return None
+            keys.add(head[:4])
+        elif literal:
+            keys.add(SUBSTRING + literal[:4])
+        else:
+            return None
+    return frozenset(keys)
+
+
+def _leading(items: Any, fresh: str) -> set[str] | None:
+    """The literals (``_BOUND`` for a word start) every match begins with, each
+    four characters long or complete; None if unknown."""
+    run: set[str] = {fresh}
+    for op, av in items:
+        exact, _ = _node(op, av, False)
+        if exact is None or len(run) * len(exact) > _MAX_EXACT:
+            if run == {fresh} and op is c.SUBPATTERN:
+                return _leading(av[-1], fresh)
+            if run == {fresh} and op is c.BRANCH:
+                out: set[str] = set()
+                for branch in av[1]:
+                    found = _leading(branch, fresh)
+                    if found is None:
+                        return None
+                    out |= found
+                return out
+            break
+        run = {a + b for a in run for b in exact}
+        if all(len(a.replace(_BOUND, "")) >= 4 for a in run):
+            break
+    return run
+
+
+def _head(literal: str) -> str:
+    return _LEAD.match(literal).group()  # type: ignore[union-attr]

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 from ...guardrails.base import Finding, Span, TextRole
 from . import suffix
-from .anchors import SUBSTRING, present
+from .anchors import SUBSTRING, Keyed, Substrings
 from .channel import CHANNEL_FAMILIES, DELIMITER_SMUGGLING, INDIRECT_INJECTION
 from .direct import DIRECT_FAMILIES
-from .normalize import Prepared, View, prepare
-from .rules import Family, Scan
+from .normalize import Prepared, View, leet_fold, prepare
+from .rules import Family, Rulebook, Scan
 
 GUARDRAIL = "prompt_injection"
 OBFUSCATION = "obfuscation"
@@ -44,17 +44,20 @@ FAMILIES: tuple[Family, ...] = DIRECT_FAMILIES + CHANNEL_FAMILIES
 #: or code only garbles them). Decoded payloads are rare and get every family.
 _WORDING = frozenset(f.name for f in DIRECT_FAMILIES) | {INDIRECT_INJECTION.name}
 #: Every substring key of every rule: looked up once per view.
-_SUBSTRINGS = sorted(
-    {
-        k
-        for f in FAMILIES
-        for sets in f.keys
-        if sets
-        for keys in sets
-        for k in keys
-        if k.startswith(SUBSTRING)
-    }
+_SUBSTRINGS = Substrings(
+    sorted(
+        {
+            k
+            for f in FAMILIES
+            for sets in f.keys
+            if sets
+            for keys in sets
+            for k in keys
+            if k.startswith(SUBSTRING)
+        }
+    )
 )
+_BOOK = Rulebook(FAMILIES)
 _LENIENT_ROLES = frozenset({"system", "developer"})
 _BLATANT = 0.8
 _HIDING = 0.35
@@ -87,16 +90,19 @@ class InjectionDetector:
 
     def _detect(self, text: str, role: TextRole, base: int) -> list[Finding]:
         prepared = prepare(text)
+        if role in _LENIENT_ROLES and not prepared.disguised and not _smuggling(prepared, role):
+            return []
         scores: dict[str, float] = {}
         spans: dict[str, list[tuple[int, int]]] = {}
         hidden = 0.0
         plain_scores: dict[str, float] = {}
         for view in prepared.views:
-            keys = present(view.text, _SUBSTRINGS)
-            for family in FAMILIES:
-                if view.kind == "leet" and family.name not in _WORDING:
+            keys = _keyed(prepared, view)
+            admitted = _BOOK.admitted(keys.keys)
+            for family, rules in zip(FAMILIES, admitted, strict=True):
+                if not rules or (view.kind == "leet" and family.name not in _WORDING):
                     continue
-                found = family.scan(view.text, role, keys)
+                found = family.scan(view.text, role, keys, rules)
                 if found.score <= 0.0:
                     continue
                 if view.kind == "plain":
@@ -131,6 +137,35 @@ class InjectionDetector:
             )
             for name, score in sorted(scores.items(), key=lambda kv: -kv[1])
         ]
+
+
+def _keyed(prepared: Prepared, view: View) -> Keyed:
+    if view.kind == "plain":
+        return Keyed(view.text, _SUBSTRINGS, prepared.heads)
+    plain = prepared.views[0].text
+    if view.kind == "leet" and prepared.heads is not None and "@" not in plain and "$" not in plain:
+        # Leet-folding maps word characters to word characters (only ``@`` and
+        # ``$`` are not): the words stay where they are, their heads fold too.
+        # (Folded in one piece: one translate call instead of one per head.)
+        folded = leet_fold("\n".join(prepared.heads)).split("\n")
+        return Keyed(view.text, _SUBSTRINGS, set(folded) if prepared.heads else set())
+    return Keyed(view.text, _SUBSTRINGS)
+
+
+def _smuggling(prepared: Prepared, role: TextRole) -> bool:
+    """Whether delimiter smuggling may be blatant in application-written text.
+
+    ``_lenient`` keeps only a blatant smuggling score (>= 0.8) there, and an
+    obfuscation finding only in a disguised text. Reinforcement by a second
+    family at most halves the distance to 1, so a raw score under 0.6 never
+    reaches 0.8: under 0.5 (with room to spare), nothing else is worth reading.
+    """
+    for view in prepared.views:
+        if view.kind == "leet":
+            continue  # not read for smuggling (see _WORDING)
+        if DELIMITER_SMUGGLING.scan(view.text, role, _keyed(prepared, view)).score >= 0.5:
+            return True
+    return False
 
 
 def _original_spans(prepared: Prepared, view: View, found: Scan) -> list[tuple[int, int]]:

@@ -30,8 +30,11 @@ import binascii
 import codecs
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
+
+from .anchors import heads
 
 MAX_PAYLOADS = 8
 MAX_DECODED = 16_384
@@ -66,12 +69,21 @@ _LEET = str.maketrans(
     {"1": "i", "3": "e", "4": "a", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s"}
 )
 _LEET_HINT = re.compile(r"[a-z][013457@$]|[013457@$][a-z]")
+_LEET_CHAR = re.compile(r"[013457@$]")
+_LEET_SET = frozenset("013457@$")
 _MIXED_SCRIPT = re.compile(r"[a-z][\u0370-\u03ff\u0400-\u04ff]|[\u0370-\u03ff\u0400-\u04ff][a-z]")
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,8192}={0,2}")
 _HEX = re.compile(r"(?:\\x[0-9a-fA-F]{2}){8,4096}|\b(?:[0-9a-fA-F]{2}[ :]?){8,4096}")
 _URL = re.compile(r"(?:%[0-9a-fA-F]{2}[^\s%]{0,8}){4,4096}")
 _ROT13_HINT = re.compile(r"\b(?:gur|naq|lbh|vtaber|vafgehpgvbaf|cerivbhf|flfgrz|cebzcg|lbhe)\b")
+_ROT13_HEADS = frozenset(
+    w[:4]
+    for w in ["gur", "naq", "lbh", "vtaber", "vafgehpgvbaf", "cerivbhf", "flfgrz", "cebzcg", "lbhe"]
+)
+#: Every hex payload lies in a run of 16 or more of these (8 digit pairs, maybe
+#: spaced, or 8 ``\\xNN``).
+_HEX_RUN = re.compile(r"[0-9a-fA-F :\\x]{16,}")
 _ROT13_NAMED = re.compile(r"\brot-?\s?13\b")
 
 
@@ -95,6 +107,8 @@ class Prepared:
     #: Text was altered in ways only an attacker needs (tag characters, zero-width
     #: characters inside words, mixed-script look-alikes).
     disguised: bool = False
+    #: The plain view's word heads (each ``\\w+`` run's first four characters).
+    heads: set[str] | None = None
     _offsets: list[int] | None = None
     _mapped: bool | None = None
 
@@ -114,19 +128,38 @@ class Prepared:
     def _build_offsets(self) -> None:
         offsets: list[int] = []
         pieces: list[str] = []
-        for i, ch in enumerate(self.original):
-            piece = fold(ch)
+        # Character by character, but an ASCII run folds to itself in one piece.
+        for m in _ASCII_OR_ONE.finditer(self.original):
+            start, end = m.span()
+            if end - start > 1 or m.group().isascii():
+                pieces.append(m.group())
+                offsets.extend(range(start, end))
+                continue
+            piece = fold(m.group())
             pieces.append(piece)
-            offsets.extend([i] * len(piece))
+            offsets.extend([start] * len(piece))
         self._mapped = "".join(pieces) == self.plain
         self._offsets = offsets
+
+
+#: Every character ``_FOLD`` changes falls in one of these ranges: a text with
+#: none skips the (slow, per-character) translation.
+_FOLDABLE = re.compile(
+    "[\u00ad\u0261\u0370-\u052f\u180e\u200b-\u200f\u2060-\u2064\ufeff\U000e0000-\U000e007f]"
+)
+_ASCII_OR_ONE = re.compile(r"[\x00-\x7f]+|.", re.DOTALL)
+_TAGS = re.compile("[\U000e0000-\U000e007f]")
+_GREEK_CYRILLIC = re.compile("[\u0370-\u04ff]")
 
 
 def fold(text: str) -> str:
     """NFKC, zero-width removal, tag decoding and look-alike folding (case kept)."""
     if text.isascii():
         return text
-    return unicodedata.normalize("NFKC", text).translate(_FOLD)
+    text = unicodedata.normalize("NFKC", text)
+    if _FOLDABLE.search(text) is None:
+        return text
+    return text.translate(_FOLD)
 
 
 def _lower(text: str) -> str:
@@ -142,18 +175,47 @@ def prepare(text: str) -> Prepared:
     plain = fold(text)
     prepared = Prepared(original=text, plain=plain)
     if not text.isascii():
-        tags = sum(1 for c in text if 0xE0000 <= ord(c) <= 0xE007F)
+        tags = len(_TAGS.findall(text))
         zero = sum(text.count(c) for c in _ZERO_WIDTH[:5])
-        mixed = _MIXED_SCRIPT.search(text.lower()) is not None
+        lowered = text.lower()
+        mixed = (
+            _GREEK_CYRILLIC.search(lowered) is not None
+            and _MIXED_SCRIPT.search(lowered) is not None
+        )
         prepared.disguised = tags >= 3 or zero >= 3 or mixed
     low = _lower(plain)
     prepared.views.append(View("plain", low))
-    if len(_LEET_HINT.findall(low, 0, 65_536)) >= 3:
+    # Each hint holds one of these characters: fewer than three, fewer than three hints.
+    if _leet_hints(low) >= 3:
         leet = low.translate(_LEET)
         if leet != low:
             prepared.views.append(View("leet", leet))
-    prepared.views.extend(decoded_views(plain, low))
+    prepared.heads = heads(low)
+    prepared.views.extend(decoded_views(plain, low, prepared.heads))
     return prepared
+
+
+def _leet_hints(low: str, enough: int = 3) -> int:
+    """``len(_LEET_HINT.findall(low, 0, 65_536))``, counted up to ``enough``.
+
+    Every hint holds a leet character, so only the places next to one are
+    tried, left to right, a hint resuming the search after itself as
+    ``findall`` does."""
+    end = min(len(low), 65_536)
+    found = 0
+    pos = 0
+    for m in _LEET_CHAR.finditer(low, 0, end):
+        at = m.start()
+        for i in (at - 1, at):
+            if i < pos or i + 2 > end:
+                continue
+            a, b = low[i], low[i + 1]
+            if ("a" <= a <= "z" and b in _LEET_SET) or (a in _LEET_SET and "a" <= b <= "z"):
+                found += 1
+                pos = i + 2
+                if found >= enough:
+                    return found
+    return found
 
 
 def _plausible(decoded: str) -> bool:
@@ -190,14 +252,24 @@ def _url(raw: str) -> str | None:
     return decoded if decoded != raw else None
 
 
-def decoded_views(plain: str, low: str) -> list[View]:
-    """Plausible payloads hidden in the text, decoded (bounded work)."""
+def decoded_views(plain: str, low: str, heads: set[str] | None = None) -> list[View]:
+    """Plausible payloads hidden in the text, decoded (bounded work). ``heads``:
+    the word heads of ``low`` if known (to skip the rot13 look-up)."""
     views: list[View] = []
     budget = MAX_DECODED
     for kind, rx, decode in (("base64", _BASE64, _b64), ("hex", _HEX, _hex), ("url", _URL, _url)):
         if kind == "url" and "%" not in plain:
             continue
-        for n, m in enumerate(rx.finditer(plain)):
+        matches: Iterable[re.Match[str]]
+        if kind == "hex":
+            # Every hex match lies inside a run of its alphabet 16 or more long:
+            # searching those runs alone finds the same matches.
+            matches = (
+                m for run in _HEX_RUN.finditer(plain) for m in rx.finditer(plain, *run.span())
+            )
+        else:
+            matches = rx.finditer(plain)
+        for n, m in enumerate(matches):
             if n >= 4 * MAX_PAYLOADS or len(views) >= MAX_PAYLOADS or budget <= 0:
                 break
             raw = m.group()
@@ -212,6 +284,8 @@ def decoded_views(plain: str, low: str) -> list[View]:
             decoded = decoded[:budget]
             budget -= len(decoded)
             views.append(View(kind, _lower(fold(decoded)), m.span()))
+    if heads is not None and _ROT13_HEADS.isdisjoint(heads) and "rot" not in low:
+        return views
     if len(_ROT13_HINT.findall(low, 0, 65_536)) >= 2 or _ROT13_NAMED.search(low):
         views.append(View("rot13", codecs.encode(low[:MAX_DECODED], "rot13"), (0, len(low))))
     return views

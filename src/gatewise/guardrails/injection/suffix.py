@@ -30,6 +30,8 @@ _BANG_RUN = re.compile(r"(?:! ){8,}!?")
 
 
 def _odd(token: str) -> bool:
+    if _ODD_CHARS.isdisjoint(token):
+        return _CASE_SWITCH.search(token) is not None
     letters = sum(c.isalpha() for c in token)
     odd = sum(c in _ODD_CHARS for c in token)
     if odd and letters:
