@@ -114,16 +114,21 @@ def test_a_message_list_gets_indexes_and_one_numbering(world: World) -> None:
         {"role": "user", "content": [{"type": "text", "text": f"again {EMAIL}"}]},
     ]
     answer = check(world, {"input": messages}).json
-    assert [(r["index"], r["guardrail"]) for r in answer["results"]] == [
+    # standard reads no replies (a model cannot leak what its input never held), so the
+    # assistant's message passes as it is; strict reads it.
+    assert [(r["index"], r["guardrail"]) for r in answer["results"]] == [(0, "pii"), (2, "pii")]
+    assert answer["output"] == [
+        {"role": "user", "content": "I am <EMAIL_1>"},
+        {"role": "assistant", "content": f"Your key {API_KEY} is safe"},
+        {"role": "user", "content": "again <EMAIL_1>"},
+    ]
+    strict = check(world, {"input": messages, "profile": "strict"}).json
+    assert [(r["index"], r["guardrail"]) for r in strict["results"]] == [
         (0, "pii"),
         (1, "secrets"),
         (2, "pii"),
     ]
-    assert answer["output"] == [
-        {"role": "user", "content": "I am <EMAIL_1>"},
-        {"role": "assistant", "content": "Your key [OPENAI_API_KEY] is safe"},  # output: redact
-        {"role": "user", "content": "again <EMAIL_1>"},
-    ]
+    assert strict["action"] == "block"  # strict blocks secrets, in replies too
 
 
 def test_a_named_profile_and_assistant_role(world: World) -> None:

@@ -167,10 +167,12 @@ class ProfileConfig(Strict):
 
 #: The profiles every config has unless it defines its own of the same name.
 DEFAULT_PROFILES: dict[str, ProfileConfig] = {
+    # What reaches the model is checked; replies are read only to give masked values back
+    # (a model cannot leak a secret it never saw: strict reads every reply as well).
     "standard": ProfileConfig(
         rules=[
             RuleConfig(guardrail="prompt_injection", on="input", action="block"),
-            RuleConfig(guardrail="secrets", on="both", action="mask", mask="redact"),
+            RuleConfig(guardrail="secrets", on="input", action="mask", mask="redact"),
             RuleConfig(guardrail="pii", on="input", action="mask", mask="placeholder"),
         ]
     ),

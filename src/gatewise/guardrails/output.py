@@ -254,10 +254,11 @@ class OutputReader:
                 for span, style in seen.masks
                 if span.end > start
             ]
-            found += [
-                Replacement(rep.start + base, rep.end + base, rep.text)
-                for rep in mask_spans(text, masks, None, self.profile.hash_key)
-            ]
+            if masks:
+                found += [
+                    Replacement(rep.start + base, rep.end + base, rep.text)
+                    for rep in mask_spans(text, masks, None, self.profile.hash_key)
+                ]
             self._record(channel, seen.verdicts, settled=safe)
         if vault is not None:
             found += [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from gatewise.core.context import GuardrailVerdict
 from gatewise.guardrails.base import Finding, Guardrail, Span, TextRole
@@ -53,7 +54,7 @@ class Inspection:
     masks: list[tuple[Span, str]] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Profile:
     name: str
     input_rules: tuple[Rule, ...] = ()
@@ -81,7 +82,7 @@ class Profile:
             )
         )
 
-    @property
+    @cached_property
     def stream_mode(self) -> str:
         """The most cautious stream mode of the output rules (one reading per stream)."""
         modes = [STREAM_MODES.index(rule.stream) for rule in self.output_rules]
