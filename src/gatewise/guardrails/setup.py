@@ -83,7 +83,9 @@ def built_in(name: str, config: GuardrailsConfig) -> Guardrail:
             return SyncGuardrail(fast, config.memory)
         from gatewise.guardrails.injection.model import InjectionModel
 
-        return _Layered(fast, InjectionModel.load_default(), config.model_threshold)
+        model = InjectionModel.load_default()
+        floor = config.model_threshold
+        return _Layered(fast, model, model.threshold if floor is None else floor)
     if name == "pii":
         from gatewise.guardrails.pii import PiiDetector
 
