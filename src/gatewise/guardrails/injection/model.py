@@ -23,7 +23,8 @@ tokenizers and numpy (no torch). The model folder is generated data, written by
 when that variable is set, else in ``~/.cache/gatewise/injection-model``.
 
 Measured on this project's 2-core machine (int8 encoder, 256 tokens, 2 threads):
-15.5 ms p50 and 18-24 ms p99 per 2 KB prompt, about 1.2 ms for a short question;
+15.5 ms p50 and 18-24 ms p99 per 2 KB prompt, about 1.2 ms for a short question
+(layout 2 adds the fast tier's own pass, about 2 ms per 2 KB);
 0.16-0.18 s to import and load; 120 MB of RSS added, 150 MB once warm. The float32
 graph took 25.6 ms p50 for the same prompts, so the encoder ships quantised.
 

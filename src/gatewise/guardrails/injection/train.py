@@ -16,13 +16,20 @@
 4. Within each split apart, add composites: a benign prompt with an attack
    appended (labelled an attack) and two benign prompts joined (benign), so that
    neither length nor a benign opening decides.
-5. Fit a small perceptron on the embeddings (one hidden layer of 64 ReLU units,
-   class-balanced, full-batch Adam from a seeded start; ``--kind logistic`` for an
-   L2-regularised logistic regression by Newton's method instead; numpy only),
-   choose the threshold on the validation split (the lowest whose false-positive
-   rate is at most 1.5 % there and at most 3 % on the sample's held-out dev
-   templates) and write ``DIR/classifier.json`` and ``DIR/metrics.json``
-   (validation precision, recall and false-positive rate by threshold and source).
+5. Fit a small perceptron (one hidden layer of 64 ReLU units, class-balanced,
+   full-batch Adam from a seeded start; ``--kind logistic`` for an L2-regularised
+   logistic regression by Newton's method instead; numpy only) on the embedding,
+   the text's role and the fast tier's family scores (``--features``; the layout
+   is written into ``classifier.json``, and ``InjectionModel`` computes the same
+   columns at run time).
+6. Choose the threshold: the lowest of a fixed grid whose false-positive rate is
+   at most 1.5 % on the validation split, at most 3 % on its dev templates, and at
+   most 3 % on every dev template of the sample read behind the fast tier as the
+   gateway reads it (the fast tier's findings, or the model's where the fast tier
+   is not sure), each template scored by a model fitted without it (``--folds``,
+   5-fold cross-validation). Write ``DIR/classifier.json`` and ``DIR/metrics.json``
+   (validation precision, recall and false-positive rate by threshold and source,
+   and the dev templates' layered figures by threshold).
 
 Everything is deterministic for a given machine: fixed seeds, fixed package
 versions, full-batch optimisation. It needs ``pip install
