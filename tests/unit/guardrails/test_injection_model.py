@@ -54,7 +54,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("injection-model")
     started = time.perf_counter()
-    train(out, limit=900)
+    train(out, limit=900, folds=2)  # 2 folds: the cross-validation runs, at CI cost
     assert time.perf_counter() - started < 60, "a subset should train in well under a minute"
     return out
 
@@ -88,9 +88,9 @@ def test_training_writes_the_model_folder_and_its_validation_metrics(model_dir: 
 def test_training_is_deterministic(model_dir: Path, tmp_path: Path) -> None:
     from gatewise.guardrails.injection.train import train
 
-    train(tmp_path, limit=200)
+    train(tmp_path, limit=200, folds=2)
     again = tmp_path / "again"
-    train(again, limit=200)
+    train(again, limit=200, folds=2)
     assert (tmp_path / "classifier.json").read_text() == (again / "classifier.json").read_text()
 
 
