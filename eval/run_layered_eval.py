@@ -126,7 +126,10 @@ def main() -> None:
     lines = []
     for name, config in (
         ("fast tier alone", GuardrailsConfig()),
-        (f"layered (model_threshold {layered_config.model_threshold})", layered_config),
+        (
+            f"layered (model_threshold {layered_config.model_threshold or 'of the classifier'})",
+            layered_config,
+        ),
     ):
         found = checkers(injection_rules(config), loop)
         report = evaluate(rows, found, "prompt_injection")

@@ -237,14 +237,16 @@ class GuardrailsConfig(Strict):
             "extra and a trained model: `gatewise guardrails train`)."
         ),
     )
-    model_threshold: float = Field(
-        0.9,
+    model_threshold: float | None = Field(
+        None,
         ge=0.0,
         le=1.0,
         description=(
-            "The model tier's findings below this probability are dropped (chosen on its "
-            "validation split: the lowest threshold with at most 1.5 % false positives "
-            "there and 3 % on the sample's held-out dev templates)."
+            "The model tier's findings below this probability are dropped. Unset: the "
+            "threshold the classifier was trained with (classifier.json), chosen on its "
+            "validation split and on the sample's dev templates read behind the fast "
+            "tier: the lowest with at most 1.5 % false positives on the one and 3 % on "
+            "the other."
         ),
     )
 

@@ -95,7 +95,10 @@ def built_in(name: str, config: GuardrailsConfig) -> Guardrail:
             return SyncGuardrail(fast, config.memory)
         from gatewise.guardrails.injection.model import InjectionModel
 
-        return _Layered(fast, InjectionModel.load_default(), config.model_threshold, config.memory)
+        model = InjectionModel.load_default()
+        floor = config.model_threshold
+        threshold = model.threshold if floor is None else floor
+        return _Layered(fast, model, threshold, config.memory)
     if name == "pii":
         from gatewise.guardrails.pii import PiiDetector
 

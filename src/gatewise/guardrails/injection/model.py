@@ -11,15 +11,20 @@ tokenizers and numpy (no torch). The model folder is generated data, written by
 ``tokenizer.json``
     its WordPiece tokenizer, for the ``tokenizers`` library.
 ``classifier.json``
-    a small perceptron (one hidden ReLU layer) over the 384-dimensional embedding,
-    or a logistic regression (``"kind"`` says which), and the threshold chosen on
-    the validation split.
+    a small perceptron (one hidden ReLU layer) or a logistic regression (``"kind"``
+    says which), the threshold chosen on the validation split, and the layout of
+    its input (``"features"``; absent: layout 1). Layout 1 is the 384-dimensional
+    embedding alone. Layout 2 appends the text's role (one 0/1 column per group of
+    ``"roles"``) and the fast tier's score of each family of ``"families"``
+    (``InjectionDetector().detect(text, role)``, 0 when absent) to it, so the
+    classifier knows where the text came from and what the patterns saw.
 
 ``InjectionModel.load_default()`` looks in ``$GATEWISE_MODEL_DIR/injection-model``
 when that variable is set, else in ``~/.cache/gatewise/injection-model``.
 
 Measured on this project's 2-core machine (int8 encoder, 256 tokens, 2 threads):
-15.5 ms p50 and 18-24 ms p99 per 2 KB prompt, about 1.2 ms for a short question;
+15.5 ms p50 and 18-24 ms p99 per 2 KB prompt, about 1.2 ms for a short question
+(layout 2 adds the fast tier's own pass, about 2 ms per 2 KB);
 0.16-0.18 s to import and load; 120 MB of RSS added, 150 MB once warm. The float32
 graph took 25.6 ms p50 for the same prompts, so the encoder ships quantised.
 
@@ -45,6 +50,57 @@ EXTRA = "guardrails-model"
 ENCODER_FILE = "encoder.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CLASSIFIER_FILE = "classifier.json"
+EMBEDDING_SIZE = 384
+
+
+class FeatureLayout:
+    """What the classifier reads, in column order: the embedding, then one 0/1 column
+    per group of ``roles`` (the text's role is in it), then the fast tier's score of
+    each family of ``families``. Layout 1 has neither; layout 2 may have both."""
+
+    def __init__(
+        self,
+        version: int = 1,
+        roles: Sequence[Sequence[str]] = (),
+        families: Sequence[str] = (),
+    ) -> None:
+        if version not in (1, 2):
+            raise ValueError(f"unknown feature layout {version}: this gatewise reads 1 and 2")
+        if version == 1 and (roles or families):
+            raise ValueError("feature layout 1 is the embedding alone")
+        self.version = version
+        self.roles = tuple(tuple(group) for group in roles)
+        self.families = tuple(families)
+        self._fast: Any = None
+        if self.families:  # made now: nothing is mutated after loading (threads)
+            from gatewise.guardrails.injection.detector import InjectionDetector
+
+            self._fast = InjectionDetector()
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any] | None) -> FeatureLayout:
+        if not spec:
+            return cls()
+        return cls(int(spec["version"]), spec.get("roles", ()), spec.get("families", ()))
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "roles": [list(group) for group in self.roles],
+            "families": list(self.families),
+        }
+
+    @property
+    def width(self) -> int:
+        return EMBEDDING_SIZE + len(self.roles) + len(self.families)
+
+    def extras(self, text: str, role: str) -> list[float]:
+        """The columns after the embedding, for one text read in ``role``."""
+        row = [1.0 if role in group else 0.0 for group in self.roles]
+        if self.families:
+            scores = {f.category: f.score for f in self._fast.detect(text, role)}
+            row += [float(scores.get(name, 0.0)) for name in self.families]
+        return row
 
 
 class ModelUnavailable(ImportError):
@@ -158,6 +214,7 @@ class InjectionModel:
         _check_files(self.directory, (ENCODER_FILE, TOKENIZER_FILE, CLASSIFIER_FILE))
         spec = json.loads((self.directory / CLASSIFIER_FILE).read_text())
         self.kind = str(spec.get("kind", "logistic_regression"))
+        self.layout = FeatureLayout.from_spec(spec.get("features"))
         if self.kind == "mlp":
             self.layers = (
                 np.asarray(spec["w1"], dtype=np.float32),
@@ -202,14 +259,24 @@ class InjectionModel:
             logits = embeddings @ self.weights + self.bias
         return 1.0 / (1.0 + np.exp(-logits))
 
-    def score(self, text: str) -> float:
-        """The classifier's probability that ``text`` is an injection attempt."""
-        return float(self.probabilities(self.encoder.embed([text]))[0])
+    def features(self, text: str, role: str = "user") -> Any:
+        """The classifier's input for one text: a row of ``layout.width`` columns."""
+        np = self._np
+        embedding = self.encoder.embed([text])
+        if self.layout.version == 1:
+            return embedding
+        extras = np.asarray([self.layout.extras(text, role)], dtype=np.float32)
+        return np.hstack([embedding, extras])
+
+    def score(self, text: str, role: str = "user") -> float:
+        """The classifier's probability that ``text``, read in ``role``, is an
+        injection attempt."""
+        return float(self.probabilities(self.features(text, role))[0])
 
     def detect(self, text: str, role: TextRole = "user") -> list[Finding]:
         if not text.strip():
             return []
-        probability = self.score(text)
+        probability = self.score(text, role)
         if probability < self.floor:
             return []
         category = "indirect_injection" if role == "tool" else "model"

@@ -16,13 +16,20 @@
 4. Within each split apart, add composites: a benign prompt with an attack
    appended (labelled an attack) and two benign prompts joined (benign), so that
    neither length nor a benign opening decides.
-5. Fit a small perceptron on the embeddings (one hidden layer of 64 ReLU units,
-   class-balanced, full-batch Adam from a seeded start; ``--kind logistic`` for an
-   L2-regularised logistic regression by Newton's method instead; numpy only),
-   choose the threshold on the validation split (the lowest whose false-positive
-   rate is at most 1.5 % there and at most 3 % on the sample's held-out dev
-   templates) and write ``DIR/classifier.json`` and ``DIR/metrics.json``
-   (validation precision, recall and false-positive rate by threshold and source).
+5. Fit a small perceptron (one hidden layer of 64 ReLU units, class-balanced,
+   full-batch Adam from a seeded start; ``--kind logistic`` for an L2-regularised
+   logistic regression by Newton's method instead; numpy only) on the embedding,
+   the text's role and the fast tier's family scores (``--features``; the layout
+   is written into ``classifier.json``, and ``InjectionModel`` computes the same
+   columns at run time).
+6. Choose the threshold: the lowest of a fixed grid whose false-positive rate is
+   at most 1.5 % on the validation split, at most 3 % on its dev templates, and at
+   most 3 % on every dev template of the sample read behind the fast tier as the
+   gateway reads it (the fast tier's findings, or the model's where the fast tier
+   is not sure), each template scored by a model fitted without it (``--folds``,
+   5-fold cross-validation). Write ``DIR/classifier.json`` and ``DIR/metrics.json``
+   (validation precision, recall and false-positive rate by threshold and source,
+   and the dev templates' layered figures by threshold).
 
 Everything is deterministic for a given machine: fixed seeds, fixed package
 versions, full-batch optimisation. It needs ``pip install
@@ -38,18 +45,28 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from gatewise.guardrails.base import TextRole
+from gatewise.guardrails.injection.detector import (
+    ADVERSARIAL_SUFFIX,
+    FAMILIES,
+    OBFUSCATION,
+    InjectionDetector,
+)
 from gatewise.guardrails.injection.export import export_encoder
 from gatewise.guardrails.injection.model import (
     CLASSIFIER_FILE,
+    EMBEDDING_SIZE,
     ENCODER_FILE,
     TOKENIZER_FILE,
     Encoder,
+    FeatureLayout,
 )
 from gatewise.guardrails.injection.training_data import (
     EMBEDDING_MODEL,
@@ -65,6 +82,14 @@ from gatewise.guardrails.injection.training_data import (
 MAX_TOKENS = 256
 DEFAULT_DATA = Path.home() / ".cache" / "gatewise" / "packages"
 DEFAULT_EXCLUDE = Path("eval/guardrails/injection.jsonl")
+#: The fast tier's families, in the column order of feature layout 2.
+FAST_FAMILIES = (*(f.name for f in FAMILIES), OBFUSCATION, ADVERSARIAL_SUFFIX)
+#: What the classifier may read besides the embedding (``--features``).
+LAYOUTS = {
+    "embedding": FeatureLayout(1),
+    "fast": FeatureLayout(2, (), FAST_FAMILIES),
+    "role+fast": FeatureLayout(2, (("tool",), ("system", "developer")), FAST_FAMILIES),
+}
 
 
 def write_encoder(data: Path, out: Path) -> None:
@@ -144,18 +169,31 @@ def composites(
             made.append(Example(f"{host}\n\n{attack}", 1, "composite", "tool"))
     for _ in range(len(attacks) * per_attack):
         first, second = (benign[int(i)] for i in rng.integers(len(benign), size=2))
-        made.append(Example(f"{first}\n\n{second}", 0, "composite"))
+        # A document too: were it read as the user's, the role alone would tell.
+        made.append(Example(f"{first}\n\n{second}", 0, "composite", "tool"))
     return made
 
 
 def embed_all(encoder: Encoder, texts: Sequence[str], batch: int = 32) -> np.ndarray:
     """Embeddings in the texts' order, batched by length so padding stays small."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    result = np.zeros((len(texts), 384), dtype=np.float32)
+    result = np.zeros((len(texts), EMBEDDING_SIZE), dtype=np.float32)
     for start in range(0, len(order), batch):
         chunk = order[start : start + batch]
         result[chunk] = encoder.embed([texts[i] for i in chunk])
     return result
+
+
+def feature_matrix(
+    encoder: Encoder, examples: Sequence[Example], layout: FeatureLayout
+) -> np.ndarray:
+    """The classifier's input for each example: what ``InjectionModel.features``
+    computes at run time, in bulk."""
+    embeddings = embed_all(encoder, [e.text for e in examples])
+    if layout.version == 1:
+        return embeddings
+    extras = np.array([layout.extras(e.text, e.role) for e in examples], dtype=np.float32)
+    return np.hstack([embeddings, extras.reshape(len(examples), -1)])
 
 
 def fit_logistic(
@@ -238,19 +276,91 @@ def mlp_probabilities(params: dict[str, Any], x: np.ndarray) -> np.ndarray:
 
 
 def choose_threshold(
-    y: np.ndarray, p: np.ndarray, max_fpr: float, near: np.ndarray, max_near_fpr: float
+    y: np.ndarray,
+    p: np.ndarray,
+    max_fpr: float,
+    near: np.ndarray,
+    max_near_fpr: float,
+    layered: Layered | None = None,
 ) -> float:
     """The lowest threshold of a fixed grid whose false-positive rate on (y, p) is at
     most ``max_fpr``, and at most ``max_near_fpr`` on the rows ``near`` selects (the
     evaluation sample's held-out dev templates, the closest to what the gateway
-    sees): the most recall those false-positive budgets allow."""
+    sees) and, when given, on ``layered``: the dev templates' out-of-fold
+    probabilities read behind the fast tier, as the gateway reads them. The most
+    recall those false-positive budgets allow."""
     for threshold in THRESHOLDS:
         if metrics(y, p, threshold)["fpr"] > max_fpr:
             continue
         if near.any() and metrics(y[near], p[near], threshold)["fpr"] > max_near_fpr:
             continue
+        if layered is not None and layered.metrics(threshold)["fpr"] > max_near_fpr:
+            continue
         return threshold
     return THRESHOLDS[-1]
+
+
+#: The standard profile's ``prompt_injection`` rule threshold, and the fast tier's
+#: score past which the gateway does not consult the model (``setup._Layered``).
+FAST_FLAGS = 0.35
+FAST_SETTLES = 0.9
+
+
+class Layered:
+    """Labels, model probabilities and the fast tier's top scores of some texts: what
+    the layered detector flags at a model threshold."""
+
+    def __init__(self, y: np.ndarray, p: np.ndarray, fast: np.ndarray) -> None:
+        self.y, self.p, self.fast = y, p, fast
+
+    def flagged(self, threshold: float) -> np.ndarray:
+        by_model = (self.fast < FAST_SETTLES) & (self.p >= threshold)
+        return np.asarray((self.fast >= FAST_FLAGS) | by_model, dtype=np.float64)
+
+    def metrics(self, threshold: float) -> dict[str, float]:
+        found = metrics(self.y, self.flagged(threshold), 0.5)
+        return {**found, "threshold": threshold}
+
+
+def fast_top_scores(examples: Sequence[Example]) -> np.ndarray:
+    """The fast tier's best finding's score for each example (0: none)."""
+    detector = InjectionDetector()
+    return np.array(
+        [
+            max((f.score for f in detector.detect(e.text, cast(TextRole, e.role))), default=0.0)
+            for e in examples
+        ]
+    )
+
+
+def dev_cross_validation(
+    examples: Sequence[Example],
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: int,
+    fit: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold probabilities of the sample's dev rows: its templates are cut into
+    ``folds`` folds (by a hash of the template), and each fold is scored by a model
+    fitted on everything else (composites made from its texts left out too). The
+    dev rows are few in the validation split; this scores every one of them as a
+    template never trained on. Returns (which rows, their probabilities)."""
+    dev = np.array([e.source == "sample-dev" for e in examples])
+    fold = np.array([zlib.crc32((e.group or e.text).encode()) % folds for e in examples])
+    p = np.zeros(len(examples))
+    for k in range(folds):
+        held = dev & (fold == k)
+        if not held.any():
+            continue
+        texts = [examples[int(i)].text for i in np.flatnonzero(held)]
+        keep = ~held
+        for i in np.flatnonzero(keep):
+            made = examples[int(i)]
+            if made.source == "composite" and any(t in made.text for t in texts):
+                keep[i] = False
+        predict = fit(x[keep], y[keep])
+        p[held] = predict(x[held])
+    return dev, p
 
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.99)
@@ -287,6 +397,8 @@ def train(
     kind: str = "mlp",
     max_fpr: float = 0.015,
     max_near_fpr: float = 0.03,
+    features: str = "role+fast",
+    folds: int = 5,
 ) -> dict[str, Any]:
     """Build the whole model folder ``out``; returns what ``metrics.json`` holds."""
     started = time.perf_counter()
@@ -306,9 +418,10 @@ def train(
     train_set += composites(train_set, rng)
     val_set += composites(val_set, rng)
 
+    layout = LAYOUTS[features]
     encoder = Encoder(out, max_tokens=MAX_TOKENS)
-    x_train = embed_all(encoder, [e.text for e in train_set])
-    x_val = embed_all(encoder, [e.text for e in val_set])
+    x_train = feature_matrix(encoder, train_set, layout)
+    x_val = feature_matrix(encoder, val_set, layout)
     y_train = np.array([e.label for e in train_set], dtype=np.float64)
     y_val = np.array([e.label for e in val_set], dtype=np.float64)
     embedded = time.perf_counter()
@@ -336,7 +449,23 @@ def train(
 
     p_val = predict(x_val)
     near = np.array([e.source == "sample-dev" for e in val_set])
-    threshold = choose_threshold(y_val, p_val, max_fpr, near, max_near_fpr)
+    layered: Layered | None = None
+    if folds > 1 and kind == "mlp":
+        # Every dev template scored unseen, behind the fast tier: the validation
+        # split holds too few of them to budget false positives on alone.
+        pooled = train_set + [e for e in val_set if e.source != "composite"]
+        x_pooled = np.vstack([x_train, x_val[[e.source != "composite" for e in val_set]]])
+        y_pooled = np.array([e.label for e in pooled], dtype=np.float64)
+
+        def fit_fold(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+            fold_params = fit_mlp(x, y, seed=seed)
+            return lambda rows: mlp_probabilities(fold_params, rows)
+
+        rows, p_dev = dev_cross_validation(pooled, x_pooled, y_pooled, folds, fit_fold)
+        fast = fast_top_scores([e for e, r in zip(pooled, rows, strict=True) if r])
+        layered = Layered(y_pooled[rows], p_dev[rows], fast)
+    threshold = choose_threshold(y_val, p_val, max_fpr, near, max_near_fpr, layered)
+    chosen_at = time.perf_counter()
     by_source: dict[str, dict[str, float]] = {}
     for source in sorted({e.source for e in val_set}):
         chosen = np.array([e.source == source for e in val_set])
@@ -346,6 +475,7 @@ def train(
         "excluded_as_evaluation": excluded,
         "dropped_conflicting": conflicting,
         "kind": kind,
+        "features": features,
         "threshold": threshold,
         "train": {
             "size": len(train_set),
@@ -360,10 +490,14 @@ def train(
         "validation_at_threshold": metrics(y_val, p_val, threshold),
         "validation_by_threshold": [metrics(y_val, p_val, t) for t in THRESHOLDS],
         "validation_by_source_at_threshold": by_source,
+        "dev_templates_layered_by_threshold": (
+            [layered.metrics(t) for t in THRESHOLDS] if layered is not None else []
+        ),
         "seconds": {
             "export": round(exported - started, 1),
             "embed": round(embedded - exported, 1),
             "fit": round(fitted_at - embedded, 1),
+            "cross_validation": round(chosen_at - fitted_at, 1),
             "total": round(time.perf_counter() - started, 1),
         },
     }
@@ -371,6 +505,7 @@ def train(
         "kind": "mlp" if kind == "mlp" else "logistic_regression",
         "embedding_model": "{}=={}".format(*EMBEDDING_MODEL),
         "max_tokens": MAX_TOKENS,
+        "features": layout.spec(),
         "seed": seed,
         "l2": l2,
         "threshold": threshold,
@@ -401,9 +536,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="evaluation sample (JSON lines) never to train on",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        help="folds of the dev templates' cross-validation the threshold is chosen on "
+        "(0: the validation split alone)",
+    )
     parser.add_argument("--val-fraction", type=float, default=0.2)
     parser.add_argument("--l2", type=float, default=0.3, help="logistic regression only")
     parser.add_argument("--kind", choices=["mlp", "logistic"], default="mlp")
+    parser.add_argument(
+        "--features",
+        choices=sorted(LAYOUTS),
+        default="role+fast",
+        help="the classifier's input: the embedding, plus the fast tier's family "
+        "scores, plus the text's role",
+    )
     parser.add_argument(
         "--no-dev", action="store_true", help="leave the sample's dev split out of training"
     )
@@ -424,6 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         limit=args.limit,
         dev=not args.no_dev,
         kind=args.kind,
+        features=args.features,
+        folds=args.folds,
     )
     json.dump(report, sys.stdout, indent=2)
     print()
