@@ -122,6 +122,8 @@ async def inspect(
             if not rule.keeps(finding):
                 continue
             spans = finding.spans
+            if len(spans) > 1:
+                spans = _merged(spans)
             if base:
                 spans = tuple(Span(s.start + base, s.end + base, s.type) for s in spans)
             if verdicts:
@@ -142,3 +144,17 @@ async def inspect(
             elif rule.action == "mask":
                 result.masks.extend((span, rule.mask) for span in spans)
     return result
+
+
+def _merged(spans: tuple[Span, ...]) -> tuple[Span, ...]:
+    """Spans of one finding, overlapping ones joined (a detector may match one phrase
+    with two patterns)."""
+    out: list[Span] = []
+    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if out and span.start < out[-1].end:
+            last = out[-1]
+            if span.end > last.end:
+                out[-1] = Span(last.start, span.end, last.type)
+            continue
+        out.append(span)
+    return tuple(out)

@@ -107,3 +107,18 @@ def test_the_hash_key_is_a_reference_and_keys_the_tags(monkeypatch: pytest.Monke
     tag = apply(text, mask_spans(text, spans, None, profile.hash_key))
     assert tag == apply(text, mask_spans(text, spans, None, b"k1"))
     assert tag != apply(text, mask_spans(text, spans, None, b"k2"))
+
+
+async def test_a_findings_overlapping_spans_are_reported_once() -> None:
+    from gatewise.guardrails.base import Finding, SyncGuardrail
+    from gatewise.guardrails.rules import Rule, inspect
+
+    class Twice:
+        name = "prompt_injection"
+
+        def detect(self, text: str, role: str = "user") -> list[Finding]:
+            spans = (Span(10, 30, "x"), Span(4, 12, "x"), Span(14, 30, "x"), Span(40, 45, "x"))
+            return [Finding(self.name, "x", 0.9, spans)]
+
+    seen = await inspect([Rule(SyncGuardrail(Twice()), "flag")], "t" * 50, "user", "input")
+    assert seen.verdicts[0].spans == ((4, 30, "x"), (40, 45, "x"))
