@@ -99,7 +99,6 @@ async def inspect(
     index: int = -1,
     *,
     base: int = 0,
-    verdicts: bool = True,
     once: bool = False,
 ) -> Inspection:
     """Run ``rules`` over ``text`` (written by ``role``). ``base`` is added to span offsets
@@ -126,18 +125,17 @@ async def inspect(
                 spans = _merged(spans)
             if base:
                 spans = tuple(Span(s.start + base, s.end + base, s.type) for s in spans)
-            if verdicts:
-                result.verdicts.append(
-                    GuardrailVerdict(
-                        finding.guardrail,
-                        finding.category,
-                        round(finding.score, 4),
-                        rule.action,
-                        direction,
-                        index,
-                        tuple((s.start, s.end, s.type) for s in spans),
-                    )
+            result.verdicts.append(
+                GuardrailVerdict(
+                    finding.guardrail,
+                    finding.category,
+                    round(finding.score, 4),
+                    rule.action,
+                    direction,
+                    index,
+                    tuple((s.start, s.end, s.type) for s in spans),
                 )
+            )
             if rule.action == "block":
                 if result.blocked is None:
                     result.blocked = (rule, finding)
