@@ -24,7 +24,7 @@ from gatewise.guardrails.injection import InjectionDetector
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE.parents[2] / "eval" / "guardrails" / "injection.jsonl"
 UNIT_TEXTS = HERE / "injection_unit_texts.json"
-DIGEST = "72870c46305f62fed6116ff5a0a45cff5f1f2140be44174bcd028385c52ac35a"
+DIGEST = "a6fd7ef3a7452072d94a08892c0c0bb1524e4a3872bc0ef78f296aa42fb70f3d"
 
 CHAT = [
     "hi there! how are you doing today?",
