@@ -24,7 +24,7 @@ from gatewise.guardrails.injection import InjectionDetector
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE.parents[2] / "eval" / "guardrails" / "injection.jsonl"
 UNIT_TEXTS = HERE / "injection_unit_texts.json"
-DIGEST = "a6fd7ef3a7452072d94a08892c0c0bb1524e4a3872bc0ef78f296aa42fb70f3d"
+DIGEST = "2c0f614192208651ceb888c2dc8d92090dc857049e8bcd1bae19b834d8440625"
 
 CHAT = [
     "hi there! how are you doing today?",

@@ -90,8 +90,8 @@ _HARM = (
     + _WEAPON
     + r")\b"
 )
-# Thin pretexts a jailbreak wraps its request in.
-_FRAME = r"\b(?:should you (?:choose to )?accept it|(?:you'?ve|you have) been (?:assigned|given) (?:a|the|this|your) (?:task|mission|assignment)|as part of (?:a|an|the) (?:training|testing|red[- ]teaming|security|research) (?:exercise|drill|simulation)|(?:strictly |only )?for (?:testing|academic|research|educational|training) purposes|deliver what (?:i'?m|i am) asking for|(?:in|for) (?:a|this|my) (?:fictional|hypothetical) (?:world|story|scenario|novel)|hypothetically speaking)\b"
+# Thin pretexts a jailbreak wraps its request in (straight or curly apostrophes).
+_FRAME = r"\b(?:should you (?:choose to )?accept it|(?:you['’]?ve|you have) been (?:assigned|given) (?:a|the|this|your) (?:task|mission|assignment)|as part of (?:a|an|the) (?:training|testing|red[- ]teaming|security|research) (?:exercise|drill|simulation)|(?:strictly |only )?for (?:testing|academic|research|educational|training) purposes|deliver what (?:i['’]?m|i am) asking for|(?:in|for) (?:a|this|my) (?:fictional|hypothetical) (?:world|story|scenario|novel)|hypothetically speaking)\b"
 
 ROLEPLAY_JAILBREAK = Family(
     "roleplay_jailbreak",
