@@ -43,7 +43,7 @@ def report() -> Report:
 
 
 def test_sample_floors(report: Report) -> None:
-    assert report.overall.recall >= 0.66
+    assert report.overall.recall >= 0.68
     assert report.groups["indirect_injection"].recall >= 0.56
     assert report.overall.fpr is not None and report.overall.fpr <= 0.03
 

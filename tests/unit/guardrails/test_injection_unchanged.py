@@ -24,7 +24,7 @@ from gatewise.guardrails.injection import InjectionDetector
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE.parents[2] / "eval" / "guardrails" / "injection.jsonl"
 UNIT_TEXTS = HERE / "injection_unit_texts.json"
-DIGEST = "72870c46305f62fed6116ff5a0a45cff5f1f2140be44174bcd028385c52ac35a"
+DIGEST = "2c0f614192208651ceb888c2dc8d92090dc857049e8bcd1bae19b834d8440625"
 
 CHAT = [
     "hi there! how are you doing today?",
