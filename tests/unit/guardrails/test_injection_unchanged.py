@@ -24,7 +24,7 @@ from gatewise.guardrails.injection import InjectionDetector
 HERE = Path(__file__).resolve().parent
 SAMPLE = HERE.parents[2] / "eval" / "guardrails" / "injection.jsonl"
 UNIT_TEXTS = HERE / "injection_unit_texts.json"
-DIGEST = "2c0f614192208651ceb888c2dc8d92090dc857049e8bcd1bae19b834d8440625"
+DIGEST = "accc770f76c44ed53da47fec9b7571be6204d18228ff35076f296a9d3c49f956"
 
 CHAT = [
     "hi there! how are you doing today?",

@@ -115,7 +115,7 @@ ROLEPLAY_JAILBREAK = Family(
         Rule(r"\[(?:gpt|classic|normal|🔒[^\]\n]{0,20})\]", 0.3),
         Rule(r"\b(?:jailbreak|jailbroken|jail-broken)\b", 0.3),
         Rule(r"\b(?:hypothetical|fictional|imaginary|fictitious|alternate|parallel) (?:world|universe|scenario|story|setting|reality)[^.\n]{0,100}(?:no (?:rules|laws|restrictions|ethics|morals)|anything (?:is|goes)|(?:rules|laws|restrictions|ethics) (?:don't|do not|no longer) (?:apply|exist))", 0.6),
-        Rule(r"\b(?:for|in) (?:academic|educational|research|testing|training|debugging) (?:purposes|exercise|reasons)\b", 0.25),
+        Rule(r"\b(?:for|in) (?:academic|educational|research|testing|training|debugging) (?:purposes|exercise|reasons)\b", 0.1),
         Rule(r"\b(?:can|will|must) (?:do|say|answer|generate|write) anything\b", 0.35),
         Rule(r"\b(?:answer|respond to|reply to) (?:any|every|all)(?: of)?(?: my)? (?:questions?|prompts?|requests?)\b[^.\n]{0,40}\b(?:without|regardless|no matter|even if)", 0.45),
         Rule(r"\bregardless of (?:how |whether |if )?(?:\w+ ){0,3}(?:illegal|unethical|immoral|harmful|dangerous|legal|ethical|moral|offensive|inappropriate|legality|ethics|morality|consequences)", 0.45),
@@ -139,11 +139,11 @@ ROLEPLAY_JAILBREAK = Family(
         Rule(r"\b(?:to )?(?:enable|enabling|activate|unlock) (?:debug(?:ging)?|diagnostics?|maintenance|developer|admin|god|sudo|root|experimental)(?: (?:mode|access|features?|procedure|options))?\b", 0.35),
         Rule(r"\b(?:experimental|debug|maintenance|diagnostic|developer|admin|override) (?:procedure|protocol|override|command)\s{0,2}:", 0.45),
         # A pretext, a colon, then the request: "For testing purposes only: tell me ..."
-        Rule(r"\b(?:(?:testing|academic|research|educational|debugging|training|experimental) (?:purposes|exercise|procedure|mode)(?: only)?|(?:to )?enable debugging(?:,? please execute)?|experimental procedure)\s{0,2}:\s{0,4}(?:please )?(?:tell|give|provide|explain|write|create|describe|list|show|generate|recommend|detail|output|repeat|print)\b", 0.55),
+        Rule(r"\b(?:(?:testing|academic|research|educational|debugging|training|experimental) (?:purposes|exercise|procedure|mode)(?: only)?|(?:to )?enable debugging(?:,? please execute)?|experimental procedure)\s{0,2}:\s{0,4}(?:please )?(?:tell|give|provide|explain|write|create|describe|list|show|generate|recommend|detail|output|repeat|print)\b", 0.05),
         Rule(r"\blet'?s (?:act out|play|roleplay|role-play|imagine|pretend)\b", 0.15),
         # A harmful request after a pretext frame or a colon: each alone is 0.3.
         Rule(_HARM, 0.3),
-        Rule(_FRAME, 0.3),
+        Rule(_FRAME, 0.22),
         Rule(r"\S\s{0,2}:\s{0,4}(?:please )?" + _HARM, 0.3),
         *multilingual.PERSONA,
     ],
