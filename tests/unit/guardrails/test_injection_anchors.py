@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gatewise.guardrails.injection.anchors import Keyed, admits, anchors, present
+from gatewise.guardrails.injection.anchors import anchors
 from gatewise.guardrails.injection.detector import _BOOK, _SUBSTRINGS, FAMILIES, _keyed
+from gatewise.guardrails.injection.keys import Keyed, admits, present
 from gatewise.guardrails.injection.normalize import prepare
 from gatewise.guardrails.injection.rules import _anchored, _search, _windowed
 

@@ -95,7 +95,7 @@ def test_fast_counts_agree_with_their_regexes() -> None:
     import random
     import re
 
-    from gatewise.guardrails.injection.anchors import heads
+    from gatewise.guardrails.injection.keys import heads
     from gatewise.guardrails.injection.normalize import _LEET_HINT, _leet_hints
 
     rng = random.Random(5)

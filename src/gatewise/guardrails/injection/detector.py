@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from ...guardrails.base import Finding, Span, TextRole
 from . import suffix
-from .anchors import SUBSTRING, Keyed, Substrings
 from .channel import CHANNEL_FAMILIES, DELIMITER_SMUGGLING, INDIRECT_INJECTION
 from .direct import DIRECT_FAMILIES
+from .keys import SUBSTRING, Keyed, Substrings
 from .normalize import Prepared, View, leet_fold, prepare
 from .rules import Family, Rulebook, Scan
 

@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from .anchors import heads
+from .keys import heads
 
 MAX_PAYLOADS = 8
 MAX_DECODED = 16_384

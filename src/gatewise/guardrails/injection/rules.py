@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from functools import reduce
 from operator import or_
 
-from .anchors import SUBSTRING, Keyed, Present, admits, anchors, leading, width
+from .anchors import anchors, leading, width
+from .keys import SUBSTRING, Keyed, Present, admits
 
 #: A phrase in quotes inside a text that talks *about* attacks is a mention, not
 #: a use ("text such as 'ignore previous instructions' is an attack"): its
