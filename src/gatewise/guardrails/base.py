@@ -94,6 +94,30 @@ class Memory:
         entries[(role, len(text), hash(text))] = found
 
 
+class RememberingGuardrail:
+    """A ``Guardrail`` that judges a text in an awaitable ``judge`` (a model in a worker
+    thread) and keeps a ``Memory`` of its findings; ``scan_once`` judges without keeping
+    (a stream's window, which will not come back)."""
+
+    name: str
+
+    def __init__(self, memory: int = 4096) -> None:
+        self._memory = Memory(memory)
+
+    async def scan(self, text: str, role: TextRole) -> Sequence[Finding]:
+        found = self._memory.get(text, role)
+        if found is None:
+            found = await self.judge(text, role)
+            self._memory.put(text, role, found)
+        return found
+
+    async def scan_once(self, text: str, role: TextRole) -> Sequence[Finding]:
+        return await self.judge(text, role)
+
+    async def judge(self, text: str, role: TextRole) -> list[Finding]:
+        raise NotImplementedError
+
+
 class SyncGuardrail:
     """A ``Guardrail`` around a synchronous ``Detector``, with a ``Memory``: most of what
     a request carries was read before (the application's system prompt on every call,

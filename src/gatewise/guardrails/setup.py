@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from gatewise.config.guardrails import CustomGuardrailConfig, GuardrailsConfig, RuleConfig
 from gatewise.config.secrets import SecretResolutionError
-from gatewise.guardrails.base import Finding, Guardrail, Memory, SyncGuardrail, TextRole
+from gatewise.guardrails.base import (
+    Finding,
+    Guardrail,
+    RememberingGuardrail,
+    SyncGuardrail,
+    TextRole,
+)
 from gatewise.guardrails.masking import label_of
 from gatewise.guardrails.moderation import ModerationDetector
 from gatewise.guardrails.rules import Profile, Rule
@@ -52,7 +58,7 @@ class _Labelled:
         return out
 
 
-class _Layered:
+class _Layered(RememberingGuardrail):
     """The fast tier, then the model tier for what the fast tier did not settle.
 
     The model runs in a worker thread (ONNX Runtime releases the GIL): its ~15 ms per
@@ -63,22 +69,12 @@ class _Layered:
     name = "prompt_injection"
 
     def __init__(self, fast: Any, model: Any, floor: float, memory: int) -> None:
+        super().__init__(memory)
         self.fast = fast
         self.model = model
         self.floor = floor
-        self._memory = Memory(memory)
 
-    async def scan(self, text: str, role: TextRole) -> Sequence[Finding]:
-        found = self._memory.get(text, role)
-        if found is None:
-            found = await self._judge(text, role)
-            self._memory.put(text, role, found)
-        return found
-
-    async def scan_once(self, text: str, role: TextRole) -> Sequence[Finding]:
-        return await self._judge(text, role)
-
-    async def _judge(self, text: str, role: TextRole) -> list[Finding]:
+    async def judge(self, text: str, role: TextRole) -> list[Finding]:
         found: list[Finding] = self.fast.detect(text, role)
         if any(finding.score >= 0.9 for finding in found):
             return found  # certain already: the model would add only latency

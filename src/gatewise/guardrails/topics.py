@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gatewise.guardrails.base import Finding, Memory, TextRole
+from gatewise.guardrails.base import Finding, RememberingGuardrail, TextRole
 
 
 class TopicClassifier:
@@ -39,27 +39,17 @@ class TopicClassifier:
         return found
 
 
-class ModerationWithClassifier:
+class ModerationWithClassifier(RememberingGuardrail):
     """The word lists, then the classifier for the topics they did not find."""
 
     name = "moderation"
 
     def __init__(self, words: Any, classifier: TopicClassifier, memory: int = 4096) -> None:
+        super().__init__(memory)
         self.words = words
         self.classifier = classifier
-        self._memory = Memory(memory)
 
-    async def scan(self, text: str, role: TextRole) -> Sequence[Finding]:
-        found = self._memory.get(text, role)
-        if found is None:
-            found = await self._judge(text, role)
-            self._memory.put(text, role, found)
-        return found
-
-    async def scan_once(self, text: str, role: TextRole) -> Sequence[Finding]:
-        return await self._judge(text, role)
-
-    async def _judge(self, text: str, role: TextRole) -> list[Finding]:
+    async def judge(self, text: str, role: TextRole) -> list[Finding]:
         found: list[Finding] = self.words.detect(text, role)
         judged = await asyncio.to_thread(self.classifier.detect, text)
         named = {finding.category for finding in found}

@@ -152,3 +152,26 @@ def test_what_cannot_start_is_one_line_naming_the_setting(
         StartupError, match=r"^guardrails.model_tier: .*gatewise.guardrails.injection.train"
     ):
         start({"model_tier": True})
+
+
+async def test_an_awaitable_guardrail_remembers_scans_but_not_one_off_readings() -> None:
+    from gatewise.guardrails.base import RememberingGuardrail
+
+    class Judging(RememberingGuardrail):
+        name = "judging"
+
+        def __init__(self) -> None:
+            super().__init__(memory=8)
+            self.calls = 0
+
+        async def judge(self, text: str, role: TextRole) -> list[Finding]:
+            self.calls += 1
+            return [Finding(self.name, role, 1.0)]
+
+    guardrail = Judging()
+    assert (await guardrail.scan("a system prompt", "system"))[0].category == "system"
+    await guardrail.scan("a system prompt", "system")
+    assert guardrail.calls == 1
+    await guardrail.scan_once("a stream window", "assistant")
+    await guardrail.scan_once("a stream window", "assistant")
+    assert guardrail.calls == 3
