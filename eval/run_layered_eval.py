@@ -20,29 +20,17 @@ one's model runs in a worker thread, as in the gateway).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import random
 import sys
-import time
-from collections.abc import Mapping
 from pathlib import Path
 
+from run_injection_eval import SAMPLE, latency_2kb, load  # this folder's sibling script
+
+from gatewise.commands.guardrails import rule_checkers
 from gatewise.config.guardrails import GuardrailsConfig
-from gatewise.guardrails.base import Finding, TextRole
-from gatewise.guardrails.evaluation import Checker, Report, evaluate, percentile, render
-from gatewise.guardrails.rules import Rule, inspect
+from gatewise.guardrails.evaluation import Report, evaluate, render
+from gatewise.guardrails.rules import Rule
 from gatewise.guardrails.setup import build_guardrails
-
-SAMPLE = Path(__file__).resolve().parent / "guardrails" / "injection.jsonl"
-ROLES: tuple[TextRole, ...] = ("system", "developer", "user", "assistant", "tool")
-
-
-def load(split: str, lang: str) -> list[dict[str, object]]:
-    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").split("\n") if line]
-    return [
-        r for r in rows if r["split"] == split and (lang == "all" or r.get("lang", "en") == lang)
-    ]
 
 
 def ensure_model(retrain: bool) -> Path:
@@ -63,34 +51,6 @@ def injection_rules(config: GuardrailsConfig) -> list[Rule]:
     rules = [r for r in rails.profile("standard").input_rules if r.name == "prompt_injection"]
     assert rules, "the standard profile has no prompt_injection rule"
     return rules
-
-
-def checkers(rules: list[Rule], loop: asyncio.AbstractEventLoop) -> Mapping[str, Checker]:
-    def make(role: TextRole) -> Checker:
-        def check(text: str) -> list[Finding]:
-            seen = loop.run_until_complete(inspect(rules, text, role, "input"))
-            return [Finding(v.guardrail, v.category, v.score) for v in seen.verdicts]
-
-        return check
-
-    return {role: make(role) for role in ROLES}
-
-
-def latency_2kb(check: Checker, texts: list[str], n: int) -> tuple[float, float]:
-    rng = random.Random(7)
-    prompts = []
-    for _ in range(n):
-        parts: list[str] = []
-        while sum(map(len, parts)) < 2048:
-            parts.append(rng.choice(texts))
-        prompts.append("\n".join(parts)[:2048])
-    check(prompts[0])  # warm up
-    times = []
-    for prompt in prompts:
-        start = time.perf_counter()
-        check(prompt)
-        times.append((time.perf_counter() - start) * 1000)
-    return percentile(times, 50), percentile(times, 99)
 
 
 def summary(name: str, report: Report) -> str:
@@ -119,7 +79,6 @@ def main() -> None:
     layered_config = GuardrailsConfig(model_tier=True)
     if args.model_threshold is not None:
         layered_config = GuardrailsConfig(model_tier=True, model_threshold=args.model_threshold)
-    loop = asyncio.new_event_loop()
     rows = load(args.split, args.lang)
     texts = [str(r["text"]) for r in load(args.split, "all")]
     benign = [str(r["text"]) for r in load(args.split, "all") if r["label"] == "benign"]
@@ -131,7 +90,7 @@ def main() -> None:
             layered_config,
         ),
     ):
-        found = checkers(injection_rules(config), loop)
+        found = rule_checkers(injection_rules(config), "input")
         report = evaluate(rows, found, "prompt_injection")
         print(f"== {name}, {args.split} split, lang {args.lang}")
         print(render(report))

@@ -58,8 +58,9 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _checkers(rules: Sequence[Rule], direction: str) -> Mapping[str, Checker]:
-    """One checker per author role: the findings ``rules`` keep for a text."""
+def rule_checkers(rules: Sequence[Rule], direction: str) -> Mapping[str, Checker]:
+    """One checker per author role: the findings ``rules`` keep for a text (as the
+    gateway runs them, through ``rules.inspect``)."""
     loop = asyncio.new_event_loop()
 
     def make(role: TextRole) -> Checker:
@@ -106,7 +107,7 @@ def run_eval(path: Path, profile: Profile) -> str:
             judged = [
                 {**row, "spans": [s for s in row["spans"] if s["type"] in kinds]} for row in rows
             ]
-        out.append(render(evaluate(judged, _checkers(rules, direction), name)))
+        out.append(render(evaluate(judged, rule_checkers(rules, direction), name)))
     if not out:
         kind = "span" if spans else "labelled"
         raise EvalError(f"profile {profile.name!r} has no guardrail that reads {kind} rows")
