@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from gatewise.guardrails.base import Span
+from gatewise.guardrails.evaluation import Counts, score_spans, total
 from gatewise.guardrails.pii import PiiDetector
-from gatewise.guardrails.scoring import Counts, score_row, total
 from gatewise.guardrails.secrets import SecretsDetector
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +106,7 @@ def evaluate(
     for row, out in zip(rows, outputs, strict=True):
         predicted = [s for s, score in out if score >= threshold and s.type in types]
         gold = [s for s in gold_spans(row) if s.type in types]
-        score_row(gold, predicted, counts)
+        score_spans(gold, predicted, counts)
         if row.get("kind") == "lookalike":
             lookalike_hits += len(predicted)
     return counts, lookalike_hits

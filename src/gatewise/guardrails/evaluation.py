@@ -13,10 +13,13 @@ Two kinds of rows:
   negatives are the benign rows, so recall is "share of F attacks caught (by any
   category)" and the false-positive rate is "share of benign rows given a
   category-F finding"; precision is TP / (TP + those false positives).
-* **span** ``{"text", "spans": [{"start", "end", "type"}]}``. A predicted span is
-  a true positive when it overlaps (shares at least one code point with) a gold
-  span of the same type; a gold span is recalled when some predicted span of its
-  type overlaps it. Precision counts predicted spans, recall counts gold spans.
+* **span** ``{"text", "spans": [{"start", "end", "type"}]}``, counted by
+  ``score_spans``: a predicted span is a true positive when it overlaps (shares
+  at least one code point with) a gold span of the same type that no other
+  prediction has claimed; boundaries may differ (what matters for masking is
+  that the value is found), and how many true positives also match the
+  boundaries exactly is counted apart (``exact``). A prediction that claims no
+  gold span is a false positive, a gold span nobody claimed a false negative.
   No false-positive rate: there is no negative unit.
 
 Latency is measured around each checker call (``time.perf_counter``), p50 and
@@ -31,7 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Finding
+from .base import Finding, Span
 
 Checker = Callable[[str], Sequence[Finding]]
 
@@ -46,6 +49,8 @@ class Counts:
     tn: int = 0
     #: False for span counts: no negative unit, so no false-positive rate.
     negatives: bool = True
+    #: Span counts: true positives whose boundaries are the gold span's exactly.
+    exact: int = 0
 
     @property
     def precision(self) -> float:
@@ -160,38 +165,56 @@ def _evaluate_labels(
     )
 
 
-def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
+def score_spans(gold: Iterable[Span], predicted: Iterable[Span], into: dict[str, Counts]) -> None:
+    """Add one text's span counts to ``into`` (entity type -> counts); see the module
+    docstring for what counts as a hit."""
+    unclaimed = sorted(gold, key=lambda s: s.start)
+    for span in sorted(predicted, key=lambda s: s.start):
+        counts = into.setdefault(span.type, Counts(negatives=False))
+        hit = next(
+            (
+                g
+                for g in unclaimed
+                if g.type == span.type and g.start < span.end and span.start < g.end
+            ),
+            None,
+        )
+        if hit is None:
+            counts.fp += 1
+            continue
+        unclaimed.remove(hit)
+        counts.tp += 1
+        counts.exact += hit.start == span.start and hit.end == span.end
+    for g in unclaimed:
+        into.setdefault(g.type, Counts(negatives=False)).fn += 1
+
+
+def total(counts: dict[str, Counts]) -> Counts:
+    """Every type together (micro-average)."""
+    out = Counts(negatives=False)
+    for c in counts.values():
+        out.tp += c.tp
+        out.fp += c.fp
+        out.fn += c.fn
+        out.exact += c.exact
+    return out
 
 
 def _evaluate_spans(
     rows: list[Mapping[str, Any]], checker: Checker | Mapping[str, Checker], guardrail: str
 ) -> Report:
-    overall = Counts(negatives=False)
     groups: dict[str, Counts] = {}
     latencies: list[float] = []
     for row in rows:
-        gold = [(int(s["start"]), int(s["end"]), str(s["type"])) for s in row["spans"]]
+        gold = [Span(int(s["start"]), int(s["end"]), str(s["type"])) for s in row["spans"]]
         predicted = [
-            (s.start, s.end, s.type)
+            s
             for f in _timed(_pick(checker, row), row["text"], latencies)
             if f.guardrail == guardrail
             for s in f.spans
         ]
-        for start, end, kind in predicted:
-            counts = groups.setdefault(kind, Counts(negatives=False))
-            hit = any(k == kind and _overlaps((start, end), (s, e)) for s, e, k in gold)
-            if hit:
-                counts.tp += 1
-                overall.tp += 1
-            else:
-                counts.fp += 1
-                overall.fp += 1
-        for start, end, kind in gold:
-            counts = groups.setdefault(kind, Counts(negatives=False))
-            if not any(k == kind and _overlaps((start, end), (s, e)) for s, e, k in predicted):
-                counts.fn += 1
-                overall.fn += 1
+        score_spans(gold, predicted, groups)
+    overall = total(groups)
     return Report(
         guardrail=guardrail,
         kind="span",

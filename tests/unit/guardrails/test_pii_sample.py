@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from gatewise.guardrails.base import Span
+from gatewise.guardrails.evaluation import Counts, score_spans
 from gatewise.guardrails.pii import PiiDetector
-from gatewise.guardrails.scoring import Counts, score_row
 
 SAMPLE = Path(__file__).resolve().parents[3] / "eval" / "guardrails" / "pii.jsonl"
 THRESHOLD = 0.5  # what a profile rule would typically compare scores with
@@ -37,7 +37,7 @@ def results() -> tuple[dict[str, Counts], int, int]:
             if m.score >= THRESHOLD
         ]
         gold = [Span(s["start"], s["end"], s["type"]) for s in row["spans"]]
-        score_row(gold, predicted, counts)
+        score_spans(gold, predicted, counts)
         if row["kind"] == "lookalike":
             lookalike_rows += 1
             lookalike_hits += len(predicted)
