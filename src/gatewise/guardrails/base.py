@@ -18,7 +18,8 @@ synchronous (microseconds each) and are wrapped by ``SyncGuardrail``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -118,10 +119,25 @@ class RememberingGuardrail:
         raise NotImplementedError
 
 
+#: Texts at least this long are read in a worker thread: a detector takes about a second
+#: per megabyte, which on the event loop would stall every other request of the worker.
+OFF_LOOP_CHARS = 32_768
+
+
+async def read(
+    detect: Callable[[str, TextRole], list[Finding]], text: str, role: TextRole
+) -> list[Finding]:
+    """``detect(text, role)``, in a worker thread when ``text`` is long."""
+    if len(text) >= OFF_LOOP_CHARS:
+        return await asyncio.to_thread(detect, text, role)
+    return detect(text, role)
+
+
 class SyncGuardrail:
     """A ``Guardrail`` around a synchronous ``Detector``, with a ``Memory``: most of what
     a request carries was read before (the application's system prompt on every call,
-    the whole history on every turn of a conversation)."""
+    the whole history on every turn of a conversation). A long text is read in a worker
+    thread (``OFF_LOOP_CHARS``), and not remembered."""
 
     __slots__ = ("_memory", "detector", "name")
 
@@ -131,12 +147,14 @@ class SyncGuardrail:
         self._memory = Memory(memory)
 
     async def scan(self, text: str, role: TextRole) -> Sequence[Finding]:
+        if len(text) >= OFF_LOOP_CHARS:
+            return await read(self.detector.detect, text, role)
         return self.detect(text, role)
 
     async def scan_once(self, text: str, role: TextRole) -> Sequence[Finding]:
         """``scan`` for a text that will not come back (a stream's window): not
         remembered, so it does not push out what will."""
-        return self.detector.detect(text, role)
+        return await read(self.detector.detect, text, role)
 
     def detect(self, text: str, role: TextRole) -> list[Finding]:
         found = self._memory.get(text, role)

@@ -22,6 +22,7 @@ from gatewise.guardrails.base import (
     RememberingGuardrail,
     SyncGuardrail,
     TextRole,
+    read,
 )
 from gatewise.guardrails.masking import label_of
 from gatewise.guardrails.moderation import ModerationDetector
@@ -75,7 +76,7 @@ class _Layered(RememberingGuardrail):
         self.floor = floor
 
     async def judge(self, text: str, role: TextRole) -> list[Finding]:
-        found: list[Finding] = self.fast.detect(text, role)
+        found = await read(self.fast.detect, text, role)
         if any(finding.score >= 0.9 for finding in found):
             return found  # certain already: the model would add only latency
         judged: list[Finding] = await asyncio.to_thread(self.model.detect, text, role)

@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gatewise.guardrails.base import Finding, RememberingGuardrail, TextRole
+from gatewise.guardrails.base import Finding, RememberingGuardrail, TextRole, read
 
 
 class TopicClassifier:
@@ -50,7 +50,7 @@ class ModerationWithClassifier(RememberingGuardrail):
         self.classifier = classifier
 
     async def judge(self, text: str, role: TextRole) -> list[Finding]:
-        found: list[Finding] = self.words.detect(text, role)
+        found = await read(self.words.detect, text, role)
         judged = await asyncio.to_thread(self.classifier.detect, text)
         named = {finding.category for finding in found}
         return [*found, *(finding for finding in judged if finding.category not in named)]

@@ -175,3 +175,30 @@ async def test_an_awaitable_guardrail_remembers_scans_but_not_one_off_readings()
     await guardrail.scan_once("a stream window", "assistant")
     await guardrail.scan_once("a stream window", "assistant")
     assert guardrail.calls == 3
+
+
+async def test_a_long_text_is_read_off_the_event_loop_and_not_remembered() -> None:
+    import threading
+
+    from gatewise.guardrails.base import OFF_LOOP_CHARS, SyncGuardrail
+
+    class Where:
+        name = "where"
+
+        def __init__(self) -> None:
+            self.threads: list[int] = []
+
+        def detect(self, text: str, role: TextRole = "user") -> list[Finding]:
+            self.threads.append(threading.get_ident())
+            return []
+
+    detector = Where()
+    guardrail = SyncGuardrail(detector)
+    loop_thread = threading.get_ident()
+    await guardrail.scan("short", "user")
+    long = "x" * OFF_LOOP_CHARS
+    await guardrail.scan(long, "user")
+    await guardrail.scan(long, "user")
+    await guardrail.scan_once(long, "assistant")
+    assert detector.threads[0] == loop_thread
+    assert len(detector.threads) == 4 and loop_thread not in detector.threads[1:]
