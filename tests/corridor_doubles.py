@@ -125,7 +125,7 @@ class Stream:
 
 
 def catalog(*providers: ScriptedProvider, name: str = "m") -> ModelCatalog:
-    targets = tuple(Target(provider, f"{provider.name}-model") for provider in providers)  # type: ignore[arg-type]
+    targets = tuple(Target.plain(provider, f"{provider.name}-model") for provider in providers)  # type: ignore[arg-type]
     return ModelCatalog([Route(name, targets, ModelCard(id=name, created=0, owned_by="t"))])
 
 

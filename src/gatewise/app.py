@@ -180,6 +180,7 @@ class GatewayApp:
             lambda: [card.id for card in self.generation.catalog.cards()],
             options=options,
             changed=services.identity_cache.refresh,  # a change holds here at once
+            deployment_view=lambda: self.generation.corridor.router.deployments(),
         )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

@@ -123,6 +123,9 @@ CASES = [
     # usage
     Case("GET", f"{V1}/usage", P.AUDIT_READ, "list",
          lambda o: (f"{V1}/usage?tenant_id={o.tenant}&group_by=key&from=0", None)),
+    # deployments (the platform's own)
+    Case("GET", f"{V1}/deployments", P.DEPLOYMENTS_READ, "list",
+         lambda o: (f"{V1}/deployments", None)),
 ]  # fmt: skip
 
 ROLES = list(Role)

@@ -163,10 +163,19 @@ def stream_events(reply: Reply) -> list[bytes]:
     return [e for e in reply.body.split(b"\n\n") if e]
 
 
+def test_garbage_before_a_streams_first_chunk_is_a_plain_502(
+    gateway: RunningGateway, upstream: FakeOpenAIUpstream
+) -> None:
+    """Nothing reached the client yet: the stream fails like a plain call (and would fail
+    over to another deployment)."""
+    upstream.script(Scenario(garbage_stream=True))
+    assert_openai_error(chat(gateway, {**HELLO, "stream": True}), 502, "bad_upstream_response")
+
+
 @pytest.mark.parametrize(
     "scenario",
-    [Scenario(reset_after=3), Scenario(garbage_stream=True), Scenario(chunk_delay=2.0)],
-    ids=["reset", "garbage", "idle-timeout"],
+    [Scenario(reset_after=3), Scenario(chunk_delay=2.0)],
+    ids=["reset", "idle-timeout"],
 )
 def test_mid_stream_failures_end_with_an_error_event(
     gateway: RunningGateway, upstream: FakeOpenAIUpstream, scenario: Scenario

@@ -27,6 +27,7 @@ from gatewise import __version__
 from gatewise.admin import (
     apps,
     audit,
+    deployments,
     docs,
     keys,
     me,
@@ -82,6 +83,7 @@ def create_admin_app(
     options: Callable[[], AdminOptions] = AdminOptions,
     changed: Callable[[], Awaitable[object]] | None = None,
     refusal_burst: float = REFUSAL_BURST,
+    deployment_view: deployments.DeploymentView | None = None,
 ) -> FastAPI:
     """The admin API over ``store``; ``authenticate`` turns request headers into a Principal.
 
@@ -96,9 +98,10 @@ def create_admin_app(
         redoc_url=None,
     )
     app.state.admin = AdminContext(store, authenticate, model_names, options)
+    app.state.deployments = deployment_view
     install_error_handlers(app)
     app.include_router(me.router, responses={401: _ERRORS[401]})
-    for module in (tenants, teams, apps, users, keys, subscriptions, audit, usage):
+    for module in (tenants, teams, apps, users, keys, subscriptions, audit, usage, deployments):
         app.include_router(module.router, responses=_ERRORS)
     app.include_router(docs.router)
     trail = Trail(store, changed, lambda: options().access_log, refusal_burst=refusal_burst)

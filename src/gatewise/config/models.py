@@ -27,6 +27,7 @@ from gatewise.config.guardrails import GuardrailsConfig
 from gatewise.config.limits import BudgetConfig, LimitConfig, StateConfig
 from gatewise.config.pricing import PriceConfig
 from gatewise.config.providers import ProviderConfig
+from gatewise.config.routing import ModelRoutingConfig, Region, RoutingConfig
 from gatewise.config.store_url import DEFAULT_URL, check_store_url
 
 
@@ -66,13 +67,27 @@ class DeploymentConfig(Strict):
         None,
         description="What this deployment costs; default: the built-in catalog's price for model.",
     )
+    name: Name | None = Field(
+        None,
+        description=(
+            "How headers, logs and the admin API name it; default provider/model (#2, #3 ... "
+            "for repeats)."
+        ),
+    )
+    weight: int = Field(1, ge=0, le=1_000_000, description="Share of calls under `weighted`.")
+    tags: list[Name] = Field(default_factory=list, description="For the `tags` strategy.")
+    region: Region | None = Field(None, description="Where it serves (data residency).")
+    timeout: float | None = Field(
+        None, gt=0, description="Seconds an attempt may take up to the reply or stream opening."
+    )
 
 
 class ModelConfig(Strict):
-    """A public model name clients use, served by one or more deployments (tried in order)."""
+    """A public model name clients use, served by one or more deployments."""
 
     name: Name
     deployments: list[DeploymentConfig] = Field(min_length=1)
+    routing: ModelRoutingConfig = ModelRoutingConfig()
     owned_by: str = "gatewise"
     description: str | None = None
     approval: Literal["none", "required"] = Field(
@@ -130,6 +145,7 @@ class Config(Strict):
     budgets: list[BudgetConfig] = Field(default_factory=list)
     webhooks: WebhookList = Field(default_factory=list)
     guardrails: GuardrailsConfig = GuardrailsConfig()
+    routing: RoutingConfig = RoutingConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
@@ -179,4 +195,45 @@ class Config(Strict):
                         f"models[{index}].deployments[{d_index}].provider: unknown provider "
                         f"{deployment.provider!r} (configured: {known})"
                     )
+        _check_routing(self.models)
         return self
+
+
+def _check_routing(models: Sequence[ModelConfig]) -> None:
+    """Fallbacks name configured models, deployment names are unique, and a model held
+    to regions has a deployment in one of them."""
+    names = {model.name for model in models}
+    deployment_names: set[str] = set()
+    for index, model in enumerate(models):
+        routing = model.routing
+        lists = (
+            ("fallbacks", routing.fallbacks),
+            ("context_window_fallbacks", routing.context_window_fallbacks),
+            ("content_policy_fallbacks", routing.content_policy_fallbacks),
+        )
+        for field_name, fallbacks in lists:
+            for f_index, fallback in enumerate(fallbacks):
+                where = f"models[{index}].routing.{field_name}[{f_index}]"
+                if fallback == model.name:
+                    raise ValueError(f"{where}: a model cannot fall back to itself")
+                if fallback not in names:
+                    known = ", ".join(sorted(names))
+                    raise ValueError(f"{where}: unknown model {fallback!r} (configured: {known})")
+        for d_index, deployment in enumerate(model.deployments):
+            if deployment.name is None:
+                continue
+            if deployment.name in deployment_names:
+                raise ValueError(
+                    f"models[{index}].deployments[{d_index}].name: duplicate deployment name "
+                    f"{deployment.name!r}"
+                )
+            deployment_names.add(deployment.name)
+        if routing.strategy == "weighted" and not any(d.weight for d in model.deployments):
+            raise ValueError(f"models[{index}].deployments: weighted routing needs a weight > 0")
+        if routing.regions is not None:
+            allowed = set(routing.regions)
+            if not any(d.region in allowed for d in model.deployments):
+                raise ValueError(
+                    f"models[{index}].routing.regions: no deployment of {model.name!r} is in "
+                    f"{', '.join(sorted(allowed))}"
+                )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,6 +56,8 @@ class Attempt:
     error: str | None = None
     first_byte_ms: float = 0.0
     duration_ms: float = 0.0
+    #: The deployment's id (``routing.types.DeploymentInfo.id``).
+    deployment: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,10 @@ class RequestContext:
     guardrails: list[GuardrailVerdict] = field(default_factory=list)
     #: The guardrail profile the call ran with (None: none).
     guardrail_profile: str | None = None
+    #: The request's headers (lower-case names), for what routing reads of them.
+    headers: Mapping[bytes, bytes] = field(default_factory=dict)
+    #: The deployment that answered, when responses name it (``routing.headers``).
+    deployment: str | None = None
 
     @property
     def provider(self) -> str | None:

@@ -84,6 +84,7 @@ class Lane:
         steps: Sequence[Step],
         observers: Observers,
         clock: Callable[[], float],
+        router: Router | None = None,
     ) -> None:
         self.name = name
         self.steps = tuple(steps)
@@ -110,7 +111,7 @@ class Lane:
         #: Clients' own bodies may reach upstreams: no step may rewrite requests.
         self.native_requests = not any(may_change_request(step) for step in self.steps)
         attempt_steps = [step for step in self.steps if overrides(step, "before_attempt")]
-        self.dispatch = Dispatch(attempt_steps, observers, clock)
+        self.dispatch = Dispatch(attempt_steps, observers, clock, router)
 
 
 #: Picks a call's lane by name from its caller and model (None: the default lane).
@@ -134,9 +135,9 @@ class Corridor:
         self.router = router or Router()
         self.observers = observers or Observers()
         self._access = access
-        self.default = Lane("default", steps, self.observers, clock)
+        self.default = Lane("default", steps, self.observers, clock, self.router)
         self.lanes = {
-            name: Lane(name, lane_steps, self.observers, clock)
+            name: Lane(name, lane_steps, self.observers, clock, self.router)
             for name, lane_steps in (lanes or {}).items()
         }
         self._choose = choose_lane if self.lanes else None
@@ -212,11 +213,12 @@ class Corridor:
             principal,
             request,
             route,
-            self.router.plan(route),
+            (),
             native=native if lane.native_requests else None,
             relay_raw=lane.relay_raw,
             lane=lane,
         )
+        call.plan = self.router.plan(route, call)
         if native is not None and not lane.native_requests:
             call.notes[_CLIENT_BODY] = (request, native)
         return call

@@ -1,13 +1,20 @@
-"""Dispatch: call the plan's deployments in turn, timing and recording every attempt.
+"""Dispatch: walk the call's plan, one timed attempt at a time, until one answers.
 
 The router's plan says which deployments a call may try, in order. Dispatch
 calls them: before each attempt the steps' ``before_attempt`` hooks run (so
-admission can re-price a failover to a dearer deployment), then the provider;
-every attempt is timed (time to the reply or the stream's opening, whole
-duration), recorded on the request's context and told to the observers. A
-retryable failure (429, 5xx, timeout, connection error) before the first byte
-moves on to the next deployment; anything else, or the last deployment's
-failure, is the call's failure. Providers record nothing themselves.
+admission can re-price a failover to a dearer deployment), then the provider,
+under the deployment's (or model's) timeout. Every attempt is timed, recorded on
+the request's context, told to the observers and to the deployment's health
+(its breaker, latency averages, in-flight count, rate-limit headroom).
+
+A retryable failure (``routing.failures``) moves on to the next deployment; when
+the plan is walked and ``routing.retry.attempts`` allows more, it is walked again
+after a jittered backoff, each such retry paid from the retry budget. When the
+model's plan is spent, its fallback models get plans of their own (context-window
+and content-policy failures have their own fallback lists). A stream counts as
+answered at its first chunk: until then its failure fails over like a plain call's;
+after it, nothing is retried. With ``hedge``, a slow first attempt gets a second
+one on the next deployment; the first answer wins and the other is cancelled.
 
 A provider gets the client's own body (``native``) only when it speaks that
 body's wire format (its ``wire`` attribute).
@@ -16,23 +23,35 @@ body's wire format (its ``wire`` attribute).
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gatewise.core.context import Attempt, RequestContext
-from gatewise.core.errors import GatewayError, UpstreamError
-from gatewise.core.types import ChatResponse, EmbeddingResponse
+from gatewise.core.errors import GatewayError, UpstreamError, UpstreamTimeoutError
+from gatewise.core.types import ChatResponse, ChunkBatch, EmbeddingResponse
 from gatewise.corridor.observer import Observers
 from gatewise.providers.base import ChunkStream
+from gatewise.routing.catalog import Route, Target
+from gatewise.routing.failures import (
+    CONTENT_POLICY,
+    CONTEXT_WINDOW,
+    fallback_kind,
+    outcome,
+    retryable,
+)
+from gatewise.routing.health import DeploymentHealth, retry_after_seconds
+from gatewise.routing.retry import backoff_s
+from gatewise.routing.router import Router
+from gatewise.routing.sink import HEADERS_SINK
 
 if TYPE_CHECKING:
     from gatewise.corridor.call import Call
     from gatewise.corridor.step import Step
 
-# Worth trying the next deployment: throttled, upstream broken or unreachable.
-RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
-
+log = logging.getLogger("gatewise")
 
 #: What dispatch asks of a provider (one method each).
 CHAT, STREAM, EMBED = 0, 1, 2
@@ -44,12 +63,16 @@ class Dispatch:
         attempt_steps: Sequence[Step],
         observers: Observers,
         clock: Callable[[], float] = time.perf_counter,
+        router: Router | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._attempt_steps = tuple(attempt_steps)
         self._observers = observers
         # Skipped outright when no observer watches attempts (this runs for every call).
         self._observe = observers.attempted if observers.watch_attempts else None
         self.clock = clock
+        self.router = router if router is not None else Router()
+        self._rng = rng or random.Random()
 
     async def chat(self, call: Call) -> ChatResponse:
         response: ChatResponse
@@ -57,8 +80,8 @@ class Dispatch:
         return response
 
     async def open_stream(self, call: Call) -> tuple[ChunkStream, Attempt, float]:
-        """The opened stream, its attempt (still open: the stream tap ends it) and the
-        clock reading when that attempt started."""
+        """The opened stream (its first chunk in hand), its attempt (still open: the stream
+        tap ends it) and the clock reading when that attempt started."""
         stream: ChunkStream
         stream, attempt, started = await self._attempts(call, STREAM)
         return stream, attempt, started
@@ -68,48 +91,234 @@ class Dispatch:
         response, _attempt, _started = await self._attempts(call, EMBED)
         return response
 
+    # --- the walk -------------------------------------------------------------------------
+
     async def _attempts(self, call: Call, operation: int) -> tuple[Any, Attempt, float]:
-        ctx = call.ctx
-        request: Any = call.request
-        plan = call.plan
-        last = len(plan) - 1
-        clock = self.clock
-        result: Any
-        for index, target in enumerate(plan):
-            for step in self._attempt_steps:
-                await step.before_attempt(call, target)
-            provider = target.provider
-            native = call.native
-            if native is not None and native.wire != getattr(provider, "wire", None):
-                native = None
-            attempt = Attempt(provider.name, target.model)
-            ctx.attempts.append(attempt)
-            started = clock()
+        router = self.router
+        router.budget.called(router.clock())
+        route, plan = call.route, call.plan
+        seen = {route.name}
+        while True:
             try:
-                if operation == CHAT:
-                    result = await provider.chat(request, target.model, native)
-                elif operation == STREAM:
-                    result = await provider.chat_stream(request, target.model, native)
-                else:
-                    result = await provider.embed(request, target.model)
+                return await self._walk(call, operation, route, plan)
             except GatewayError as error:
-                self.end(ctx, attempt, started, error)
-                if index == last or error.status not in RETRYABLE_STATUSES:
+                fallback = self._fallback(call, route, error, seen)
+                if fallback is None:
                     raise
-                ctx.decisions.append(f"failover:{provider.name}/{target.model}:{error.status}")
-                continue
-            except BaseException as error:  # cancelled (the client left), or a bug
-                self.end(ctx, attempt, started, error)
+                call.ctx.decisions.append(f"fallback:{route.name}->{fallback[0].name}")
+                route, plan = fallback
+                seen.add(route.name)
+
+    def _fallback(
+        self, call: Call, route: Route, error: GatewayError, seen: set[str]
+    ) -> tuple[Route, tuple[Target, ...]] | None:
+        kind = fallback_kind(error)
+        if kind is None:
+            return None
+        policy = route.policy
+        if kind == CONTEXT_WINDOW:
+            models = policy.context_window_fallbacks
+        elif kind == CONTENT_POLICY:
+            models = policy.content_policy_fallbacks
+        else:
+            models = policy.fallbacks
+        for model in models:
+            if model not in seen:
+                found = self.router.plan_for(model, call)
+                if found is not None:
+                    return found
+                call.ctx.decisions.append(f"fallback_unavailable:{model}")
+        return None
+
+    async def _walk(
+        self, call: Call, operation: int, route: Route, plan: tuple[Target, ...]
+    ) -> tuple[Any, Attempt, float]:
+        router = self.router
+        retry = router.config.retry
+        ctx = call.ctx
+        total = retry.attempts or len(plan)
+        hedge = route.policy.hedge if operation != EMBED else None
+        error: GatewayError | None = None
+        index = 0
+        tried = False
+        while index < total:
+            target = plan[index % len(plan)]
+            if index >= len(plan):  # the plan walked again: a retry
+                wait = self._retry_wait(ctx, index - len(plan) + 1, error)
+                if wait is None:
+                    break
+                await asyncio.sleep(wait)
+            index += 1
+            health = router.board.get(target.info.id)
+            if not health.admit(router.clock()):
+                last_chance = not tried and index >= min(total, len(plan))
+                if not (last_chance and router.panics(route)):
+                    ctx.decisions.append(f"skip:{target.info.id}:{health.state(router.clock())}")
+                    continue
+                ctx.decisions.append(f"panic:{target.info.id}")
+            tried = True
+            try:
+                if hedge is not None and index < total and index < len(plan):
+                    second = plan[index]
+                    return await self._hedged(call, operation, route, target, second, health)
+                return await self._one(call, operation, route, target, health)
+            except _HedgeFailed as both:
+                index += 1
+                error = both.error
+            except GatewayError as failed:
+                error = failed
+            if not retryable(error):
+                raise error
+            ctx.decisions.append(f"failover:{target.info.id}:{error.status}")
+        if error is None:
+            raise router.unavailable(route)
+        raise error
+
+    def _retry_wait(
+        self, ctx: RequestContext, retry: int, error: GatewayError | None
+    ) -> float | None:
+        """Seconds to wait before a retry, or None when none may be made (the budget is
+        spent, or a rate limit asks for longer than the backoff allows)."""
+        router = self.router
+        config = router.config.retry
+        if not router.budget.try_retry(router.clock()):
+            ctx.decisions.append("retry_budget_exhausted")
+            return None
+        wait = backoff_s(retry, config.backoff_ms, config.max_backoff_ms, self._rng)
+        if error is not None and error.status == 429:
+            asked = retry_after_seconds(error.headers)
+            if asked is not None:
+                if asked * 1000.0 > config.max_backoff_ms:
+                    ctx.decisions.append("retry_after_too_long")
+                    return None
+                wait = max(wait, asked)
+        ctx.decisions.append(f"retry:{retry}:{wait * 1000:.0f}ms")
+        return wait
+
+    # --- one attempt ----------------------------------------------------------------------
+
+    async def _one(
+        self,
+        call: Call,
+        operation: int,
+        route: Route,
+        target: Target,
+        health: DeploymentHealth,
+    ) -> tuple[Any, Attempt, float]:
+        for step in self._attempt_steps:
+            await step.before_attempt(call, target)
+        provider = target.provider
+        native = call.native
+        if native is not None and native.wire != getattr(provider, "wire", None):
+            native = None
+        ctx = call.ctx
+        attempt = Attempt(provider.name, target.model, deployment=target.info.id)
+        ctx.attempts.append(attempt)
+        clock = self.clock
+        started = clock()
+        health.started()
+        token = HEADERS_SINK.set(health)
+        timeout = target.info.timeout or route.policy.timeout
+        result: Any
+        try:
+            async with asyncio.timeout(timeout):
+                if operation == CHAT:
+                    result = await provider.chat(call.request, target.model, native)  # type: ignore[arg-type]
+                elif operation == STREAM:
+                    result = await _primed(
+                        await provider.chat_stream(call.request, target.model, native)  # type: ignore[arg-type]
+                    )
+                else:
+                    result = await provider.embed(call.request, target.model)  # type: ignore[arg-type]
+        except BaseException as failure:
+            error = failure
+            if isinstance(failure, TimeoutError):
+                error = UpstreamTimeoutError(
+                    f"The deployment '{target.info.id}' did not answer within {timeout:g} s."
+                )
+            self._failed(ctx, target, health, attempt, started, error)
+            if error is failure:
                 raise
-            attempt.status = 200
-            attempt.first_byte_ms = (clock() - started) * 1000.0
-            call.target = target
-            if operation != STREAM:
-                attempt.duration_ms = attempt.first_byte_ms
-                if self._observe is not None:
-                    self._observe(ctx, attempt)
-            return result, attempt, started
-        raise AssertionError("a routing plan has at least one deployment")
+            raise error from None
+        finally:
+            HEADERS_SINK.reset(token)
+        attempt.status = 200
+        attempt.first_byte_ms = (clock() - started) * 1000.0
+        call.target = target
+        if self.router.headers:
+            ctx.deployment = target.info.id
+        if operation != STREAM:
+            attempt.duration_ms = attempt.first_byte_ms
+            self.router.finished(target.info.id, "ok", attempt.first_byte_ms, attempt.duration_ms)
+            if self._observe is not None:
+                self._observe(ctx, attempt)
+        return result, attempt, started
+
+    def _failed(
+        self,
+        ctx: RequestContext,
+        target: Target,
+        health: DeploymentHealth,
+        attempt: Attempt,
+        started: float,
+        error: BaseException,
+    ) -> None:
+        """Close a failed attempt: record it, and tell the deployment's health."""
+        self._close(ctx, attempt, started, error)
+        if isinstance(error, GatewayError) and error.status == 429:
+            self.router.cool_down(target.info.id, error.headers)
+        self.router.finished(target.info.id, outcome(error), None, None)
+
+    async def _hedged(
+        self,
+        call: Call,
+        operation: int,
+        route: Route,
+        first: Target,
+        second: Target,
+        health: DeploymentHealth,
+    ) -> tuple[Any, Attempt, float]:
+        """``first``, and ``second`` too if ``first`` has not answered within the hedge
+        delay: the first success wins, the other attempt is cancelled."""
+        hedge = route.policy.hedge
+        assert hedge is not None
+        delay = self.router.hedge_delay(first.info.id, hedge)
+        leader = asyncio.ensure_future(self._one(call, operation, route, first, health))
+        pending: set[asyncio.Future[tuple[Any, Attempt, float]]] = {leader}
+        failure: GatewayError | None = None
+        try:
+            done, pending = await asyncio.wait(pending, timeout=delay)
+            if done:
+                return leader.result()
+            other = self.router.board.get(second.info.id)
+            if not other.admit(self.router.clock()):
+                pending = set()
+                return await leader
+            call.ctx.decisions.append(f"hedge:{second.info.id}:{delay * 1000:.0f}ms")
+            pending.add(asyncio.ensure_future(self._one(call, operation, route, second, other)))
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is None:
+                        winner = task.result()
+                        call.ctx.decisions.append(f"hedge_won:{winner[1].deployment}")
+                        call.target = first if task is leader else second
+                        if self.router.headers:
+                            call.ctx.deployment = call.target.info.id
+                        return winner
+                    exc = task.exception()
+                    if not isinstance(exc, GatewayError):
+                        raise exc  # type: ignore[misc]
+                    failure = exc
+        finally:
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                await _discard(task)
+        assert failure is not None
+        if not retryable(failure):
+            raise failure
+        raise _HedgeFailed(failure)
 
     def end(
         self,
@@ -118,8 +327,22 @@ class Dispatch:
         started: float,
         error: BaseException | None = None,
     ) -> None:
-        """Close an attempt (also a stream's, when it ends): its duration and error, and
-        tell the observers."""
+        """Close a stream's attempt when the stream ends: its duration and error, told to
+        the observers and to the deployment's health."""
+        self._close(ctx, attempt, started, error)
+        if attempt.deployment:
+            verdict = "ok" if error is None else outcome(error)
+            self.router.finished(
+                attempt.deployment, verdict, attempt.first_byte_ms, attempt.duration_ms
+            )
+
+    def _close(
+        self,
+        ctx: RequestContext,
+        attempt: Attempt,
+        started: float,
+        error: BaseException | None = None,
+    ) -> None:
         if isinstance(error, GatewayError):
             if type(error) is UpstreamError:  # the upstream answered with this status
                 attempt.status = error.status
@@ -131,3 +354,68 @@ class Dispatch:
         attempt.duration_ms = (self.clock() - started) * 1000.0
         if self._observe is not None:
             self._observe(ctx, attempt)
+
+
+class _HedgeFailed(Exception):
+    """Both hedged attempts failed retryably: the walk goes on after the second."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+async def _discard(task: asyncio.Future[tuple[Any, Attempt, float]]) -> None:
+    """Wait for a cancelled attempt; a stream it opened all the same is closed."""
+    try:
+        result = await task
+    except BaseException:  # the loser's fate does not matter
+        return
+    stream = result[0]
+    if isinstance(stream, _Primed):
+        await stream.aclose()
+
+
+class _Primed:
+    """An opened stream whose first batch has arrived (read ahead by dispatch, so a
+    failure before it fails over); iterating yields that batch, then the rest."""
+
+    __slots__ = ("_first", "_rest", "_stream")
+
+    def __init__(self, stream: ChunkStream, rest: Any, first: ChunkBatch | None) -> None:
+        self._stream = stream
+        self._rest = rest
+        self._first = first
+
+    def __aiter__(self) -> _Primed:
+        return self
+
+    async def __anext__(self) -> ChunkBatch:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        if self._rest is None:
+            raise StopAsyncIteration
+        batch: ChunkBatch = await self._rest.__anext__()
+        return batch
+
+    async def aclose(self) -> None:
+        rest, self._rest = self._rest, None
+        try:
+            if rest is not None and hasattr(rest, "aclose"):
+                await rest.aclose()
+        finally:
+            await self._stream.aclose()
+
+
+async def _primed(stream: ChunkStream) -> _Primed:
+    """Read a fresh stream's first batch (closing the stream if that fails)."""
+    rest = stream.__aiter__()
+    try:
+        first: ChunkBatch = await rest.__anext__()
+    except StopAsyncIteration:
+        return _Primed(stream, None, None)
+    except BaseException:
+        await stream.aclose()
+        raise
+    return _Primed(stream, rest, first)

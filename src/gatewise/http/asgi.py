@@ -78,6 +78,7 @@ class HTTPRequest:
             else new_request_id()
         )
         self.ctx = RequestContext(request_id, self.method, self.path)
+        self.ctx.headers = self.headers
         #: The authenticated caller (set by the app before the handler runs; None for
         #: public routes).
         self.principal: Principal | None = None
@@ -204,9 +205,25 @@ def response_headers(
 ) -> list[tuple[bytes, bytes]]:
     """The gateway's headers of every response (the rate headers come with ``response_start``)."""
     headers = [(b"x-request-id", ctx.request_id.encode("ascii"))]
+    if ctx.deployment is not None:
+        headers += routing_headers(ctx)
     if extra:
         headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
     return headers
+
+
+def routing_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    """Which deployment answered, on which provider, after how many attempts."""
+    provider = ""
+    for attempt in reversed(ctx.attempts):
+        if attempt.deployment == ctx.deployment:
+            provider = attempt.provider
+            break
+    return [
+        (b"x-gatewise-deployment", (ctx.deployment or "").encode("latin-1")),
+        (b"x-gatewise-provider", provider.encode("latin-1")),
+        (b"x-gatewise-attempts", str(len(ctx.attempts)).encode("ascii")),
+    ]
 
 
 def response_start(ctx: RequestContext, status: int, headers: list[tuple[bytes, bytes]]) -> Message:

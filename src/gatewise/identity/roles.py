@@ -35,6 +35,8 @@ class Permission(StrEnum):
     SUBSCRIPTIONS_REQUEST = "subscriptions:request"
     SUBSCRIPTIONS_DECIDE = "subscriptions:decide"
     AUDIT_READ = "audit:read"
+    #: The deployments' live routing state: shared infrastructure, the platform's alone.
+    DEPLOYMENTS_READ = "deployments:read"
 
 
 P = Permission
@@ -49,10 +51,11 @@ _READ_TENANT = frozenset(
     }
 )
 
-#: The permission table. ``TENANTS_WRITE`` (create/delete tenants) is the platform admin's alone.
+#: The permission table. ``TENANTS_WRITE`` (create/delete tenants) and ``DEPLOYMENTS_READ``
+#: are the platform admin's alone.
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.PLATFORM_ADMIN: frozenset(Permission),
-    Role.TENANT_ADMIN: frozenset(Permission) - {P.TENANTS_WRITE},
+    Role.TENANT_ADMIN: frozenset(Permission) - {P.TENANTS_WRITE, P.DEPLOYMENTS_READ},
     Role.DEVELOPER: _READ_TENANT
     | {P.MODELS_CALL, P.APPS_WRITE, P.KEYS_WRITE, P.SUBSCRIPTIONS_REQUEST},
     Role.VIEWER: _READ_TENANT | {P.AUDIT_READ},

@@ -33,6 +33,7 @@ from gatewise.net.http1 import (
     Response,
 )
 from gatewise.net.proxy import ProxyResolver
+from gatewise.routing.sink import observe
 
 # Headers worth relaying from an upstream error: they drive the SDKs' retry logic.
 RELAYED_ERROR_HEADERS = (
@@ -133,6 +134,7 @@ class HTTPTransport:
             )
         except BaseException as exc:
             raise self.translate(exc, "waiting for the upstream's response") from None
+        observe(response.headers)  # rate-limit headroom, for the router
         return response
 
     async def call(self, url: str, body: bytes, error: ErrorMapper) -> bytes:

@@ -36,6 +36,7 @@ from gatewise.policies.admission import AdmissionStep
 from gatewise.policies.auth import Authenticator
 from gatewise.providers.base import Provider
 from gatewise.routing.catalog import ModelCatalog
+from gatewise.routing.residency import Residency
 from gatewise.routing.router import Router
 from gatewise.runtime.prepare import Prepared, prepare
 from gatewise.runtime.services import Services
@@ -144,12 +145,19 @@ def build_generation(
     guardrails = prepared.guardrails
     guardrails.directory = lambda: services.identity_cache.directory
     lanes = guardrail_lanes(services, access, guardrails)
+    services.configure_routing(config)
+    router = Router(
+        config.routing,
+        services.health,
+        Residency(config.routing.residency, lambda: services.identity_cache.directory),
+        prepared.catalog,
+    )
     corridor = Corridor(
         prepared.catalog,
         corridor_steps(services, access),
         lanes=lanes,
         choose_lane=guardrails.choose,
-        router=Router(),
+        router=router,
         observers=watchers,
         access=access,
     )

@@ -18,6 +18,7 @@ from gatewise.guardrails.setup import Guardrails, UnknownGuardrailPlugin, build_
 from gatewise.providers.base import Provider
 from gatewise.providers.registry import UnknownProviderType, provider_type
 from gatewise.routing.catalog import ModelCatalog, Route, Target
+from gatewise.routing.setup import deployment_infos, route_policy
 from gatewise.store.urls import resolve_store_url
 
 # `created` of every model card: the gateway's models have no real creation date.
@@ -58,17 +59,18 @@ def prepare(config: Config, config_dir: Path | None = None) -> Prepared:
             ) from None
 
     routes: list[Route] = []
-    for model in config.models:
+    infos = deployment_infos(config)
+    for m_index, model in enumerate(config.models):
         targets = tuple(
-            Target(providers[d.provider], d.model)
-            for d in model.deployments
+            Target(providers[d.provider], d.model, infos[m_index][d_index])
+            for d_index, d in enumerate(model.deployments)
             if d.provider in providers
         )
         if not targets:
             skipped.append(f"model {model.name!r} left out: none of its providers is available")
             continue
         card = ModelCard(id=model.name, created=MODEL_CREATED, owned_by=model.owned_by)
-        routes.append(Route(model.name, targets, card))
+        routes.append(Route(model.name, targets, card, route_policy(model.routing)))
     try:
         store_url = resolve_store_url(config.store.url, config_dir)
     except SecretResolutionError as exc:

@@ -9,17 +9,20 @@ closed once at shutdown (queued usage records and settlements are written).
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gatewise.config.models import Config
 from gatewise.identity.cache import IdentityCache
 from gatewise.policies.traffic_setup import TrafficParts, build_traffic
+from gatewise.routing.health import BreakerSettings, HealthBoard
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only where services are really built
     from gatewise.identity.oidc import OIDCVerifier
+    from gatewise.routing.shared import SharedHealth
     from gatewise.store.engine import Database
     from gatewise.store.identity import IdentityStore
     from gatewise.store.responses import ResponseRepository
@@ -39,6 +42,24 @@ class Services:
     usage: UsageRepository
     usage_writer: UsageWriter
     verifier: OIDCVerifier | None = None
+    #: Every deployment's live health (breakers, latency, load), kept across reloads.
+    health: HealthBoard = field(default_factory=HealthBoard)
+    #: Shares breaker and cool-down state through Redis (``state.backend: redis``).
+    shared_health: SharedHealth | None = None
+    _sharing: asyncio.Task[None] | None = None
+
+    def configure_routing(self, config: Config) -> None:
+        """A (re)loaded config's breaker settings; the live state stays."""
+        breaker = config.routing.breaker
+        self.health.configure(
+            BreakerSettings(
+                failures=breaker.failures,
+                error_rate=breaker.error_rate,
+                min_requests=breaker.min_requests,
+                window_s=breaker.window_s,
+                cooldown_s=breaker.cooldown_s,
+            )
+        )
 
     async def start(self) -> None:
         await self.database.start()  # opens the records database and applies migrations
@@ -47,8 +68,15 @@ class Services:
         if self.verifier is not None:
             await self.verifier.start()
         await self.traffic.start()
+        if self.shared_health is not None:
+            self._sharing = asyncio.ensure_future(self.shared_health.run(self.health))
 
     async def close(self) -> None:
+        if self._sharing is not None:
+            self._sharing.cancel()
+            await asyncio.gather(self._sharing, return_exceptions=True)
+        if self.shared_health is not None:
+            await self.shared_health.close()
         await self.traffic.close()
         if self.verifier is not None:
             await self.verifier.close()
@@ -75,7 +103,15 @@ def build_services(config: Config, config_dir: Path | None, store_url: str) -> S
 
         verifier = OIDCVerifier(config.auth.oidc)
     usage = UsageRepository(database)
-    return Services(
+    shared = None
+    state = config.state
+    if state.backend == "redis" and state.redis_url is not None:
+        from gatewise.config.secrets import interpolate_url
+        from gatewise.routing.shared import SharedHealth
+
+        url = interpolate_url(state.redis_url, config_dir)
+        shared = SharedHealth(url, prefix=state.key_prefix, timeout=state.timeout_ms / 1000)
+    services = Services(
         database=database,
         responses=ResponseRepository(database),
         identity=identity,
@@ -86,4 +122,7 @@ def build_services(config: Config, config_dir: Path | None, store_url: str) -> S
             usage, spool=spool_folder(config.store.usage_spool, store_url, config_dir)
         ),
         verifier=verifier,
+        shared_health=shared,
     )
+    services.configure_routing(config)
+    return services
