@@ -11,12 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gatewise.routing.health import (
-    BreakerSettings,
-    DeploymentHealth,
-    HealthBoard,
-    retry_after_seconds,
-)
+from gatewise.routing.health import BreakerSettings, DeploymentHealth, HealthBoard
+from gatewise.routing.ratelimits import retry_after_seconds
 from gatewise.routing.types import HealthView
 
 T0 = 1000.0

@@ -196,6 +196,11 @@ class Config(Strict):
                         f"{deployment.provider!r} (configured: {known})"
                     )
         _check_routing(self.models)
+        for c_index, checked in enumerate(self.routing.health_checks.models):
+            if checked not in seen:
+                raise ValueError(
+                    f"routing.health_checks.models[{c_index}]: unknown model {checked!r}"
+                )
         return self
 
 

@@ -176,11 +176,14 @@ class BreakerConfig(Strict):
 
 
 class HealthCheckConfig(Strict):
-    """Active health checks: a one-token call to every deployment every ``interval_s``
-    (it costs a token per check: off by default)."""
+    """Active health checks: a one-token chat call to each deployment of ``models`` every
+    ``interval_s`` (a check costs a token: off by default)."""
 
     interval_s: float = Field(0.0, ge=0, description="0: off.")
     timeout_s: float = Field(10.0, gt=0)
+    models: list[Name] = Field(
+        default_factory=list, description="The chat models whose deployments are checked."
+    )
 
 
 class ResidencyConfig(Strict):

@@ -42,7 +42,8 @@ from gatewise.routing.failures import (
     outcome,
     retryable,
 )
-from gatewise.routing.health import DeploymentHealth, retry_after_seconds
+from gatewise.routing.health import DeploymentHealth
+from gatewise.routing.ratelimits import retry_after_seconds
 from gatewise.routing.retry import backoff_s
 from gatewise.routing.router import Router
 from gatewise.routing.sink import HEADERS_SINK

@@ -28,7 +28,8 @@ from gatewise.config.routing import RoutingConfig
 from gatewise.core.errors import GatewayError, ServiceUnavailableError
 from gatewise.core.types import ChatRequest
 from gatewise.routing.catalog import Hedge, ModelCatalog, Route, Target
-from gatewise.routing.health import HealthBoard, Outcome, retry_after_seconds
+from gatewise.routing.health import HealthBoard, Outcome
+from gatewise.routing.ratelimits import retry_after_seconds
 from gatewise.routing.residency import Regions, Residency, narrow
 from gatewise.routing.retry import RetryBudget
 from gatewise.routing.types import Candidate, RoutingInput

@@ -36,6 +36,7 @@ from gatewise.policies.admission import AdmissionStep
 from gatewise.policies.auth import Authenticator
 from gatewise.providers.base import Provider
 from gatewise.routing.catalog import ModelCatalog
+from gatewise.routing.checks import HealthChecks
 from gatewise.routing.residency import Residency
 from gatewise.routing.router import Router
 from gatewise.runtime.prepare import Prepared, prepare
@@ -64,11 +65,18 @@ class Generation:
     #: Set once the generation was swapped out: the app sets it when the last request ends.
     draining: asyncio.Event | None = None
 
+    #: Active health checks of deployments (``routing.health_checks``), if any.
+    checks: HealthChecks | None = None
+
     async def start(self) -> None:
         for provider in self.providers.values():
             await provider.start()
+        if self.checks is not None:
+            self.checks.start()
 
     async def close(self) -> None:
+        if self.checks is not None:
+            await self.checks.close()
         for provider in self.providers.values():
             await provider.close()
         await self.guardrails.close()
@@ -198,4 +206,5 @@ def build_generation(
         authenticator=authenticator,
         guardrails=guardrails,
         unrouted=ClientErrors(openai, anthropic),
+        checks=HealthChecks(config.routing.health_checks, prepared.catalog, router),
     )
