@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 from gatewise.core.context import Attempt, RequestContext
 from gatewise.core.errors import GatewayError, UpstreamError, UpstreamTimeoutError
-from gatewise.core.types import ChatResponse, ChunkBatch, EmbeddingResponse
+from gatewise.core.types import ChatResponse, ChunkBatch, EmbeddingResponse, NativeBody
 from gatewise.corridor.observer import Observers
-from gatewise.providers.base import ChunkStream
+from gatewise.providers.base import ChunkStream, Provider
 from gatewise.routing.catalog import Route, Target
 from gatewise.routing.failures import (
     CONTENT_POLICY,
@@ -222,15 +222,11 @@ class Dispatch:
         timeout = target.info.timeout or route.policy.timeout
         result: Any
         try:
-            async with asyncio.timeout(timeout):
-                if operation == CHAT:
-                    result = await provider.chat(call.request, target.model, native)  # type: ignore[arg-type]
-                elif operation == STREAM:
-                    result = await _primed(
-                        await provider.chat_stream(call.request, target.model, native)  # type: ignore[arg-type]
-                    )
-                else:
-                    result = await provider.embed(call.request, target.model)  # type: ignore[arg-type]
+            if timeout is None:  # the provider's own timeouts apply (the common case)
+                result = await _ask(provider, operation, call, target.model, native)
+            else:
+                async with asyncio.timeout(timeout):
+                    result = await _ask(provider, operation, call, target.model, native)
         except BaseException as failure:
             error = failure
             if isinstance(failure, TimeoutError):
@@ -285,41 +281,58 @@ class Dispatch:
         assert hedge is not None
         delay = self.router.hedge_delay(first.info.id, hedge)
         leader = asyncio.ensure_future(self._one(call, operation, route, first, health))
-        pending: set[asyncio.Future[tuple[Any, Attempt, float]]] = {leader}
+        tasks = [leader]
+        winner: asyncio.Future[tuple[Any, Attempt, float]] | None = None
         failure: GatewayError | None = None
         try:
-            done, pending = await asyncio.wait(pending, timeout=delay)
-            if done:
-                return leader.result()
+            await asyncio.wait(tasks, timeout=delay)
             other = self.router.board.get(second.info.id)
-            if not other.admit(self.router.clock()):
-                pending = set()
+            if leader.done() or not other.admit(self.router.clock()):
+                winner = leader
                 return await leader
             call.ctx.decisions.append(f"hedge:{second.info.id}:{delay * 1000:.0f}ms")
-            pending.add(asyncio.ensure_future(self._one(call, operation, route, second, other)))
+            tasks.append(asyncio.ensure_future(self._one(call, operation, route, second, other)))
+            pending = set(tasks)
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    if task.exception() is None:
-                        winner = task.result()
-                        call.ctx.decisions.append(f"hedge_won:{winner[1].deployment}")
-                        call.target = first if task is leader else second
+                for task in tasks:  # in plan order: on a tie, the first deployment wins
+                    if task not in done:
+                        continue
+                    error = task.exception()
+                    if error is None:
+                        winner = task
+                        target = first if task is leader else second
+                        call.ctx.decisions.append(f"hedge_won:{target.info.id}")
+                        call.target = target
                         if self.router.headers:
-                            call.ctx.deployment = call.target.info.id
-                        return winner
-                    exc = task.exception()
-                    if not isinstance(exc, GatewayError):
-                        raise exc  # type: ignore[misc]
-                    failure = exc
+                            call.ctx.deployment = target.info.id
+                        return task.result()
+                    if not isinstance(error, GatewayError):
+                        raise error
+                    failure = error
         finally:
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                await _discard(task)
+            for task in tasks:
+                if task is not winner:
+                    await self._discard(call.ctx, task)
         assert failure is not None
         if not retryable(failure):
             raise failure
         raise _HedgeFailed(failure)
+
+    async def _discard(
+        self, ctx: RequestContext, task: asyncio.Future[tuple[Any, Attempt, float]]
+    ) -> None:
+        """Cancel a losing attempt and wait for it; a stream it opened all the same is
+        closed and its attempt ended, cancelled (billed nowhere: only the winner's reply
+        is read and counted)."""
+        task.cancel()
+        try:
+            stream, attempt, started = await task
+        except BaseException:  # cancelled or failed: ``_one`` has closed its attempt
+            return
+        if isinstance(stream, _Primed):
+            await stream.aclose()
+            self.end(ctx, attempt, started, asyncio.CancelledError())
 
     def end(
         self,
@@ -357,23 +370,24 @@ class Dispatch:
             self._observe(ctx, attempt)
 
 
+async def _ask(
+    provider: Provider, operation: int, call: Call, model: str, native: NativeBody | None
+) -> Any:
+    """The provider call ``operation`` names (a stream: opened and its first batch read)."""
+    request: Any = call.request
+    if operation == CHAT:
+        return await provider.chat(request, model, native)
+    if operation == STREAM:
+        return await _primed(await provider.chat_stream(request, model, native))
+    return await provider.embed(request, model)
+
+
 class _HedgeFailed(Exception):
     """Both hedged attempts failed retryably: the walk goes on after the second."""
 
     def __init__(self, error: GatewayError) -> None:
         super().__init__(error.message)
         self.error = error
-
-
-async def _discard(task: asyncio.Future[tuple[Any, Attempt, float]]) -> None:
-    """Wait for a cancelled attempt; a stream it opened all the same is closed."""
-    try:
-        result = await task
-    except BaseException:  # the loser's fate does not matter
-        return
-    stream = result[0]
-    if isinstance(stream, _Primed):
-        await stream.aclose()
 
 
 class _Primed:
