@@ -47,6 +47,7 @@ class AccessLog(Observer):
 
 def _attempt(attempt: Attempt) -> dict[str, object]:
     return {
+        "deployment": attempt.deployment or None,
         "provider": attempt.provider,
         "model": attempt.model,
         "status": attempt.status,
