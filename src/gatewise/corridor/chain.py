@@ -36,7 +36,7 @@ from gatewise.corridor.step import Reply, Step, may_change_output, may_change_re
 from gatewise.corridor.tap import StreamTap
 from gatewise.corridor.usage import record_chat_usage, record_embedding_usage
 from gatewise.providers.base import ChunkStream
-from gatewise.routing.catalog import ModelCatalog, Route
+from gatewise.routing.catalog import ModelCatalog, Route, Target
 from gatewise.routing.router import Router
 
 if TYPE_CHECKING:
@@ -189,6 +189,18 @@ class Corridor:
         self.catalog.resolve(model)
         if principal is not None and self._access is not None:
             self._access.check(principal, model)
+
+    def plan(
+        self,
+        ctx: RequestContext,
+        principal: Principal | None,
+        request: ChatRequest | EmbeddingRequest,
+        route: Route,
+    ) -> tuple[Target, ...]:
+        """The deployments a call of ``request`` could go to, for what is not a call (token
+        counts): the same residency and health rules apply."""
+        call = Call(ctx, principal, request, route, (), lane=self.default)
+        return self.router.plan(route, call)
 
     # --- calls ------------------------------------------------------------------------
 

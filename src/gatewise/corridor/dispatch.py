@@ -44,6 +44,7 @@ from gatewise.routing.failures import (
 )
 from gatewise.routing.health import DeploymentHealth
 from gatewise.routing.ratelimits import retry_after_seconds
+from gatewise.routing.residency import Regions, narrow
 from gatewise.routing.retry import backoff_s
 from gatewise.routing.router import Router
 from gatewise.routing.sink import HEADERS_SINK
@@ -99,19 +100,21 @@ class Dispatch:
         router.budget.called(router.clock())
         route, plan = call.route, call.plan
         seen = {route.name}
+        held = route.policy.regions  # a model's regions bind its fallbacks too
         while True:
             try:
                 return await self._walk(call, operation, route, plan)
             except GatewayError as error:
-                fallback = self._fallback(call, route, error, seen)
+                fallback = self._fallback(call, route, error, seen, held)
                 if fallback is None:
                     raise
                 call.ctx.decisions.append(f"fallback:{route.name}->{fallback[0].name}")
                 route, plan = fallback
                 seen.add(route.name)
+                held = narrow(held, route.policy.regions)
 
     def _fallback(
-        self, call: Call, route: Route, error: GatewayError, seen: set[str]
+        self, call: Call, route: Route, error: GatewayError, seen: set[str], held: Regions
     ) -> tuple[Route, tuple[Target, ...]] | None:
         kind = fallback_kind(error)
         if kind is None:
@@ -125,7 +128,7 @@ class Dispatch:
             models = policy.fallbacks
         for model in models:
             if model not in seen:
-                found = self.router.plan_for(model, call)
+                found = self.router.plan_for(model, call, held)
                 if found is not None:
                     return found
                 call.ctx.decisions.append(f"fallback_unavailable:{model}")

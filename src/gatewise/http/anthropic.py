@@ -173,10 +173,10 @@ class AnthropicFrontDoor:
     # --- POST /v1/messages/count_tokens --------------------------------------------
 
     async def count_tokens(self, request: HTTPRequest, send: Send) -> None:
-        """The prompt's input tokens: Anthropic's own count when the model's first deployment
-        is an Anthropic upstream, else (or when it cannot answer) counted offline with the
-        model's encoding (an estimate for non-OpenAI models, see ``core.tokens``), said so
-        in ``x-gatewise-estimated: true``."""
+        """The prompt's input tokens: Anthropic's own count when the first deployment a call
+        of this caller would try is an Anthropic upstream, else (or when it cannot answer)
+        counted offline with the model's encoding (an estimate for non-OpenAI models, see
+        ``core.tokens``), said so in ``x-gatewise-estimated: true``."""
         ctx = request.ctx
         ctx.operation = "count_tokens"
         body = await request.body(self.max_body_bytes)
@@ -187,7 +187,10 @@ class AnthropicFrontDoor:
         assert route is not None  # the translation refused a model that is not a string
         self.corridor.authorize(request.principal, chat.model)
         headers = {"request-id": ctx.request_id}
-        first = route.targets[0]
+        # Where a call of this caller could go (residency and health apply): the prompt
+        # goes to no deployment a call could not.
+        plan = self.corridor.plan(ctx, request.principal, chat, route)
+        first = plan[0]
         counter = getattr(first.provider, "count_tokens", None)
         count = None
         if counter is not None:

@@ -182,13 +182,17 @@ class Router:
         else:
             log.info("circuit of deployment %s closed", deployment)
 
-    def plan_for(self, model: str, call: Call) -> tuple[Route, tuple[Target, ...]] | None:
-        """A fallback model's route and plan (None: not configured, or none available)."""
+    def plan_for(
+        self, model: str, call: Call, held: Regions = None
+    ) -> tuple[Route, tuple[Target, ...]] | None:
+        """A fallback model's route and plan (None: not configured, or none available).
+        ``held``: the regions of the models it falls back from (they still bind the call)."""
         route = self.catalog.get(model) if self.catalog is not None else None
         if route is None:
             return None
+        regions = narrow(self.residency.allowed(call.principal), route.policy.regions)
         try:
-            return route, self.plan(route, call)
+            return route, self._plan(route, narrow(regions, held), call)
         except GatewayError:
             return None
 
