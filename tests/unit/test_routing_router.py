@@ -106,13 +106,16 @@ def test_all_unavailable_tries_anyway_unless_fail_fast_or_fallbacks() -> None:
     r = route(target("a"))
     call = _call(None)
     assert ids(Router(board=board, clock=clock).plan(r, call)) == ["a/m"]
-    assert "panic:all_unavailable" in call.ctx.decisions
+    assert "all_unavailable" in call.ctx.decisions
     config = RoutingConfig.model_validate({"breaker": {"fail_fast": True}})
     with pytest.raises(NoHealthyDeploymentError):
         Router(config, board=board, clock=clock).plan(r, _call(None))
+    # With fallbacks the plan stays (for pricing): its walk skips what is unavailable and
+    # moves on to them.
     with_fallbacks = route(target("a"), fallbacks=("other",))
-    with pytest.raises(NoHealthyDeploymentError):
-        Router(board=board, clock=clock).plan(with_fallbacks, _call(None))
+    call = _call(None)
+    assert ids(Router(config, board=board, clock=clock).plan(with_fallbacks, call)) == ["a/m"]
+    assert "all_unavailable" in call.ctx.decisions
 
 
 def test_a_strategy_orders_the_plan_and_explains_itself() -> None:
@@ -173,6 +176,7 @@ def test_only_the_deployments_fault_counts_against_its_breaker() -> None:
     assert outcome(UpstreamTimeoutError("x")) == "failure"
     assert outcome(UpstreamError("x", status=429)) == "neutral"
     assert outcome(UpstreamError("x", status=400)) == "neutral"
+    assert outcome(UpstreamError("bad upstream key", status=401)) == "failure"
 
 
 async def test_health_checks_feed_the_breakers() -> None:

@@ -168,9 +168,10 @@ class BreakerConfig(Strict):
     fail_fast: bool = Field(
         False,
         description=(
-            "When every deployment of a model (and of its fallbacks) is open or cooling "
-            "down: true answers 503 at once; false (default) tries them anyway, so callers "
-            "get the upstream's own answer rather than the gateway's guess."
+            "When every deployment of a model without fallbacks is open or cooling down: "
+            "true answers 503 at once; false (default) tries them anyway, so callers get the "
+            "upstream's own answer rather than the gateway's guess. (A model with fallbacks "
+            "goes to them.)"
         ),
     )
 

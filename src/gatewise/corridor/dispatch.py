@@ -154,10 +154,12 @@ class Dispatch:
                 await asyncio.sleep(wait)
             index += 1
             health = router.board.get(target.info.id)
-            if not health.admit(router.clock()):
+            now = router.clock()
+            if health.cooling(now) or not health.admit(now):
                 last_chance = not tried and index >= min(total, len(plan))
                 if not (last_chance and router.panics(route)):
-                    ctx.decisions.append(f"skip:{target.info.id}:{health.state(router.clock())}")
+                    reason = "cooling" if health.cooling(now) else health.state(now)
+                    ctx.decisions.append(f"skip:{target.info.id}:{reason}")
                     continue
                 ctx.decisions.append(f"panic:{target.info.id}")
             tried = True

@@ -19,8 +19,11 @@ from gatewise.core.errors import (
 from gatewise.routing.health import Outcome
 
 #: Worth trying another deployment (or the same one again): throttled, timed out,
-#: broken or unreachable.
-RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+#: broken or unreachable, or refusing the deployment's own credentials (401, 403: the
+#: gateway's key for that upstream, which the caller can do nothing about).
+RETRYABLE_STATUSES = frozenset({401, 403, 408, 409, 429, 500, 502, 503, 504, 529})
+#: The deployment's fault: counted against its circuit breaker.
+_DEPLOYMENT_FAULTS = frozenset({401, 403, 408})
 
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 _CONTEXT_WORDS = (
@@ -50,7 +53,7 @@ def outcome(error: BaseException) -> Outcome:
     if isinstance(error, UpstreamTimeoutError | UpstreamUnavailableError | UpstreamProtocolError):
         return "failure"
     if isinstance(error, GatewayError):
-        return "failure" if error.status >= 500 or error.status == 408 else "neutral"
+        return "failure" if error.status >= 500 or error.status in _DEPLOYMENT_FAULTS else "neutral"
     if isinstance(error, asyncio.CancelledError | GeneratorExit):
         return "neutral"
     return "failure"

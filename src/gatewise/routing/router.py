@@ -242,10 +242,13 @@ class Router:
             else:
                 ready.append(target)
         if not ready and not short:
-            if not self.panics(route):
+            # Nothing is available: fail fast when told to and there is nowhere else to go;
+            # else keep the plan, whose walk skips what is unavailable and then moves on to
+            # the fallbacks, or (with none) tries the deployments anyway.
+            if self.config.breaker.fail_fast and not route.policy.fallbacks:
                 raise self.unavailable(route)
             if call is not None:
-                call.ctx.decisions.append("panic:all_unavailable")
+                call.ctx.decisions.append("all_unavailable")
             return list(targets), []
         if call is not None and short:
             call.ctx.decisions.extend(f"no_headroom:{t.info.id}" for t in short)
