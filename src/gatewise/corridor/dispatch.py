@@ -43,7 +43,6 @@ from gatewise.routing.failures import (
     retryable,
 )
 from gatewise.routing.health import DeploymentHealth
-from gatewise.routing.ratelimits import retry_after_seconds
 from gatewise.routing.residency import Regions, narrow
 from gatewise.routing.retry import backoff_s
 from gatewise.routing.router import Router
@@ -147,21 +146,19 @@ class Dispatch:
         tried = False
         while index < total:
             target = plan[index % len(plan)]
-            if index >= len(plan):  # the plan walked again: a retry
-                wait = self._retry_wait(ctx, index - len(plan) + 1, error)
-                if wait is None:
-                    break
-                await asyncio.sleep(wait)
+            retrying = index >= len(plan)  # the plan walked again
             index += 1
             health = router.board.get(target.info.id)
-            now = router.clock()
-            if health.cooling(now) or not health.admit(now):
-                last_chance = not tried and index >= min(total, len(plan))
-                if not (last_chance and router.panics(route)):
-                    reason = "cooling" if health.cooling(now) else health.state(now)
-                    ctx.decisions.append(f"skip:{target.info.id}:{reason}")
+            last_chance = not tried and index >= min(total, len(plan))
+            if retrying:
+                wait = self._retry_wait(ctx, target, health, index - len(plan))
+                if wait is None:
+                    break
+                if wait < 0:
                     continue
-                ctx.decisions.append(f"panic:{target.info.id}")
+                await asyncio.sleep(wait)
+            if not self._usable(ctx, route, target, health, last_chance):
+                continue
             tried = True
             try:
                 if hedge is not None and index < total and index < len(plan):
@@ -180,24 +177,45 @@ class Dispatch:
             raise router.unavailable(route)
         raise error
 
+    def _usable(
+        self,
+        ctx: RequestContext,
+        route: Route,
+        target: Target,
+        health: DeploymentHealth,
+        last_chance: bool,
+    ) -> bool:
+        """Whether to attempt ``target`` now (claiming a half-open breaker's one probe):
+        not while it cools down or its breaker is open, unless it is a call's last chance
+        and the router says to try the unavailable anyway."""
+        now = self.router.clock()
+        if health.cooling(now) or not health.admit(now):
+            if not (last_chance and self.router.panics(route)):
+                reason = "cooling" if health.cooling(now) else health.state(now)
+                ctx.decisions.append(f"skip:{target.info.id}:{reason}")
+                return False
+            ctx.decisions.append(f"panic:{target.info.id}")
+        return True
+
     def _retry_wait(
-        self, ctx: RequestContext, retry: int, error: GatewayError | None
+        self, ctx: RequestContext, target: Target, health: DeploymentHealth, retry: int
     ) -> float | None:
-        """Seconds to wait before a retry, or None when none may be made (the budget is
-        spent, or a rate limit asks for longer than the backoff allows)."""
+        """Seconds to wait before retrying ``target``: the jittered backoff, or longer to
+        sit out its cool-down (a 429's retry-after). Negative: skip it (cooling longer than
+        ``max_backoff_ms``); None: no more retries (the budget is spent)."""
         router = self.router
         config = router.config.retry
-        if not router.budget.try_retry(router.clock()):
+        now = router.clock()
+        until = health.cooldown_until
+        # (A millisecond more: a timer may fire a hair early, the cool-down must be over.)
+        cooling = until - now + 0.001 if until is not None and until > now else 0.0
+        if cooling * 1000.0 > config.max_backoff_ms:
+            ctx.decisions.append(f"skip:{target.info.id}:cooling")
+            return -1.0
+        if not router.budget.try_retry(now):
             ctx.decisions.append("retry_budget_exhausted")
             return None
-        wait = backoff_s(retry, config.backoff_ms, config.max_backoff_ms, self._rng)
-        if error is not None and error.status == 429:
-            asked = retry_after_seconds(error.headers)
-            if asked is not None:
-                if asked * 1000.0 > config.max_backoff_ms:
-                    ctx.decisions.append("retry_after_too_long")
-                    return None
-                wait = max(wait, asked)
+        wait = max(backoff_s(retry, config.backoff_ms, config.max_backoff_ms, self._rng), cooling)
         ctx.decisions.append(f"retry:{retry}:{wait * 1000:.0f}ms")
         return wait
 
