@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from gatewise.config.routing import RoutingConfig
@@ -282,5 +282,6 @@ class Router:
         return hints
 
 
-def _texts(request: ChatRequest) -> list[str]:
-    return [message.text() for message in request.messages]
+def _texts(request: ChatRequest) -> Iterator[str]:
+    """The messages' texts, lazily: ``prompt_prefix`` stops once it has its opening."""
+    return (message.text() for message in request.messages)
