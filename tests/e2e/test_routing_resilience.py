@@ -198,11 +198,14 @@ def test_the_circuit_breaker_opens_probes_and_closes(
         {**two_deployments(fakes, breaker=breaker), "store": {"url": store_url}}
     )
 
-    def states() -> dict[str, str]:
+    def listing() -> dict[str, dict[str, Any]]:
         headers = {"authorization": f"Bearer {root}"}
         reply = request("GET", gateway.url + "/admin/v1/deployments", headers=headers)
         assert reply.status == 200, reply.body
-        return {d["id"]: d["state"] for d in reply.json["data"]}
+        return {d["id"]: d for d in reply.json["data"]}
+
+    def states() -> dict[str, str]:
+        return {id: d["state"] for id, d in listing().items()}
 
     # Open mode serves anonymous callers, never the admin API.
     assert request("GET", gateway.url + "/admin/v1/deployments").status == 401
@@ -212,6 +215,10 @@ def test_the_circuit_breaker_opens_probes_and_closes(
         assert served_by(reply) == B and reply.headers["x-gatewise-attempts"] == "2"
     opened = time.monotonic()
     assert states() == {A: "open", B: "closed"}
+    broken = listing()[A]  # until when (epoch seconds), and why
+    assert broken["healthy"] is False and broken["consecutive_failures"] == 3
+    assert time.time() < broken["open_until"] <= time.time() + 1.0
+    assert broken["requests"] == 3 and broken["error_rate"] == 1.0
     for _ in range(3):  # open: a is skipped
         reply = chat(gateway, "m")
         assert served_by(reply) == B and reply.headers["x-gatewise-attempts"] == "1"

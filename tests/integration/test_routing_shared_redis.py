@@ -89,7 +89,7 @@ async def test_a_deployment_b_never_saw_is_opened_too(
     await b.sync(wall + 1)  # B looks a second later
     snapshot = b.board.get("anthropic/claude").snapshot(b.now)
     assert snapshot["state"] == "open"
-    assert snapshot["open_until"] == pytest.approx(SETTINGS.cooldown_s - 1, abs=0.01)
+    assert snapshot["open_remaining_s"] == pytest.approx(SETTINGS.cooldown_s - 1, abs=0.01)
 
 
 async def test_a_cooldown_reaches_the_other_replica(

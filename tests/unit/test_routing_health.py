@@ -398,7 +398,7 @@ def test_snapshot_is_json_ready_and_complete() -> None:
     json.dumps(snapshot)
     assert set(snapshot) >= {
         "state",
-        "open_until",
+        "open_remaining_s",
         "cooldown_remaining_s",
         "in_flight",
         "ttfb_ewma_ms",
@@ -409,12 +409,12 @@ def test_snapshot_is_json_ready_and_complete() -> None:
         "headroom",
     }
     assert snapshot["state"] == "open"
-    assert snapshot["open_until"] == pytest.approx(SETTINGS.cooldown_s - 1)
+    assert snapshot["open_remaining_s"] == pytest.approx(SETTINGS.cooldown_s - 1)
     assert snapshot["cooldown_remaining_s"] == pytest.approx(3.0)
     assert (snapshot["in_flight"], snapshot["consecutive_failures"]) == (1, 5)
     assert (snapshot["requests"], snapshot["error_rate"]) == (5, 1.0)
     healthy = DeploymentHealth().snapshot(T0)
-    assert (healthy["state"], healthy["open_until"], healthy["cooldown_remaining_s"]) == (
+    assert (healthy["state"], healthy["open_remaining_s"], healthy["cooldown_remaining_s"]) == (
         "closed",
         None,
         None,
@@ -510,7 +510,7 @@ def test_remote_state_is_applied_without_being_queued() -> None:
     # A close elsewhere before this breaker opened (until minus cool-down) does not close it.
     assert not health.force_close(opened_before=T0 + 10 - SETTINGS.cooldown_s - 1)
     assert health.force_close(opened_before=T0 + 10 - SETTINGS.cooldown_s)
-    assert health.state(T0) == "closed" and health.snapshot(T0)["open_until"] is None
+    assert health.state(T0) == "closed" and health.snapshot(T0)["open_remaining_s"] is None
     assert not health.force_close()
     assert board.pending() == []
 

@@ -348,7 +348,7 @@ class DeploymentHealth:
         open_until = self._open_until
         return {
             "state": self.state(now),
-            "open_until": _left(open_until, now),
+            "open_remaining_s": _left(open_until, now),
             "probe_in_flight": open_until is not None and not self._probe_free(now),
             "cooldown_remaining_s": _left(self.cooldown_until, now),
             "in_flight": self.in_flight,

@@ -100,7 +100,7 @@ class Router:
         """Every configured deployment's state, for ``GET /admin/v1/deployments``."""
         if self.catalog is None:
             return []
-        now = self.clock()
+        now, wall = self.clock(), time.time()
         out: list[dict[str, object]] = []
         seen: set[str] = set()
         for route in self.catalog.routes():
@@ -111,7 +111,14 @@ class Router:
                 seen.add(info.id)
                 health = self.board.get(info.id)
                 state = health.snapshot(now)
-                healthy = health.available(now)
+                healthy = health.available(now) and health.headroom(0, now)
+                # "Until when" as the admin API writes times: UTC epoch seconds.
+                for left, name in (
+                    ("open_remaining_s", "open_until"),
+                    ("cooldown_remaining_s", "cooldown_until"),
+                ):
+                    seconds = state.get(left)
+                    state[name] = wall + seconds if isinstance(seconds, float) else None
                 out.append(
                     {
                         "id": info.id,
