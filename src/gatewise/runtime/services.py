@@ -111,7 +111,8 @@ def build_services(config: Config, config_dir: Path | None, store_url: str) -> S
 
         url = interpolate_url(state.redis_url, config_dir)
         shared = SharedHealth(url, prefix=state.key_prefix, timeout=state.timeout_ms / 1000)
-    services = Services(
+    # (build_generation gives the health board the config's breaker settings.)
+    return Services(
         database=database,
         responses=ResponseRepository(database),
         identity=identity,
@@ -124,5 +125,3 @@ def build_services(config: Config, config_dir: Path | None, store_url: str) -> S
         verifier=verifier,
         shared_health=shared,
     )
-    services.configure_routing(config)
-    return services
