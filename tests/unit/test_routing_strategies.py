@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from gatewise.config import routing as config_routing
 from gatewise.routing.strategies import (
     MIN_PREFIX_CHARS,
     STRATEGIES,
@@ -342,15 +343,7 @@ def test_prompt_prefix_matches_the_joined_opening_and_stops_reading() -> None:
 
 
 #: ``models[].routing.strategy`` values (``config.routing``).
-CONFIG_NAMES: tuple[str, ...] = (
-    "failover",
-    "weighted",
-    "least_latency",
-    "lowest_cost",
-    "least_busy",
-    "tags",
-    "prefix_affinity",
-)
+CONFIG_NAMES = config_routing.STRATEGIES
 
 
 def test_make_strategy_covers_every_configured_name_and_only_those() -> None:

@@ -11,13 +11,13 @@ region never serves a restricted call.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, model_validator
 
 from gatewise.config.base import Name, Strict
 
-STRATEGIES = (
+StrategyName = Literal[
     "failover",
     "weighted",
     "least_latency",
@@ -25,7 +25,9 @@ STRATEGIES = (
     "least_busy",
     "tags",
     "prefix_affinity",
-)
+]
+#: The names ``models[].routing.strategy`` takes (``routing.strategies`` builds each).
+STRATEGIES: tuple[str, ...] = get_args(StrategyName)
 
 Region = Name
 
@@ -55,15 +57,7 @@ class HedgeConfig(Strict):
 class ModelRoutingConfig(Strict):
     """A model's routing: strategy, time limits, fallbacks, hedging and regions."""
 
-    strategy: Literal[
-        "failover",
-        "weighted",
-        "least_latency",
-        "lowest_cost",
-        "least_busy",
-        "tags",
-        "prefix_affinity",
-    ] = Field(
+    strategy: StrategyName = Field(
         "failover",
         description=(
             "failover: configured order; weighted: by deployment weight (canary, A/B); "
