@@ -174,18 +174,15 @@ class Guardrails:
                 return assign.keys[principal.key_id]
             directory = self.directory() if self.directory is not None else None
             if directory is not None and principal.tenant_id is not None:
-                tenant = directory.tenants_by_id.get(principal.tenant_id)
-                tenant_name = tenant.name if tenant is not None else principal.tenant_id
-                if assign.apps and principal.app_id is not None:
-                    app = directory.apps_by_id.get(principal.app_id)
-                    if app is not None and f"{tenant_name}/{app.name}" in assign.apps:
-                        return assign.apps[f"{tenant_name}/{app.name}"]
-                if assign.teams and principal.team_id is not None:
-                    team = directory.teams_by_id.get(principal.team_id)
-                    if team is not None and f"{tenant_name}/{team.name}" in assign.teams:
-                        return assign.teams[f"{tenant_name}/{team.name}"]
-                if tenant_name in assign.tenants:
-                    return assign.tenants[tenant_name]
+                tenant, team, app = directory.config_names(
+                    principal.tenant_id, principal.team_id, principal.app_id
+                )
+                if app is not None and app in assign.apps:
+                    return assign.apps[app]
+                if team is not None and team in assign.teams:
+                    return assign.teams[team]
+                if tenant in assign.tenants:
+                    return assign.tenants[tenant]
         if model in assign.models:
             return assign.models[model]
         return self.config.default

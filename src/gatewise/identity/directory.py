@@ -132,6 +132,23 @@ class Directory:
             return f"app {app!r} is disabled"
         return CallerScope(found, team_record, app_record)
 
+    def config_names(
+        self, tenant_id: str, team_id: str | None, app_id: str | None
+    ) -> tuple[str, str | None, str | None]:
+        """How config sections that assign by caller (guardrail profiles, residency) name
+        a caller's tenant, team and app: the tenant's name (its id when unknown),
+        ``tenant/team`` and ``tenant/app`` (None where the caller has none or it is
+        unknown)."""
+        tenant = self.tenants_by_id.get(tenant_id)
+        tenant_name = tenant.name if tenant is not None else tenant_id
+        team = self.teams_by_id.get(team_id) if team_id is not None else None
+        app = self.apps_by_id.get(app_id) if app_id is not None else None
+        return (
+            tenant_name,
+            f"{tenant_name}/{team.name}" if team is not None else None,
+            f"{tenant_name}/{app.name}" if app is not None else None,
+        )
+
     def is_approved(self, app_id: str | None, model: str) -> bool:
         return app_id is not None and (app_id, model) in self.approved
 

@@ -48,21 +48,17 @@ class Residency:
         regions: Regions = None
         if principal.key_id is not None:
             regions = narrow(regions, self.keys.get(principal.key_id))
-        directory = self.directory() if self.directory is not None else None
         if principal.tenant_id is None:
             return regions
-        tenant_name = principal.tenant_id
-        if directory is not None:
-            tenant = directory.tenants_by_id.get(principal.tenant_id)
-            if tenant is not None:
-                tenant_name = tenant.name
-        regions = narrow(regions, self.tenants.get(tenant_name))
-        if directory is not None and principal.team_id is not None and self.teams:
-            team = directory.teams_by_id.get(principal.team_id)
-            if team is not None:
-                regions = narrow(regions, self.teams.get(f"{tenant_name}/{team.name}"))
-        if directory is not None and principal.app_id is not None and self.apps:
-            app = directory.apps_by_id.get(principal.app_id)
-            if app is not None:
-                regions = narrow(regions, self.apps.get(f"{tenant_name}/{app.name}"))
+        directory = self.directory() if self.directory is not None else None
+        if directory is None:
+            return narrow(regions, self.tenants.get(principal.tenant_id))
+        tenant, team, app = directory.config_names(
+            principal.tenant_id, principal.team_id, principal.app_id
+        )
+        regions = narrow(regions, self.tenants.get(tenant))
+        if team is not None:
+            regions = narrow(regions, self.teams.get(team))
+        if app is not None:
+            regions = narrow(regions, self.apps.get(app))
         return regions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from gatewise.config.guardrails import GuardrailsConfig
 from gatewise.guardrails.base import Finding, TextRole
 from gatewise.guardrails.setup import Guardrails, UnknownGuardrailPlugin, custom, used_profiles
+from gatewise.identity.directory import Directory
 
 
 class Corporate:
@@ -56,11 +58,14 @@ async def test_a_plugin_guardrail_loads_through_its_entry_point(
 
 
 def directory() -> Any:
-    return SimpleNamespace(
+    """The indexes a ``Directory`` resolves caller names with, and its own resolver."""
+    found = SimpleNamespace(
         tenants_by_id={"t1": SimpleNamespace(name="acme"), "t2": SimpleNamespace(name="beta")},
         teams_by_id={"tm1": SimpleNamespace(name="support")},
         apps_by_id={"a1": SimpleNamespace(name="bot")},
     )
+    found.config_names = partial(Directory.config_names, found)
+    return found
 
 
 def caller(**ids: str | None) -> Any:
