@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +24,8 @@ from tests.rawhttp import Reply, request
 MODEL = "gpt-4o-mini"  # what the OpenAI fakes are asked for
 CLAUDE = "claude-haiku-4-5"
 HELLO = [{"role": "user", "content": "Hello router"}]
+#: The ``start_gateway`` fixture (tests/conftest.py): a gateway from a config dict.
+StartGateway = Callable[[dict[str, Any]], RunningGateway]
 ROUTING_HEADERS = ("x-gatewise-deployment", "x-gatewise-provider", "x-gatewise-attempts")
 
 

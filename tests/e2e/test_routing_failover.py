@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import openai
@@ -20,12 +19,12 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from gatewise.testing import Scenario
-from gatewise.testing.gateway import RunningGateway
 from tests.e2e.routing_support import (
     CLAUDE,
     HELLO,
     MODEL,
     ROUTING_HEADERS,
+    StartGateway,
     Upstreams,
     chat,
     config,
@@ -33,22 +32,7 @@ from tests.e2e.routing_support import (
     served_by,
     sse_data,
     streamed_text,
-    upstreams,
 )
-
-StartGateway = Callable[[dict[str, Any]], RunningGateway]
-
-
-@pytest.fixture(scope="module")
-def _fakes() -> Iterator[Upstreams]:
-    with upstreams() as started:
-        yield started
-
-
-@pytest.fixture
-def fakes(_fakes: Upstreams) -> Upstreams:
-    _fakes.reset()
-    return _fakes
 
 
 def three_deployments(fakes: Upstreams, **sections: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,34 +17,20 @@ import pytest
 from gatewise.identity.roles import Role
 from gatewise.store.identity import IdentityStore
 from gatewise.testing import Scenario
-from gatewise.testing.gateway import RunningGateway
 from tests.e2e.routing_support import (
     MODEL,
+    StartGateway,
     Upstreams,
     chat,
     config,
     deployment,
     served_by,
-    upstreams,
 )
 from tests.identity_seed import ACTOR, with_store
 from tests.rawhttp import request
 
-StartGateway = Callable[[dict[str, Any]], RunningGateway]
 A, B = f"a/{MODEL}", f"b/{MODEL}"
 ALWAYS = 1000  # Scenario.times for "every request of this test"
-
-
-@pytest.fixture(scope="module")
-def _fakes() -> Iterator[Upstreams]:
-    with upstreams() as started:
-        yield started
-
-
-@pytest.fixture
-def fakes(_fakes: Upstreams) -> Upstreams:
-    _fakes.reset()
-    return _fakes
 
 
 def two_deployments(fakes: Upstreams, **routing: Any) -> dict[str, Any]:
