@@ -18,6 +18,8 @@ from gatewise.config.routing import (
 from gatewise.core.errors import (
     GatewayError,
     InvalidRequestError,
+    NoDeploymentInRegionError,
+    NoHealthyDeploymentError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -28,7 +30,7 @@ from gatewise.routing.failures import CONTENT_POLICY, CONTEXT_WINDOW, fallback_k
 from gatewise.routing.health import HealthBoard
 from gatewise.routing.residency import Residency
 from gatewise.routing.retry import RetryBudget, backoff_s
-from gatewise.routing.router import NoDeploymentInRegionError, NoHealthyDeploymentError, Router
+from gatewise.routing.router import Router
 from gatewise.routing.strategies import make_strategy
 from gatewise.routing.types import DeploymentInfo
 from tests.corridor_doubles import ScriptedProvider, principal

@@ -147,3 +147,17 @@ class ServiceUnavailableError(GatewayError):
     status = 503
     type = "server_error"
     code = "service_unavailable"
+
+
+class NoHealthyDeploymentError(ServiceUnavailableError):
+    """Every deployment of the model is open or cooling down (``breaker.fail_fast``)."""
+
+    code = "no_healthy_deployment"
+
+
+class NoDeploymentInRegionError(GatewayError):
+    """Residency: no deployment the call may use is in its allowed regions."""
+
+    status = 403
+    type = "invalid_request_error"
+    code = "no_deployment_in_region"

@@ -25,7 +25,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from gatewise.config.routing import RoutingConfig
-from gatewise.core.errors import GatewayError, ServiceUnavailableError
+from gatewise.core.errors import (
+    GatewayError,
+    NoDeploymentInRegionError,
+    NoHealthyDeploymentError,
+)
 from gatewise.core.types import ChatRequest
 from gatewise.routing.catalog import Hedge, ModelCatalog, Route, Target
 from gatewise.routing.health import HealthBoard, Outcome
@@ -42,18 +46,6 @@ _P95_SAMPLES = 200
 _P95_MIN = 20
 
 TAGS_HEADER = b"x-gatewise-tags"
-
-
-class NoDeploymentInRegionError(GatewayError):
-    """Residency: no deployment the call may use is in its allowed regions."""
-
-    status = 403
-    type = "invalid_request_error"
-    code = "no_deployment_in_region"
-
-
-class NoHealthyDeploymentError(ServiceUnavailableError):
-    code = "no_healthy_deployment"
 
 
 class Router:
