@@ -96,7 +96,8 @@ class Dispatch:
 
     async def _attempts(self, call: Call, operation: int) -> tuple[Any, Attempt, float]:
         router = self.router
-        router.budget.called(router.clock())
+        if router.retries:
+            router.budget.called(router.clock())
         route, plan = call.route, call.plan
         seen = {route.name}
         held = route.policy.regions  # a model's regions bind its fallbacks too

@@ -67,6 +67,9 @@ class Router:
         #: Name the deployment, provider and attempts in response headers.
         self.headers = self.config.headers
         self.budget = RetryBudget(self.config.retry.budget)
+        #: Calls are counted for the budget only where a retry can happen at all (a plan
+        #: is walked again only with ``retry.attempts``).
+        self.retries = self.config.retry.attempts is not None
         #: Recent times to first byte per deployment, kept only for ``hedge.after: p95``.
         self._ttfb: dict[str, deque[float]] | None = None
         if catalog is not None and any(
