@@ -118,14 +118,17 @@ async def test_a_rotated_keys_grace_period_only_shrinks(any_env: Env) -> None:
 
 async def test_an_expired_key_cannot_be_rotated_or_revived(any_env: Env) -> None:
     a, c, root = any_env.world.a, any_env.client, any_env.world.platform_key
+    # A second ahead: the create itself took more than 0.3 s on a busy CI machine (the key
+    # was then refused as expiring in the past); wait for the moment it was given.
+    expires_at = time.time() + 1.0
     brief = ok(
         await c.call(
             "POST", f"{V1}/keys", root,
-            {"name": "brief", "app_id": a.apps["svc"], "expires_at": time.time() + 0.3},
+            {"name": "brief", "app_id": a.apps["svc"], "expires_at": expires_at},
         ),
         201,
     )  # fmt: skip
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(max(0.0, expires_at - time.time()) + 0.05)
     assert (await c.call("GET", f"{V1}/me", brief["key"])).status == 401
     version = await any_env.store.version()
     rotated = await c.call("POST", f"{V1}/keys/{brief['id']}/rotate", root)
