@@ -25,7 +25,7 @@ from gatewise.core.errors import ServiceUnavailableError
 from gatewise.store.engine import Database, StoreError
 from gatewise.store.migrations import HEAD, SCRIPT_LOCATION, current_revision
 from gatewise.store.responses import ResponseRepository, StoredResponse
-from gatewise.store.tables import metadata
+from gatewise.store.tables import declared, metadata
 from gatewise.store.urls import resolve_store_url
 from tests.integration.pg import Backend
 
@@ -80,7 +80,7 @@ async def test_migrations_build_exactly_the_declared_tables(database: Database) 
     assert await current_revision(database.engine) == HEAD
 
     def differences(connection: sa.Connection) -> list[object]:
-        context = MigrationContext.configure(connection)
+        context = MigrationContext.configure(connection, opts={"include_name": declared})
         return list(compare_metadata(context, metadata))
 
     async with database.engine.connect() as connection:
@@ -188,7 +188,8 @@ async def test_user_emails_become_unique_per_tenant_on_a_database_with_rows(
                     )  # fmt: skip
 
         def differences(connection: sa.Connection) -> list[object]:
-            return list(compare_metadata(MigrationContext.configure(connection), metadata))
+            context = MigrationContext.configure(connection, opts={"include_name": declared})
+            return list(compare_metadata(context, metadata))
 
         async with engine.connect() as connection:
             assert await connection.run_sync(differences) == []

@@ -25,6 +25,7 @@ from gatewise.config.auth import AuthConfig
 from gatewise.config.base import Name, Strict
 from gatewise.config.guardrails import GuardrailsConfig
 from gatewise.config.limits import BudgetConfig, LimitConfig, StateConfig
+from gatewise.config.observability import ObservabilityConfig
 from gatewise.config.pricing import PriceConfig
 from gatewise.config.providers import ProviderConfig
 from gatewise.config.routing import ModelRoutingConfig, Region, RoutingConfig
@@ -146,6 +147,7 @@ class Config(Strict):
     webhooks: WebhookList = Field(default_factory=list)
     guardrails: GuardrailsConfig = GuardrailsConfig()
     routing: RoutingConfig = RoutingConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:

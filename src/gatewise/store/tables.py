@@ -217,3 +217,69 @@ usage = sa.Table(
     sa.Index("ix_usage_tenant_at", "tenant_id", "at"),
     sa.Index("ix_usage_at", "at"),
 )
+
+# --- request records: one row per request, for lookups and analytics ---------------------------
+#
+# Written in batches by the request-records writer (``gatewise.store.records_writer``), never on
+# the request path. ``at`` is when the request arrived (UTC epoch seconds); on PostgreSQL the table
+# is partitioned by range of ``at`` (one partition per day, made ahead by the writer and dropped
+# whole when every tenant's retention has passed), so the primary key holds ``at`` too. Ids are
+# denormalised like usage's. ``attempts``, ``guardrails`` and ``decisions`` are JSON lists (never
+# a raw value a guardrail found: types and offsets only); ``request_body`` / ``response_body``
+# are filled per the tenant's privacy mode (``off``: NULL, ``redacted``, ``full``).
+
+request_records = sa.Table(
+    "request_records",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("at", Epoch, primary_key=True),
+    sa.Column("trace_id", sa.String(32), nullable=True),
+    sa.Column("tenant_id", sa.String(32), nullable=True),
+    sa.Column("team_id", sa.String(32), nullable=True),
+    sa.Column("app_id", sa.String(32), nullable=True),
+    sa.Column("user_id", sa.String(32), nullable=True),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("front_door", sa.String(16), nullable=False),
+    sa.Column("operation", sa.String(32), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.String(256), nullable=False),
+    sa.Column("model", sa.String(256), nullable=True),
+    sa.Column("deployment", sa.String(128), nullable=True),
+    sa.Column("provider", sa.String(64), nullable=True),
+    sa.Column("stream", sa.Boolean, nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("error_type", sa.String(64), nullable=True),
+    sa.Column("duration_ms", sa.Double, nullable=False),
+    sa.Column("first_byte_ms", sa.Double, nullable=True),
+    sa.Column("overhead_ms", sa.Double, nullable=True),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cached_tokens", sa.BigInteger, nullable=False),
+    sa.Column("usage_estimated", sa.Boolean, nullable=False),
+    sa.Column("cost_micros", sa.BigInteger, nullable=True),
+    sa.Column("cache", sa.String(16), nullable=True),
+    sa.Column("attempts", JSONDocument, nullable=True),
+    sa.Column("guardrails", JSONDocument, nullable=True),
+    sa.Column("decisions", JSONDocument, nullable=True),
+    sa.Column("client_ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(512), nullable=True),
+    sa.Column("privacy", sa.String(16), nullable=False),
+    sa.Column("request_body", sa.Text, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Index("ix_request_records_tenant_at", "tenant_id", "at"),
+    sa.Index("ix_request_records_at", "at"),
+    sa.Index("ix_request_records_key_at", "key_id", "at"),
+    sa.Index("ix_request_records_id", "id"),
+)
+
+
+#: Tables made at run time, not by a migration: ``request_records``' partitions on PostgreSQL.
+PARTITION_PREFIX = "request_records_"
+
+
+def declared(name: str | None, type_: str, parent_names: object) -> bool:
+    """Whether a schema object is one the migrations declare (Alembic's ``include_name``):
+    partitions of ``request_records`` (and their indexes) are made by the writer instead."""
+    if type_ == "table" and name is not None:
+        return not name.startswith(PARTITION_PREFIX)
+    return True
