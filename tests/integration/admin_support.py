@@ -27,6 +27,7 @@ import uvicorn
 
 from gatewise.admin.app import create_admin_app
 from gatewise.admin.authz import Authenticate
+from gatewise.core.context import new_request_id
 from gatewise.identity.cache import IdentityCache
 from gatewise.identity.directory import Directory
 from gatewise.identity.principal import Principal
@@ -35,6 +36,7 @@ from gatewise.identity.roles import Role
 from gatewise.policies.auth import Authenticator
 from gatewise.store.engine import Database
 from gatewise.store.identity import IdentityStore
+from gatewise.store.tables import request_records
 from tests.integration.pg import Backend
 
 MODELS = ["gpt-4o-mini", "mock-gpt", "embed-small"]
@@ -69,10 +71,11 @@ class Org:
     keys: dict[str, str] = field(default_factory=dict)
     subs: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    records: dict[str, str] = field(default_factory=dict)
 
     def ids(self) -> list[str]:
         """Every id of this tenant's objects (the tenant's own first)."""
-        groups = (self.teams, self.apps, self.users, self.keys, self.subs)
+        groups = (self.teams, self.apps, self.users, self.keys, self.subs, self.records)
         return [self.tenant, *(i for group in groups for i in group.values())]
 
 
@@ -132,7 +135,24 @@ async def seed_org(store: IdentityStore, name: str) -> Org:
     approved = await store.request_subscription(SEEDER, app_id=client, model="mock-gpt")
     await store.approve_subscription(SEEDER, approved.id)
     org.subs.update(pending=pending.id, approved=approved.id)
+    org.records["one"] = await seed_request_record(store.database, tenant.id, org.keys["svc"])
     return org
+
+
+async def seed_request_record(database: Database, tenant_id: str, key_id: str) -> str:
+    """One request record of the tenant's (the writer's rows, inserted directly)."""
+    record_id = new_request_id()
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            request_records.insert().values(
+                id=record_id, at=time.time(), tenant_id=tenant_id, key_id=key_id,
+                front_door="openai", operation="chat", method="POST",
+                path="/v1/chat/completions", model="mock-gpt", stream=False, status=200,
+                duration_ms=12.5, prompt_tokens=3, completion_tokens=5, cached_tokens=0,
+                usage_estimated=False, privacy="off",
+            )
+        )  # fmt: skip
+    return record_id
 
 
 async def seed_world(store: IdentityStore) -> World:

@@ -29,7 +29,6 @@ INDEXES = {
     "ix_request_records_tenant_at": ["tenant_id", "at"],
     "ix_request_records_at": ["at"],
     "ix_request_records_key_at": ["key_id", "at"],
-    "ix_request_records_id": ["id"],
 }
 
 
