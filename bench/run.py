@@ -130,7 +130,18 @@ def request_bodies(tmp: Path) -> tuple[Path, Path]:
 #: ``memory`` in its parts; ``standard`` and ``strict`` are ``off`` with that guardrail
 #: profile on every call, ``standard-cold`` without the guardrails' memory of texts (the
 #: benchmark repeats one body, so every text is new only then).
-TRAFFIC = ("off", "memory", "redis", "limits", "usage", "standard", "standard-cold", "strict")
+TRAFFIC = (
+    "off",
+    "memory",
+    "redis",
+    "limits",
+    "usage",
+    "standard",
+    "standard-cold",
+    "strict",
+    "no-metrics",
+    "no-observe",
+)
 
 
 def traffic_config(traffic: str) -> str:
@@ -140,6 +151,10 @@ def traffic_config(traffic: str) -> str:
         return f"guardrails: {{default: {traffic}}}\n"
     if traffic == "standard-cold":
         return "guardrails: {default: standard, memory: 0}\n"
+    if traffic == "no-metrics":  # "off" without Prometheus metrics (their cost: compare the two)
+        return "observability: {metrics: {enabled: false}}\n"
+    if traffic == "no-observe":  # "off" without metrics and request records (issue 15's budget)
+        return "observability: {metrics: {enabled: false}, records: {enabled: false}}\n"
     if traffic in ("off", "usage"):
         return ""
     state = (

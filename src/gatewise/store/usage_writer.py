@@ -91,6 +91,11 @@ class UsageWriter:
     def queued(self) -> int:
         return len(self._queue) + len(self._fresh)
 
+    @property
+    def depth(self) -> int:
+        """Records waiting to be written (the metrics' queue-depth gauge)."""
+        return self.queued
+
     def start(self) -> None:
         """Start the background task (call from inside the running event loop)."""
         if self._task is None and not self._closing:
