@@ -33,6 +33,7 @@ from gatewise.core.context import Attempt, RequestContext
 from gatewise.core.errors import GatewayError, UpstreamError, UpstreamTimeoutError
 from gatewise.core.types import ChatResponse, ChunkBatch, EmbeddingResponse, NativeBody
 from gatewise.corridor.observer import Observers
+from gatewise.observe.traceparent import UPSTREAM_TRACE, upstream_lines
 from gatewise.providers.base import ChunkStream, Provider
 from gatewise.routing.catalog import Route, Target
 from gatewise.routing.failures import (
@@ -71,6 +72,11 @@ class Dispatch:
         self._observers = observers
         # Skipped outright when no observer watches attempts (this runs for every call).
         self._observe = observers.attempted if observers.watch_attempts else None
+        # The tracing observer's sampler when the gateway traces: each attempt then gets a
+        # client span id, sent upstream in ``traceparent`` (``observe.traceparent``).
+        self._trace_sampler = next(
+            (o.trace_sampler for o in observers.all if hasattr(o, "trace_sampler")), None
+        )
         self.clock = clock
         self.router = router if router is not None else Router()
         self._rng = rng or random.Random()
@@ -239,6 +245,9 @@ class Dispatch:
         ctx = call.ctx
         attempt = Attempt(provider.name, target.model, deployment=target.info.id)
         ctx.attempts.append(attempt)
+        traced = None  # (no work unless the gateway traces or the caller sent a trace)
+        if self._trace_sampler is not None or ctx.parent_span_id is not None:
+            traced = UPSTREAM_TRACE.set(upstream_lines(ctx, attempt, self._trace_sampler))
         clock = self.clock
         started = clock()
         health.started()
@@ -263,6 +272,8 @@ class Dispatch:
             raise error from None
         finally:
             HEADERS_SINK.reset(token)
+            if traced is not None:
+                UPSTREAM_TRACE.reset(traced)
         attempt.status = 200
         attempt.first_byte_ms = (clock() - started) * 1000.0
         call.target = target

@@ -71,6 +71,11 @@ class StreamTap:
                     if chunk.usage is not None:
                         ctx.usage = chunk.usage
                     for choice in chunk.choices:
+                        if choice.finish_reason is not None:  # (for the spans)
+                            if ctx.finish_reasons is None:
+                                ctx.finish_reasons = []
+                            ctx.finish_reasons.append(choice.finish_reason)
+                            ctx.response_model = chunk.model or None
                         delta = choice.delta
                         if delta.content:
                             pieces.append(delta.content)

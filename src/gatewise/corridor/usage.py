@@ -29,6 +29,8 @@ def estimated_usage(call: Call, completion_text: str) -> Usage:
 def record_chat_usage(call: Call, response: ChatResponse) -> None:
     """The reply's usage on the context, or an estimate marked as such."""
     ctx = call.ctx
+    ctx.response_model = response.model or None
+    ctx.finish_reasons = [c.finish_reason for c in response.choices if c.finish_reason]
     if response.usage is not None:
         ctx.usage = response.usage
         return

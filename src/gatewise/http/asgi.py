@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from gatewise.core.context import RequestContext, new_request_id
 from gatewise.core.errors import InvalidRequestError, RequestTooLargeError
+from gatewise.observe.traceparent import accept as accept_trace
 
 if TYPE_CHECKING:
     from gatewise.identity.principal import Principal
@@ -79,6 +80,9 @@ class HTTPRequest:
         )
         self.ctx = RequestContext(request_id, self.method, self.path)
         self.ctx.headers = self.headers
+        traceparent = self.headers.get(b"traceparent")
+        if traceparent is not None:  # W3C trace context (a malformed one is ignored)
+            accept_trace(self.ctx, traceparent, self.headers.get(b"tracestate"))
         #: The authenticated caller (set by the app before the handler runs; None for
         #: public routes).
         self.principal: Principal | None = None

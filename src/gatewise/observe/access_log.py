@@ -27,6 +27,7 @@ class AccessLog(Observer):
             ctx.elapsed_ms(),
             extra={
                 "request_id": ctx.request_id,
+                "trace_id": ctx.trace_id,
                 "model": ctx.model or None,
                 "provider": ctx.provider,
                 "status": ctx.status,

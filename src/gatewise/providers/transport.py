@@ -33,6 +33,7 @@ from gatewise.net.http1 import (
     Response,
 )
 from gatewise.net.proxy import ProxyResolver
+from gatewise.observe.traceparent import UPSTREAM_TRACE
 from gatewise.routing.sink import observe
 
 # Headers worth relaying from an upstream error: they drive the SDKs' retry logic.
@@ -121,6 +122,9 @@ class HTTPTransport:
         if client is None:
             raise RuntimeError(f"provider {self.provider} used before start()")
         origin, head = self._target(url)
+        trace = UPSTREAM_TRACE.get()  # the attempt's traceparent, if any
+        if trace is not None:
+            head += trace
         head += b"content-length: " + str(len(body)).encode("ascii") + b"\r\n\r\n"
         timeouts = self.timeouts
         try:
