@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from gatewise.commands import identity as identity_cli
+from gatewise.commands import records as records_cli
 from gatewise.commands import usage as cli_usage
 
 app = typer.Typer(
@@ -25,6 +26,8 @@ config_app = typer.Typer(help="Validate and inspect configuration files.", no_ar
 app.add_typer(config_app, name="config")
 db_app = typer.Typer(help="Manage the records database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+audit_app = typer.Typer(help="Check the tamper-evident audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 guardrails_app = typer.Typer(help="Measure and build the guardrails.", no_args_is_help=True)
 app.add_typer(guardrails_app, name="guardrails")
 
@@ -35,6 +38,7 @@ app.add_typer(identity_cli.apps_app, name="apps")
 app.add_typer(identity_cli.users_app, name="users")
 app.add_typer(identity_cli.keys_app, name="keys")
 app.command("usage")(cli_usage.usage)
+app.add_typer(records_cli.records_app, name="records")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The gateway's YAML configuration file.")
@@ -111,6 +115,24 @@ def db_upgrade(config: ConfigOption = Path("examples/quickstart.yaml")) -> None:
     from gatewise.commands.db import upgrade_command
 
     raise typer.Exit(upgrade_command(config))
+
+
+@audit_app.command("verify")
+def audit_verify(
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--config", "-c", help="Verify the database of this config's store.url."),
+    ] = None,
+    store: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--store", help="Verify the database at this URL (as store.url)."),
+    ] = None,
+) -> None:
+    """Walk the audit trail's hash chain: exit 0 when intact, 1 naming the first edited,
+    deleted, reordered or inserted entry, 2 when the database cannot be read."""
+    from gatewise.commands.audit import verify_command
+
+    raise typer.Exit(verify_command(config, store))
 
 
 @app.command("mock-upstream")

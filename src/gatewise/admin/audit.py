@@ -34,7 +34,8 @@ async def list_audit(
         None,
         description="create, update, delete, revoke, rotate, request, approve, reject, or "
         "refuse: a refused request (401, 403, or 404 on another tenant's object; `after` "
-        "holds the method, path, status and message)",
+        "holds the method, path, status and message); guardrail_block: a call a guardrail "
+        "blocked (never its text); config_load / config_reject: a worker's config",
     ),
     object_type: str | None = Query(None, description="tenant, team, app, user, key, ..."),
     object_id: str | None = None,

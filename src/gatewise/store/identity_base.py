@@ -36,8 +36,9 @@ from gatewise.identity.records import (
     User,
 )
 from gatewise.identity.roles import Role
+from gatewise.store import audit_chain
 from gatewise.store.engine import Database
-from gatewise.store.tables import audit_log, identity_version
+from gatewise.store.tables import identity_version
 
 T = TypeVar("T")
 MAX_PAGE = 1000
@@ -234,6 +235,8 @@ class Tx:
         self.connection = connection
         self.actor = actor
         self.at = now()
+        #: The audit entries this transaction appended (told to the sinks once committed).
+        self.audited: list[audit_chain.Entry] = []
 
     async def execute(self, statement: sa.Executable) -> sa.CursorResult[Any]:
         return await self.connection.execute(statement)
@@ -268,20 +271,19 @@ class Tx:
         before: object | None,
         after: object | None,
     ) -> None:
-        await self.connection.execute(
-            audit_log.insert().values(
-                at=self.at,
-                actor=self.actor.name,
-                actor_tenant_id=self.actor.tenant_id,
-                action=action,
-                object_type=object_type,
-                object_id=object_id,
-                tenant_id=tenant_id,
-                before=audit_dict(before) if before is not None else None,
-                after=audit_dict(after) if after is not None else None,
-                request_id=self.actor.request_id,
-            )
-        )
+        entry = {
+            "at": self.at,
+            "actor": self.actor.name,
+            "actor_tenant_id": self.actor.tenant_id,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "tenant_id": tenant_id,
+            "before": audit_dict(before) if before is not None else None,
+            "after": audit_dict(after) if after is not None else None,
+            "request_id": self.actor.request_id,
+        }
+        self.audited += await audit_chain.append(self.connection, [entry])
 
 
 class IdentityBase:
@@ -299,12 +301,14 @@ class IdentityBase:
                     .where(identity_version.c.id == 1)
                     .values(version=identity_version.c.version + 1)
                 )
-                yield Tx(connection, actor)
+                tx = Tx(connection, actor)
+                yield tx
         except IntegrityError as exc:
             # Name checks run first under the write lock; this is the backstop.
             raise Conflict(
                 "the change conflicts with an existing record (a name or id already in use)"
             ) from exc
+        audit_chain.published(self.database, tx.audited)
 
     async def _one(
         self, table: sa.Table, object_id: str, what: str, convert: Callable[[Any], T]

@@ -13,6 +13,7 @@ from gatewise.identity.records import (
     Subscription,
     SubscriptionStatus,
 )
+from gatewise.store import audit_chain
 from gatewise.store.identity_base import (
     Conflict,
     IdentityBase,
@@ -166,21 +167,21 @@ class FlowStore(IdentityBase):
     ) -> None:
         """An audit entry (action ``refuse``) for a refused request: ``after`` holds what was
         attempted. Nothing changed, so the identity version stays as it is."""
+        entry = {
+            "at": now(),
+            "actor": actor.name[:512],
+            "actor_tenant_id": actor.tenant_id,
+            "action": "refuse",
+            "object_type": object_type[:32],
+            "object_id": object_id[:64],
+            "tenant_id": tenant_id,
+            "before": None,
+            "after": attempt,
+            "request_id": actor.request_id,
+        }
         async with self.database.engine.begin() as connection:
-            await connection.execute(
-                audit_log.insert().values(
-                    at=now(),
-                    actor=actor.name[:512],
-                    actor_tenant_id=actor.tenant_id,
-                    action="refuse",
-                    object_type=object_type[:32],
-                    object_id=object_id[:64],
-                    tenant_id=tenant_id,
-                    before=None,
-                    after=attempt,
-                    request_id=actor.request_id,
-                )
-            )
+            appended = await audit_chain.append(connection, [entry])
+        audit_chain.published(self.database, appended)
 
     async def list_audit(
         self,
