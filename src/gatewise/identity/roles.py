@@ -35,6 +35,8 @@ class Permission(StrEnum):
     SUBSCRIPTIONS_REQUEST = "subscriptions:request"
     SUBSCRIPTIONS_DECIDE = "subscriptions:decide"
     AUDIT_READ = "audit:read"
+    #: Dashboards' numbers (admin/analytics): the roles that read usage hold it.
+    ANALYTICS_READ = "analytics:read"
     #: The deployments' live routing state: shared infrastructure, the platform's alone.
     DEPLOYMENTS_READ = "deployments:read"
 
@@ -58,7 +60,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.TENANT_ADMIN: frozenset(Permission) - {P.TENANTS_WRITE, P.DEPLOYMENTS_READ},
     Role.DEVELOPER: _READ_TENANT
     | {P.MODELS_CALL, P.APPS_WRITE, P.KEYS_WRITE, P.SUBSCRIPTIONS_REQUEST},
-    Role.VIEWER: _READ_TENANT | {P.AUDIT_READ},
+    Role.VIEWER: _READ_TENANT | {P.AUDIT_READ, P.ANALYTICS_READ},
     Role.CONSUMER: frozenset({P.MODELS_CALL, P.SUBSCRIPTIONS_REQUEST, P.SUBSCRIPTIONS_READ}),
 }
 
