@@ -53,6 +53,8 @@ class GatewayApp:
         server = generation.config.server
         self.max_header_bytes = server.max_header_bytes
         self.max_headers = server.max_headers
+        if services.metrics is not None:  # the in-flight gauge reads the app's own count
+            services.metrics.in_flight = lambda: self.generation.in_flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -150,6 +152,8 @@ class GatewayApp:
         Returns the old generation once it is closed."""
         await generation.start()
         old, self.generation = self.generation, generation
+        if self.services.audit is not None:  # a reload is a config load for the audit trail
+            self.services.audit.config_loaded(generation.config, "reload")
         await old.drained()
         await old.close()
         return old
@@ -171,7 +175,8 @@ class GatewayApp:
 
         def options() -> AdminOptions:
             config = self.generation.config
-            return AdminOptions(docs=config.admin.docs, access_log=config.server.access_log)
+            access_log = config.observability.logs.request_lines(config.server.access_log)
+            return AdminOptions(docs=config.admin.docs, access_log=access_log)
 
         services = self.services
         return create_admin_app(

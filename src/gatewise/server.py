@@ -45,7 +45,8 @@ def run(
     host = host or server.host
     port = server.port if port is None else port
     workers = workers or server.workers
-    configure_logging(server.log_level)
+    logs = config.observability.logs
+    configure_logging(logs.level_or(server.log_level), logs.format)
     print(banner(config, prepared.skipped, config_path, host, port, workers), flush=True)
 
     import uvicorn
@@ -53,7 +54,15 @@ def run(
     options = uvicorn_options(host, port)
     if workers > 1:
         os.environ[CONFIG_ENV] = str(config_path.resolve())
-        _run_workers(workers, options)
+        from gatewise.observe.metrics_share import remove_server_folder, server_folder
+
+        # A fresh folder per server where workers share their metrics (gone at exit).
+        metrics = server_folder() if config.observability.metrics.enabled else None
+        try:
+            _run_workers(workers, options)
+        finally:
+            if metrics is not None:
+                remove_server_folder(metrics)
     else:
         from gatewise.app import create_app
 
@@ -83,7 +92,8 @@ def create_app_from_env() -> GatewayApp:
 
     path = Path(os.environ[CONFIG_ENV])
     config = load_config(path)
-    configure_logging(config.server.log_level)
+    logs = config.observability.logs
+    configure_logging(logs.level_or(config.server.log_level), logs.format)
     return create_app(config, path.parent, tune_gc=True)
 
 

@@ -123,6 +123,20 @@ CASES = [
     # usage
     Case("GET", f"{V1}/usage", P.AUDIT_READ, "list",
          lambda o: (f"{V1}/usage?tenant_id={o.tenant}&group_by=key&from=0", None)),
+    # request records
+    Case("GET", f"{V1}/requests", P.AUDIT_READ, "list",
+         lambda o: (f"{V1}/requests?tenant_id={o.tenant}", None)),
+    Case("GET", f"{V1}/requests/{{request_id}}", P.AUDIT_READ, "object",
+         lambda o: (f"{V1}/requests/{o.records['one']}", None)),
+    # analytics
+    *(Case("GET", f"{V1}/analytics/{route}", P.ANALYTICS_READ, "list",
+           lambda o, r=route: (f"{V1}/analytics/{r}?tenant_id={o.tenant}&group_by=key&from=0"
+                               "&bucket=all", None))
+      for route in ("usage", "errors", "latency")),
+    Case("GET", f"{V1}/analytics/top", P.ANALYTICS_READ, "list",
+         lambda o: (f"{V1}/analytics/top?tenant_id={o.tenant}&group_by=key&from=0", None)),
+    Case("GET", f"{V1}/analytics/guardrails", P.ANALYTICS_READ, "list",
+         lambda o: (f"{V1}/analytics/guardrails?tenant_id={o.tenant}&from=0&bucket=all", None)),
     # deployments (the platform's own)
     Case("GET", f"{V1}/deployments", P.DEPLOYMENTS_READ, "list",
          lambda o: (f"{V1}/deployments", None)),

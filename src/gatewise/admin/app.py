@@ -25,12 +25,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatewise import __version__
 from gatewise.admin import (
+    analytics,
     apps,
     audit,
     deployments,
     docs,
     keys,
     me,
+    requests,
     subscriptions,
     teams,
     tenants,
@@ -103,6 +105,8 @@ def create_admin_app(
     app.include_router(me.router, responses={401: _ERRORS[401]})
     for module in (tenants, teams, apps, users, keys, subscriptions, audit, usage, deployments):
         app.include_router(module.router, responses=_ERRORS)
+    app.include_router(analytics.router, responses=_ERRORS)
+    app.include_router(requests.router, responses=_ERRORS)
     app.include_router(docs.router)
     trail = Trail(store, changed, lambda: options().access_log, refusal_burst=refusal_burst)
     app.add_middleware(RequestScope, trail=trail)

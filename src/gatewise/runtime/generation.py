@@ -29,6 +29,7 @@ from gatewise.http.openai import OpenAIFrontDoor
 from gatewise.http.responses import ResponsesFrontDoor
 from gatewise.http.routes import Endpoint, ErrorFormat, RouteTable
 from gatewise.observe.access_log import AccessLog
+from gatewise.observe.records import RequestRecords
 from gatewise.observe.usage import UsageRecords
 from gatewise.policies.access import AccessStep, ModelAccessPolicy
 from gatewise.policies.accounting import AccountingStep
@@ -96,6 +97,9 @@ def corridor_steps(
     what it cost."""
     traffic = services.traffic
     steps: list[Step] = [AccessStep(access)]
+    records = services.records
+    if records is not None and records.bodies is not None:
+        steps.insert(0, records.bodies)  # sees the client's request and the final reply
     if traffic.traffic is not None:
         steps.append(AdmissionStep(traffic.traffic, traffic.prices))
     steps.extend(guarding)
@@ -118,8 +122,21 @@ def observers(config: Config, services: Services) -> list[Observer]:
     found: list[Observer] = []
     if config.store.usage_records:
         found.append(UsageRecords(services.usage_writer))
-    if config.server.access_log:
+    if services.records is not None and config.observability.records.enabled:
+        found.append(RequestRecords(services.records.writer))
+    if config.observability.logs.request_lines(config.server.access_log):
         found.append(AccessLog())
+    if config.observability.tracing.enabled:  # (traceparent sent upstream even unexported)
+        from gatewise.observe.tracing import Tracing
+
+        types = {name: provider.type for name, provider in config.providers.items()}
+        found.append(Tracing(config.observability.tracing, services.spans, types))
+    if services.metrics is not None and config.observability.metrics.enabled:
+        found.append(services.metrics.observer(config))
+    if services.audit is not None:  # guardrail blocks into the audit trail
+        blocks = services.audit.observer(config.observability.audit)
+        if blocks is not None:
+            found.append(blocks)
     return found
 
 
@@ -152,6 +169,8 @@ def build_generation(
     watchers = Observers(observers(config, services))
     guardrails = prepared.guardrails
     guardrails.directory = lambda: services.identity_cache.directory
+    if services.records is not None:  # privacy modes, before the lanes take its step
+        services.records.configure(config.observability.records)
     lanes = guardrail_lanes(services, access, guardrails)
     services.configure_routing(config)
     router = Router(
@@ -196,6 +215,10 @@ def build_generation(
             *anthropic_routes(anthropic),
         ]
     )
+    if services.metrics is not None and config.observability.metrics.enabled:
+        services.metrics.configure(config, config_dir)  # Prometheus scrapes every worker's counts
+        scrape = Endpoint({"GET": services.metrics.serve}, openai, public=True)
+        routes.add(config.observability.metrics.path, scrape)
     return Generation(
         config=config,
         providers=prepared.providers,

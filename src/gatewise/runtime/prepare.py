@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gatewise.config.models import Config
-from gatewise.config.secrets import SecretResolutionError, interpolate
+from gatewise.config.secrets import SecretResolutionError, interpolate, resolve_reference
 from gatewise.core.types import ModelCard
 from gatewise.guardrails.setup import Guardrails, UnknownGuardrailPlugin, build_guardrails
 from gatewise.providers.base import Provider
@@ -75,6 +75,11 @@ def prepare(config: Config, config_dir: Path | None = None) -> Prepared:
         store_url = resolve_store_url(config.store.url, config_dir)
     except SecretResolutionError as exc:
         raise StartupError(f"store.url: {exc}") from None
+    for where, reference in observability_references(config):
+        try:  # fail early, in the master, not in each worker
+            resolve_reference(reference, config_dir)
+        except SecretResolutionError as exc:
+            raise StartupError(f"{where}: {exc}") from None
     return Prepared(
         providers, ModelCatalog(routes), store_url, skipped, prepare_guardrails(config, config_dir)
     )
@@ -93,3 +98,19 @@ def prepare_guardrails(config: Config, config_dir: Path | None) -> Guardrails:
     except (ImportError, FileNotFoundError) as exc:  # the model tier's extra or model
         setting = "moderation.classifier" if section.moderation.classifier else "model_tier"
         raise StartupError(f"guardrails.{setting}: {exc}") from None
+
+
+def observability_references(config: Config) -> list[tuple[str, str]]:
+    """The secret references observability reads at start-up, each with where it sits:
+    the scrape token, the OTLP exporter's headers and the audit sinks' headers."""
+    section = config.observability
+    found: list[tuple[str, str]] = []
+    if section.metrics.enabled and section.metrics.token is not None:
+        found.append(("observability.metrics.token", section.metrics.token))
+    if section.tracing.enabled:
+        for name, reference in section.tracing.headers.items():
+            found.append((f"observability.tracing.headers.{name}", reference))
+    for index, sink in enumerate(section.audit.sinks):
+        for name, reference in getattr(sink, "headers", {}).items():
+            found.append((f"observability.audit.sinks[{index}].headers.{name}", reference))
+    return found

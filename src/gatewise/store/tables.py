@@ -166,9 +166,26 @@ audit_log = sa.Table(
     sa.Column("before", JSONDocument, nullable=True),
     sa.Column("after", JSONDocument, nullable=True),
     sa.Column("request_id", sa.String(128), nullable=True),
+    # The hash chain (``gatewise.store.audit_chain``, revision 0007): ``seq`` numbers the
+    # entries 1, 2, 3 ... without gaps; ``hash`` is SHA-256 over ``prev_hash`` and the entry.
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("seq", name="uq_audit_log_seq"),
     sa.Index("ix_audit_log_tenant_id", "tenant_id", "id"),
     sa.Index("ix_audit_log_object", "object_type", "object_id"),
     sa.Index("ix_audit_log_at", "at"),
+)
+
+# The audit chain's head: one row (id 1), the last entry's ``seq`` and ``hash``. Every append
+# updates it first, which serialises appenders on both engines (its row lock on PostgreSQL, the
+# write lock on SQLite) and lets ``verify`` notice the newest entries being deleted.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
 )
 
 identity_version = sa.Table(
@@ -269,7 +286,6 @@ request_records = sa.Table(
     sa.Index("ix_request_records_tenant_at", "tenant_id", "at"),
     sa.Index("ix_request_records_at", "at"),
     sa.Index("ix_request_records_key_at", "key_id", "at"),
-    sa.Index("ix_request_records_id", "id"),
 )
 
 
