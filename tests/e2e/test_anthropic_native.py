@@ -15,6 +15,7 @@ still carry thinking (with signatures) and ``stop_sequence``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -102,8 +103,14 @@ def translating_gateway(fake: FakeAnthropicUpstream) -> Iterator[RunningGateway]
     patch = pytest.MonkeyPatch()
     patch.setenv("GW_TEST_ANT_KEY", UPSTREAM_KEY)
     steps = generation.corridor_steps
-    patch.setattr(generation, "corridor_steps", lambda *args: [*steps(*args), Inspecting()])
-    with run_gateway_in_thread(gateway_config(fake.url)) as running:
+    with contextlib.ExitStack() as stack:
+        # Patched only while this gateway builds its generation: the other module-scoped
+        # gateway may be built after this one (random test order) and must stay raw.
+        with pytest.MonkeyPatch.context() as building:
+            building.setattr(
+                generation, "corridor_steps", lambda *args: [*steps(*args), Inspecting()]
+            )
+            running = stack.enter_context(run_gateway_in_thread(gateway_config(fake.url)))
         assert not running.app.generation.corridor.relay_raw
         assert not running.app.generation.corridor.native_requests
         yield running
