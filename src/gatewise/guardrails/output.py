@@ -237,10 +237,12 @@ class OutputReader:
         if self.canary is not None and self.canary in text[low - base :].lower():
             self._leak(channel)
         rules = self.profile.output_rules
+        window = text[low - base :]
+        screening = self.profile.output_screening
+        if rules and screening is not None:
+            rules = screening.rules_for(rules, window, "assistant")
         if rules:
-            seen = await inspect(
-                rules, text[low - base :], "assistant", "output", base=low, once=True
-            )
+            seen = await inspect(rules, window, "assistant", "output", base=low, once=True)
             if seen.blocked is not None:
                 rule, finding = seen.blocked
                 self._record(channel, seen.verdicts)

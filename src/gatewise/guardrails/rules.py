@@ -12,9 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from gatewise.core.context import GuardrailVerdict
 from gatewise.guardrails.base import Finding, Guardrail, Span, TextRole
+
+if TYPE_CHECKING:
+    from gatewise.guardrails.screen import Screening
 
 #: Stream modes, from the least to the most held back.
 STREAM_MODES = ("window", "hold", "buffer")
@@ -65,6 +69,10 @@ class Profile:
     leak_stream: str = "hold"
     #: The HMAC key of ``hash`` masking (None: one random key per process).
     hash_key: bytes | None = None
+    #: What tells, per text, which input rules may find anything (None: all run).
+    input_screening: Screening | None = None
+    #: The same for the output rules (a reply's text, or a stream's window of it).
+    output_screening: Screening | None = None
 
     @property
     def rewrites_input(self) -> bool:
@@ -81,6 +89,18 @@ class Profile:
                 rule.action == "mask" and rule.mask == "placeholder" for rule in self.input_rules
             )
         )
+
+    def rules_of(self, names: tuple[str, ...]) -> tuple[Rule, ...]:
+        """The input rules of the guardrails ``names``: the same tuple each time (the
+        screen keeps its choices per tuple of rules)."""
+        made = self._subsets.get(names)
+        if made is None:
+            made = self._subsets[names] = tuple(r for r in self.input_rules if r.name in names)
+        return made
+
+    @cached_property
+    def _subsets(self) -> dict[tuple[str, ...], tuple[Rule, ...]]:
+        return {}
 
     @cached_property
     def stream_mode(self) -> str:

@@ -27,6 +27,7 @@ from gatewise.guardrails.base import (
 from gatewise.guardrails.masking import label_of
 from gatewise.guardrails.moderation import ModerationDetector
 from gatewise.guardrails.rules import Profile, Rule
+from gatewise.guardrails.screen import SCREENED, Screening, shared_screen
 from gatewise.guardrails.webhook import WebhookGuardrail
 
 if TYPE_CHECKING:
@@ -218,19 +219,36 @@ def build_guardrails(
             frozenset(spec.roles) if spec.roles else None,
         )
 
+    def screening(rules: tuple[Rule, ...]) -> Screening | None:
+        """The screen for rules of built-in guardrails it speaks for, if any and if
+        Hyperscan is installed (the model tier reads every text: not screened)."""
+        screened = frozenset(
+            r.name
+            for r in rules
+            if r.name in SCREENED
+            and r.name not in config.custom
+            and isinstance(r.guardrail, SyncGuardrail)
+        )
+        screen = shared_screen() if screened else None
+        return Screening(screen, screened) if screen is not None else None
+
     hash_key = _resolved(resolve, config.hash_key, "hash_key").encode() if config.hash_key else None
     profiles: dict[str, Profile] = {}
     for name, spec in config.all_profiles().items():
         scanning = [r for r in spec.rules if r.guardrail != "system_prompt_leak"]
         leaks = [r for r in spec.rules if r.guardrail == "system_prompt_leak"]
+        input_rules = tuple(rule(r) for r in scanning if r.on in ("input", "both"))
+        output_rules = tuple(rule(r) for r in scanning if r.on in ("output", "both"))
         profiles[name] = Profile(
             name,
-            input_rules=tuple(rule(r) for r in scanning if r.on in ("input", "both")),
-            output_rules=tuple(rule(r) for r in scanning if r.on in ("output", "both")),
+            input_rules=input_rules,
+            output_rules=output_rules,
             canary=spec.canary,
             leak_action=leaks[0].action if leaks else "block",
             leak_stream=leaks[0].stream if leaks else "hold",
             hash_key=hash_key,
+            input_screening=screening(input_rules),
+            output_screening=screening(output_rules),
         )
     for name in config.custom:
         guardrail(name)  # unused ones too: a mistake in one shows when the gateway starts

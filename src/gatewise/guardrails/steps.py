@@ -126,12 +126,19 @@ async def _inspect_input(
     ctx.guardrail_profile = profile.name
     rules: tuple[Rule, ...] = profile.input_rules
     if isinstance(request, EmbeddingRequest):
-        rules = tuple(rule for rule in rules if rule.name in EMBEDDING_GUARDRAILS)
+        rules = profile.rules_of(EMBEDDING_GUARDRAILS)
     if not rules:
         return request
     changes: dict[tuple[int, int], str] = {}
+    screening = profile.input_screening
     for slot in request_slots(request):
-        seen = await inspect(rules, slot.text, slot.role, "input", slot.index)
+        chosen = rules
+        if screening is not None:
+            # Guardrails the screen proves would find nothing are not asked.
+            chosen = screening.rules_for(rules, slot.text, slot.role)
+            if not chosen:
+                continue
+        seen = await inspect(chosen, slot.text, slot.role, "input", slot.index)
         if seen.verdicts:
             ctx.guardrails.extend(seen.verdicts)
         if seen.blocked is not None:

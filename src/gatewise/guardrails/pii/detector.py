@@ -37,7 +37,9 @@ RECOGNIZERS: dict[str, Recognizer] = {
     "IP_ADDRESS": find_ips,
     "DATE_OF_BIRTH": find_birth_dates,
 }
-#: Recognizers that need a digit in the text (all but e-mail).
+#: Recognizers that need a digit in the text (all but e-mail, which needs an ``@``).
+#: ``guardrails/screen.py`` skips this detector for texts with neither: a recognizer
+#: that needs neither must be taught to the screen too.
 _NEEDS_DIGIT = frozenset(RECOGNIZERS) - {"EMAIL_ADDRESS"}
 
 

@@ -7,6 +7,10 @@ then the longer span).
 
 A secret is a secret whoever wrote it, so ``role`` changes nothing; a profile
 decides whether a key in a model's answer is blocked or masked.
+
+``guardrails/screen.py`` skips this detector for texts without any of the literals its
+parts look for first (token markers, AWS and password words, ``-----BEGIN``, ``eyJ``,
+``://``): a part that looks for something else must be taught to the screen too.
 """
 
 from __future__ import annotations
