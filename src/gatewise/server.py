@@ -41,6 +41,14 @@ def run(
     except StartupError as exc:
         print(f"{config_path}: {exc}", file=sys.stderr)
         return 1
+    try:
+        from gatewise.prompts.registry import check_prompts
+
+        # A prompt file's mistake, at its line; limits naming unknown prompts.
+        check_prompts(config, config_path.parent, str(config_path))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     server = config.server
     host = host or server.host
     port = server.port if port is None else port

@@ -145,6 +145,13 @@ def test_the_101st_request_in_a_minute_gets_429(
     assert refused.status == 429
     assert int(refused.headers["retry-after"]) > 0
     assert len(upstream.requests) == 100
+    # The limit is the prompt's (``prompts: [sentiment]``): the same key calling the
+    # prompt's model directly is not counted against it.
+    headers = {"authorization": f"Bearer {served.keys['busy']}"}
+    chat = {"model": "sentiment-model", "messages": [{"role": "user", "content": "hi"}]}
+    direct = request("POST", served.url + "/v1/chat/completions", chat, headers=headers)
+    assert direct.status == 200, direct.body
+    assert len(upstream.requests) == 101
 
 
 def test_tokens_cost_and_latency_are_recorded(served: Served, upstream: FakeOpenAIUpstream) -> None:

@@ -389,3 +389,22 @@ def test_the_fast_check_agrees_with_jsonschema(document: dict[str, Any]) -> None
 )
 def test_other_shapes_are_left_to_jsonschema(schema: dict[str, Any]) -> None:
     assert compile_fast(schema) is None
+
+
+def test_a_limit_naming_an_unknown_prompt_is_a_config_error(tmp_path: Path) -> None:
+    from gatewise.config.loader import ConfigError
+    from gatewise.config.models import Config
+    from gatewise.prompts.registry import check_prompts
+
+    config = Config.model_validate(
+        {
+            "providers": {"mock": {"type": "mock"}},
+            "models": [{"name": "m", "deployments": [{"provider": "mock", "model": "m"}]}],
+            "limits": [{"per": "key", "requests_per_minute": 5, "prompts": ["nope"]}],
+        }
+    )
+    with pytest.raises(ConfigError) as refused:
+        check_prompts(config, tmp_path, "gw.yaml")
+    assert "gw.yaml" in str(refused.value)
+    assert "limits[0].prompts[0]" in str(refused.value)
+    assert "unknown prompt 'nope'" in str(refused.value)

@@ -96,6 +96,25 @@ async def test_plans_belong_to_their_caller_and_model() -> None:
         await admit(traffic, context(caller("k1")), "other", lambda: 1, 1, PRICE)
 
 
+async def test_a_prompt_limit_counts_only_calls_through_that_prompt() -> None:
+    clock = Clock(datetime(2026, 11, 27, 12, tzinfo=UTC))
+    per_prompt = LimitConfig(per="key", requests_per_minute=1, prompts=["sentiment"])
+    traffic = control(clock, limits=[per_prompt], budgets=[])
+    one = caller("k1")
+
+    def through(prompt: str | None) -> RequestContext:
+        ctx = context(one)
+        ctx.prompt = prompt
+        return ctx
+
+    assert await admit(traffic, through("sentiment"), "m", lambda: 1, 1, PRICE) is not None
+    with pytest.raises(RateLimitError):  # the prompt's one call a minute is spent
+        await admit(traffic, through("sentiment"), "m", lambda: 1, 1, PRICE)
+    # The same model called directly, or through another prompt, is not counted at all.
+    assert await admit(traffic, through(None), "m", lambda: 1, 1, PRICE) is None
+    assert await admit(traffic, through("summary"), "m", lambda: 1, 1, PRICE) is None
+
+
 async def test_settlement_corrects_tokens_and_cost_and_frees_the_slot() -> None:
     clock = Clock(datetime(2026, 11, 27, 12, tzinfo=UTC))
     limits = [LimitConfig(per="key", tokens_per_minute=10_000, concurrent=1)]

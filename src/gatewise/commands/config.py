@@ -34,6 +34,9 @@ def validate_command(file: Path) -> int:
     """Check a config file: 0 and one OK line when valid, else every issue on stderr and 1."""
     try:
         config = load_config(file)
+        from gatewise.prompts.registry import check_prompts
+
+        check_prompts(config, file.parent, str(file))  # the prompt folder's files too
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)

@@ -103,6 +103,13 @@ class LimitConfig(Strict):
     tenants: Annotated[list[Name], Field(min_length=1)] | None = Field(
         None, description="Only callers of these tenants (by name); default all."
     )
+    prompts: Annotated[list[Name], Field(min_length=1)] | None = Field(
+        None,
+        description=(
+            "Only calls made through these prompt endpoints (prompt names, e.g. sentiment); "
+            "default all calls, prompt calls included."
+        ),
+    )
     requests_per_second: Count | None = None
     requests_per_minute: Count | None = None
     requests_per_hour: Count | None = None
@@ -144,6 +151,8 @@ class BudgetConfig(Strict):
     per: Literal["tenant", "team", "app", "key", "user", "model", "global"]
     models: Annotated[list[str], Field(min_length=1)] | None = None
     tenants: Annotated[list[Name], Field(min_length=1)] | None = None
+    #: Only calls made through these prompt endpoints (see ``LimitConfig.prompts``).
+    prompts: Annotated[list[Name], Field(min_length=1)] | None = None
     usd: Money | None = Field(None, description="Spend cap in USD, e.g. '500.00'.")
     tokens: Count | None = Field(None, description="Token cap (input + output).")
     period: Literal["day", "month"]

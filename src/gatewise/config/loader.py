@@ -150,7 +150,7 @@ def load_config(path: Path) -> Config:
 
 def parse_config_text(text: str, filename: str) -> Config:
     """Validate YAML text (from a file, git, an admin upload ...); ``filename`` labels errors."""
-    document = _parse_yaml(text, filename)
+    document = parse_yaml(text, filename)
     if document is None:
         raise _error(filename, "the file is empty", line=1)
     if not isinstance(document, CommentedMap):
@@ -160,8 +160,8 @@ def parse_config_text(text: str, filename: str) -> Config:
             f"not {'a list' if isinstance(document, list) else 'a single value'}",
             line=1,
         )
-    walker = _Converter(filename)
-    data = walker.convert(document, (), _node_pos(document))
+    walker = YamlConverter(filename)
+    data = walker.convert(document, (), node_pos(document))
     issues = list(walker.issues)
     try:
         config = Config.model_validate(data)
@@ -199,7 +199,7 @@ def render_path(parts: Sequence[Part]) -> str:
 # --- YAML parsing -------------------------------------------------------------
 
 
-def _parse_yaml(text: str, filename: str) -> Any:
+def parse_yaml(text: str, filename: str) -> Any:
     yaml = YAML(typ="rt")
     try:
         return yaml.load(text)
@@ -243,7 +243,7 @@ def _mapping_path(text: str, start: Pos) -> list[Part] | None:
     except YAMLError:
         return None
     for node, parts in _containers(document, []):
-        if isinstance(node, CommentedMap) and _node_pos(node) == start:
+        if isinstance(node, CommentedMap) and node_pos(node) == start:
             return parts
     return None
 
@@ -261,7 +261,7 @@ def _containers(node: Any, parts: list[Part]) -> Iterator[tuple[Any, list[Part]]
 # --- converting ruamel nodes to plain data, and the literal-secret scan ---------------
 
 
-class _Converter:
+class YamlConverter:
     """Turns ruamel's commented nodes into dicts/lists/scalars, flagging literal secrets."""
 
     def __init__(self, filename: str) -> None:
@@ -322,7 +322,7 @@ def _issue_from_error(error: Any, document: CommentedMap, filename: str) -> Conf
     if kind == "value_error":
         # Validators that check several fields prefix their message with the field's path.
         match = _PATH_PREFIX.match(message)
-        target = _locate(document, loc)[2]
+        target = locate(document, loc)[2]
         if match and isinstance(target, CommentedMap) and _parse_path(match[1])[0] in target:
             loc = (*loc, *_parse_path(match[1]))
             message = match[2]
@@ -343,11 +343,11 @@ def _issue_from_error(error: Any, document: CommentedMap, filename: str) -> Conf
         tags = ", ".join(repr(tag) for tag in _union_tags(loc[:-1]))
         message = "required field is missing" + (f"; one of {tags}" if tags else "")
 
-    parts, pos, _ = _locate(document, loc)
+    parts, pos, _ = locate(document, loc)
     return _issue(filename, pos, render_path(parts), message)
 
 
-def _locate(document: CommentedMap, loc: tuple[Part, ...]) -> tuple[list[Part], Pos, Any]:
+def locate(document: CommentedMap, loc: tuple[Part, ...]) -> tuple[list[Part], Pos, Any]:
     """Follow ``loc`` through the YAML: the field path, the position to blame, the node found.
 
     Skips the discriminator tag pydantic inserts for tagged unions and the
@@ -356,7 +356,7 @@ def _locate(document: CommentedMap, loc: tuple[Part, ...]) -> tuple[list[Part], 
     the node returned is None.
     """
     node: Any = document
-    pos = _node_pos(document)
+    pos = node_pos(document)
     parts: list[Part] = []
     in_yaml = True
     for part in loc:
@@ -489,7 +489,7 @@ def _union_tags(loc: tuple[Part, ...]) -> list[str]:
 # --- small helpers ------------------------------------------------------------------
 
 
-def _node_pos(node: Any) -> Pos:
+def node_pos(node: Any) -> Pos:
     lc = getattr(node, "lc", None)
     return (lc.line or 0, lc.col or 0) if lc is not None else (0, 0)
 

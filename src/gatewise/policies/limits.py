@@ -56,6 +56,8 @@ class Call:
     model: str
     ip: str | None
     tenant_name: str | None
+    #: The prompt endpoint the call came through (None: a model call).
+    prompt: str | None = None
 
 
 @dataclass(slots=True)
@@ -183,12 +185,15 @@ def scope_of(per: str, call: Call) -> str | None:
             return "all"
 
 
-def _applies(models: Sequence[str] | None, tenants: Sequence[str] | None, call: Call) -> bool:
+def _applies(rule: LimitConfig | BudgetConfig, call: Call) -> bool:
+    models = rule.models
     if models is not None and not any(
         p == call.model or fnmatchcase(call.model, p) for p in models
     ):
         return False
-    return tenants is None or call.tenant_name in tenants
+    if rule.prompts is not None and call.prompt not in rule.prompts:
+        return False
+    return rule.tenants is None or call.tenant_name in rule.tenants
 
 
 def _share(limit: int, workers: int) -> int:
@@ -229,12 +234,14 @@ class Planner:
         #: of the caller's identity, so plans are shared).
         self.uses_ip = any(rule.per == "ip" for rule in rules)
         self.uses_tenant_name = any(rule.tenants is not None for rule in rules)
+        #: Whether plans depend on the prompt endpoint a call came through.
+        self.uses_prompt = any(rule.prompts is not None for rule in rules)
 
     def plan(self, call: Call, now: float) -> Plan:
         """The counters ``call`` is charged to; ``now`` (epoch seconds) picks calendar periods."""
         plan = Plan()
         for name, limit, rates in self._limits:
-            if not _applies(limit.models, limit.tenants, call):
+            if not _applies(limit, call):
                 continue
             scope = scope_of(limit.per, call)
             if scope is None:
@@ -250,7 +257,7 @@ class Planner:
                 else:
                     plan.add(meter, Rate(key, amount, period, 0), TOKENS)
         for budget, amount in self._budgets:
-            if not _applies(budget.models, budget.tenants, call):
+            if not _applies(budget, call):
                 continue
             scope = scope_of(budget.per, call)
             if scope is None:

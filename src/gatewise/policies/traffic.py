@@ -126,7 +126,7 @@ class TrafficControl:
     ) -> Admission | None:
         """What this call is charged, priced at the deployment it will call first: its
         plan's checks with the estimates filled in (None: no counter counts it)."""
-        plan = self._plan(principal, model, ctx.client_ip)
+        plan = self._plan(principal, model, ctx.client_ip, ctx.prompt)
         if not plan.checks:
             return None
         tokens = cost = prompt = output = 0
@@ -221,12 +221,16 @@ class TrafficControl:
             self._alerts.after_admit(plan.meters, charge.checks, outcome.states)
         return charge
 
-    def _plan(self, principal: Principal, model: str, ip: str | None) -> Plan:
+    def _plan(
+        self, principal: Principal, model: str, ip: str | None, prompt: str | None = None
+    ) -> Plan:
         """The caller's plan for ``model``, compiled once and reused until a period ends."""
         planner = self._planner
         tenant = self._tenant_name(principal.tenant_id) if planner.uses_tenant_name else None
         if not planner.uses_ip:
             ip = None  # not part of any counter: one plan for every address
+        if not planner.uses_prompt:
+            prompt = None  # no rule names a prompt: prompt calls share the model's plan
         key = (
             principal.name,
             principal.key_id,
@@ -237,13 +241,14 @@ class TrafficControl:
             model,
             ip,
             tenant,
+            prompt,
         )
         now = self._clock()
         plan = self._plans.get(key)
         if plan is None or now >= plan.until:
             if len(self._plans) >= _PLANS_LIMIT:
                 self._plans.clear()
-            plan = self._plans[key] = planner.plan(Call(principal, model, ip, tenant), now)
+            plan = self._plans[key] = planner.plan(Call(principal, model, ip, tenant, prompt), now)
         return plan
 
     def settle(

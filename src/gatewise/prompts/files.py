@@ -18,10 +18,10 @@ from ruamel.yaml.comments import CommentedMap
 from gatewise.config.loader import (
     ConfigError,
     ConfigIssue,
-    _Converter,
-    _locate,
-    _node_pos,
-    _parse_yaml,
+    YamlConverter,
+    locate,
+    node_pos,
+    parse_yaml,
     render_path,
 )
 from gatewise.config.prompts import PromptConfig
@@ -61,11 +61,11 @@ def load_file(path: Path) -> PromptConfig:
 
 
 def parse_prompt_text(text: str, filename: str) -> PromptConfig:
-    document = _parse_yaml(text, filename)
+    document = parse_yaml(text, filename)
     if not isinstance(document, CommentedMap):
         raise ConfigError([ConfigIssue(filename, 1, None, "", "a prompt file is a mapping")])
-    walker = _Converter(filename)
-    data = walker.convert(document, (), _node_pos(document))
+    walker = YamlConverter(filename)
+    data = walker.convert(document, (), node_pos(document))
     issues = list(walker.issues)
     try:
         prompt = PromptConfig.model_validate(data)
@@ -90,5 +90,5 @@ def _issue(error: Any, document: CommentedMap, filename: str) -> ConfigIssue:
         message = f"unknown field {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
     elif error["type"] == "extra_forbidden":
         message = f"unknown field {str(loc[-1])!r}"
-    parts, (line, column), _ = _locate(document, loc)
+    parts, (line, column), _ = locate(document, loc)
     return ConfigIssue(filename, line + 1, column + 1, render_path(parts), message)

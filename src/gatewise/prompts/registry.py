@@ -10,7 +10,7 @@ reported together, each at the file or config path it comes from.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
@@ -19,6 +19,7 @@ from typing import Any
 
 from jinja2 import Template
 
+from gatewise.config.limits import BudgetConfig, LimitConfig
 from gatewise.config.loader import ConfigError, ConfigIssue
 from gatewise.config.models import Config
 from gatewise.config.prompts import PromptConfig, PromptsConfig
@@ -98,11 +99,29 @@ class PromptRegistry:
             yield from family.versions.values()
 
 
-def check_prompts(config: Config, config_dir: Path | None) -> PromptRegistry:
+def check_prompts(
+    config: Config, config_dir: Path | None, config_file: str = "config"
+) -> PromptRegistry:
     """A config's prompts, read and checked (``ConfigError``): what ``serve`` and ``config
-    validate`` run before anything is served."""
+    validate`` run before anything is served. Also checks that every prompt the limits and
+    budgets name exists (a rule naming no prompt would silently count nothing)."""
     names = [model.name for model in config.models]
-    return build_registry(config.prompts, config_dir, names, config.guardrails.all_profiles())
+    profiles = config.guardrails.all_profiles()
+    registry = build_registry(config.prompts, config_dir, names, profiles, config_file)
+    sections: tuple[tuple[str, Sequence[LimitConfig | BudgetConfig]], ...] = (
+        ("limits", config.limits),
+        ("budgets", config.budgets),
+    )
+    issues = [
+        _issue(f"{config_file}: {section}[{index}].prompts[{p_index}]", f"unknown prompt {name!r}")
+        for section, rules in sections
+        for index, rule in enumerate(rules)
+        for p_index, name in enumerate(rule.prompts or ())
+        if name not in registry.families
+    ]
+    if issues:
+        raise ConfigError(issues)
+    return registry
 
 
 def build_registry(
