@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,guardrails-model,guardrails-train,otel]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,guardrails-model,guardrails-train,otel,semantic-cache]'
 	touch $(STAMP)
 
 ## run: start the gateway on its embedded defaults (examples/quickstart.yaml)

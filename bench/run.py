@@ -129,7 +129,8 @@ def request_bodies(tmp: Path) -> tuple[Path, Path]:
 #: ``--traffic`` settings: the first is the baseline, ``limits`` and ``usage`` split
 #: ``memory`` in its parts; ``standard`` and ``strict`` are ``off`` with that guardrail
 #: profile on every call, ``standard-cold`` without the guardrails' memory of texts (the
-#: benchmark repeats one body, so every text is new only then).
+#: benchmark repeats one body, so every text is new only then); ``cache-hit`` is ``off``
+#: with the exact cache on for the bench's (sampled) body: all but the first call hit.
 TRAFFIC = (
     "off",
     "memory",
@@ -141,6 +142,7 @@ TRAFFIC = (
     "strict",
     "no-metrics",
     "no-observe",
+    "cache-hit",
 )
 
 
@@ -157,6 +159,8 @@ def traffic_config(traffic: str) -> str:
         return "observability: {metrics: {enabled: false}, records: {enabled: false}}\n"
     if traffic in ("off", "usage"):
         return ""
+    if traffic == "cache-hit":  # "off" with the exact cache: every call after the first hits
+        return "cache: {enabled: true, deterministic_only: false}\n"
     state = (
         "state: {backend: redis, redis_url: 'redis://127.0.0.1:6379/0', "
         f"key_prefix: 'gwbench:{os.getpid()}:'}}\n"

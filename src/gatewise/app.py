@@ -182,7 +182,10 @@ class GatewayApp:
         return create_admin_app(
             services.identity,
             lambda headers: self.generation.authenticator.authenticate(headers),
-            lambda: [card.id for card in self.generation.catalog.cards()],
+            lambda: [
+                *(card.id for card in self.generation.catalog.cards()),
+                *self.generation.prompts.access_names(),  # subscriptions to prompt:<name>
+            ],
             options=options,
             changed=services.identity_cache.refresh,  # a change holds here at once
             deployment_view=lambda: self.generation.corridor.router.deployments(),

@@ -12,7 +12,9 @@ from typing import Annotated, Optional
 import typer
 
 from gatewise.commands import identity as identity_cli
+from gatewise.commands import prompts as prompts_cli
 from gatewise.commands import records as records_cli
+from gatewise.commands import semantic_cache as semantic_cache_cli
 from gatewise.commands import usage as cli_usage
 
 app = typer.Typer(
@@ -39,6 +41,8 @@ app.add_typer(identity_cli.users_app, name="users")
 app.add_typer(identity_cli.keys_app, name="keys")
 app.command("usage")(cli_usage.usage)
 app.add_typer(records_cli.records_app, name="records")
+app.add_typer(prompts_cli.prompts_app, name="prompts")
+app.add_typer(semantic_cache_cli.semantic_cache_app, name="semantic-cache")
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="The gateway's YAML configuration file.")

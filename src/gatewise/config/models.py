@@ -23,12 +23,15 @@ from gatewise.config.admin import AdminConfig
 from gatewise.config.alerts import WebhookList
 from gatewise.config.auth import AuthConfig
 from gatewise.config.base import Name, Strict
+from gatewise.config.cache import CacheConfig, check_cache
 from gatewise.config.guardrails import GuardrailsConfig
 from gatewise.config.limits import BudgetConfig, LimitConfig, StateConfig
 from gatewise.config.observability import ObservabilityConfig
 from gatewise.config.pricing import PriceConfig
+from gatewise.config.prompts import PromptsConfig
 from gatewise.config.providers import ProviderConfig
 from gatewise.config.routing import ModelRoutingConfig, Region, RoutingConfig
+from gatewise.config.semantic_cache import SemanticCacheConfig
 from gatewise.config.store_url import DEFAULT_URL, check_store_url
 
 
@@ -148,6 +151,9 @@ class Config(Strict):
     guardrails: GuardrailsConfig = GuardrailsConfig()
     routing: RoutingConfig = RoutingConfig()
     observability: ObservabilityConfig = ObservabilityConfig()
+    cache: CacheConfig = CacheConfig()
+    semantic_cache: SemanticCacheConfig = SemanticCacheConfig()
+    prompts: PromptsConfig = PromptsConfig()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
@@ -198,6 +204,7 @@ class Config(Strict):
                         f"{deployment.provider!r} (configured: {known})"
                     )
         _check_routing(self.models)
+        check_cache(self.cache, self.state.redis_url, names)
         for c_index, checked in enumerate(self.routing.health_checks.models):
             if checked not in seen:
                 raise ValueError(

@@ -145,6 +145,9 @@ class RequestContext:
     #: The model the upstream said answered and why each choice ended (spans read them).
     response_model: str | None = None
     finish_reasons: list[str] | None = None
+    #: The prompt endpoint's prompt and the version that answered (``operation`` "prompt").
+    prompt: str | None = None
+    prompt_version: int | None = None
 
     @property
     def trace_id(self) -> str:

@@ -212,14 +212,19 @@ class Corridor:
         *,
         route: Route | None = None,
         native: NativeBody | None = None,
+        profile: str | None = None,
     ) -> Call:
-        """A call of ``request`` (its model resolved unless ``route`` is given)."""
+        """A call of ``request`` (its model resolved unless ``route`` is given); ``profile``
+        names the guardrail lane when the front door decides it (a prompt's profile)."""
         ctx.model = request.model
         if isinstance(request, ChatRequest) and request.stream:
             ctx.stream = True  # known from here on (the front door watches a stream at once)
         if route is None:
             route = self.catalog.resolve(request.model)
-        lane = self.default if self._choose is None else self.lane(principal, route.name)
+        if profile is not None:
+            lane = self.lanes.get(profile, self.default)
+        else:
+            lane = self.default if self._choose is None else self.lane(principal, route.name)
         call = Call(
             ctx,
             principal,

@@ -21,6 +21,7 @@ from gatewise.core.types import (
     FunctionCall,
     ToolCallDelta,
 )
+from gatewise.providers.base import ChunkStream
 
 T = TypeVar("T")
 
@@ -67,17 +68,32 @@ def _given(value: T | msgspec.UnsetType | None) -> T | None:
     return None if isinstance(value, msgspec.UnsetType) else value
 
 
+def stream_as(response: ChatResponse, stream: ChunkStream) -> ChatResponse:
+    """``response`` (a step's answer to a call), streamed as ``stream``'s batches rather
+    than in one batch: a cached stream replays as it first came."""
+    response.replay = stream  # type: ignore[attr-defined]
+    return response
+
+
 class ReplayStream:
-    """A ``ChunkStream`` of one batch: ``response`` as chunks."""
+    """A ``ChunkStream`` of one batch: ``response`` as chunks (or the stream a step gave
+    it with ``stream_as``)."""
 
     def __init__(self, response: ChatResponse) -> None:
         self._response = response
+        self._own: ChunkStream | None = response.__dict__.get("replay")
 
     def __aiter__(self) -> AsyncIterator[ChunkBatch]:
         return self._batches()
 
     async def _batches(self) -> AsyncIterator[ChunkBatch]:
+        own = self._own
+        if own is not None:
+            async for batch in own:
+                yield batch
+            return
         yield ChunkBatch(chunks_of(self._response))
 
     async def aclose(self) -> None:
-        return None
+        if self._own is not None:
+            await self._own.aclose()

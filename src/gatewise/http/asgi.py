@@ -211,6 +211,8 @@ def response_headers(
     headers = [(b"x-request-id", ctx.request_id.encode("ascii"))]
     if ctx.deployment is not None:
         headers += routing_headers(ctx)
+    if ctx.cache is not None:  # hit, miss or bypass (``cache.step``)
+        headers.append((b"x-gatewise-cache", ctx.cache.encode("ascii")))
     if extra:
         headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in extra.items())
     return headers

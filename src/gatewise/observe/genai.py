@@ -34,7 +34,7 @@ SEMCONV_VERSION = "1.37.0"
 SCHEMA_URL = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
 
 #: The gateway's operations as ``gen_ai.operation.name`` values (others are plain HTTP).
-OPERATIONS = {"chat": "chat", "responses": "chat", "embeddings": "embeddings"}
+OPERATIONS = {"chat": "chat", "responses": "chat", "embeddings": "embeddings", "prompt": "chat"}
 #: Provider types as ``gen_ai.provider.name`` values (others go as their type name).
 PROVIDER_NAMES = {
     "openai": "openai",

@@ -31,9 +31,23 @@ DOORS = {
 }
 
 #: ``RequestContext.operation`` values (set by the front doors; "" before one ran).
-OPERATIONS = ("chat", "embeddings", "responses", "models", "count_tokens", "guardrails.check")
+OPERATIONS = (
+    "chat",
+    "embeddings",
+    "responses",
+    "models",
+    "count_tokens",
+    "guardrails.check",
+    "prompt",  # a prompt endpoint's call (http/prompts.py)
+    "prompts",  # its listings and OpenAPI document
+)
 #: The OpenTelemetry GenAI ``gen_ai.operation.name`` of each model call.
-GENAI_OPERATIONS = {"chat": "chat", "responses": "chat", "embeddings": "embeddings"}
+GENAI_OPERATIONS = {
+    "chat": "chat",
+    "responses": "chat",
+    "embeddings": "embeddings",
+    "prompt": "chat",
+}
 
 
 def front_door(path: str) -> str:
@@ -44,6 +58,8 @@ def front_door(path: str) -> str:
         return "openai"
     if path.endswith("/messages/count_tokens"):
         return "anthropic"
+    if path.startswith(("/api/", "/v1/prompts")):
+        return "prompts"
     return OTHER
 
 

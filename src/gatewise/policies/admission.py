@@ -80,4 +80,7 @@ class AdmissionStep(Step):
         charged: _Charged | None = call.notes.pop(self, None)
         if charged is None:
             return None
-        return self.traffic.settle(call.ctx, charged.admission, call.ctx.usage)
+        ctx = call.ctx
+        # A reply from a cache called no upstream: it settles at zero tokens (and costs 0).
+        cached = ctx.cache is not None and ctx.cache.endswith("hit")
+        return self.traffic.settle(ctx, charged.admission, None if cached else ctx.usage)

@@ -84,6 +84,11 @@ class MockProvider:
     def _reply(self, request: ChatRequest) -> str:
         if self.config.reply is not None:
             return self.config.reply
+        response_format = request.response_format
+        if response_format is not None and response_format.get("type") == "json_schema":
+            spec = response_format.get("json_schema")  # a document that fits (prompt endpoints)
+            schema = spec.get("schema") if isinstance(spec, dict) else None
+            return orjson.dumps(sample_from_schema(schema)).decode()
         last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
         text = last_user.text() if last_user else ""
         return f"Mock reply to: {text[:500]}" if text else "Mock reply."

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gatewise.config.models import Config
@@ -26,6 +26,7 @@ from gatewise.http.anthropic import AnthropicFrontDoor
 from gatewise.http.guardrails import GuardrailCheckEndpoint
 from gatewise.http.models import ClientErrors, ModelsEndpoint
 from gatewise.http.openai import OpenAIFrontDoor
+from gatewise.http.prompts import PromptFrontDoor
 from gatewise.http.responses import ResponsesFrontDoor
 from gatewise.http.routes import Endpoint, ErrorFormat, RouteTable
 from gatewise.observe.access_log import AccessLog
@@ -35,6 +36,7 @@ from gatewise.policies.access import AccessStep, ModelAccessPolicy
 from gatewise.policies.accounting import AccountingStep
 from gatewise.policies.admission import AdmissionStep
 from gatewise.policies.auth import Authenticator
+from gatewise.prompts.registry import PromptRegistry, build_registry
 from gatewise.providers.base import Provider
 from gatewise.routing.catalog import ModelCatalog
 from gatewise.routing.checks import HealthChecks
@@ -68,6 +70,8 @@ class Generation:
 
     #: Active health checks of deployments (``routing.health_checks``), if any.
     checks: HealthChecks | None = None
+    #: The prompts served as endpoints (``prompts``).
+    prompts: PromptRegistry = field(default_factory=PromptRegistry)
 
     async def start(self) -> None:
         for provider in self.providers.values():
@@ -103,6 +107,10 @@ def corridor_steps(
     if traffic.traffic is not None:
         steps.append(AdmissionStep(traffic.traffic, traffic.prices))
     steps.extend(guarding)
+    if services.cache.step is not None:  # an identical earlier call answers this one
+        steps.append(services.cache.step)
+    if services.semantic_cache.step is not None:  # a paraphrase answered from the cache
+        steps.append(services.semantic_cache.step)
     steps.append(AccountingStep(traffic.prices))
     return steps
 
@@ -133,6 +141,8 @@ def observers(config: Config, services: Services) -> list[Observer]:
         found.append(Tracing(config.observability.tracing, services.spans, types))
     if services.metrics is not None and config.observability.metrics.enabled:
         found.append(services.metrics.observer(config))
+    if config.prompts.inline or config.prompts.folder:  # per-version outcomes of prompts
+        found.append(services.prompt_outcomes)
     if services.audit is not None:  # guardrail blocks into the audit trail
         blocks = services.audit.observer(config.observability.audit)
         if blocks is not None:
@@ -169,9 +179,15 @@ def build_generation(
     watchers = Observers(observers(config, services))
     guardrails = prepared.guardrails
     guardrails.directory = lambda: services.identity_cache.directory
+    model_names = [model.name for model in config.models]
+    prompts = build_registry(config.prompts, config_dir, model_names, guardrails.profiles)
     if services.records is not None:  # privacy modes, before the lanes take its step
         services.records.configure(config.observability.records)
+    services.cache.configure(config, config_dir)  # before the lanes take its step
+    services.semantic_cache.configure(config, config_dir)  # before the lanes take its step
     lanes = guardrail_lanes(services, access, guardrails)
+    for name in sorted(prompts.profiles() - {"off", *lanes}):  # a prompt's profile: a lane
+        lanes[name] = corridor_steps(services, access, profile_steps(guardrails.profile(name)))
     services.configure_routing(config)
     router = Router(
         config.routing,
@@ -219,6 +235,10 @@ def build_generation(
         services.metrics.configure(config, config_dir)  # Prometheus scrapes every worker's counts
         scrape = Endpoint({"GET": services.metrics.serve}, openai, public=True)
         routes.add(config.observability.metrics.path, scrape)
+    directory = lambda: services.identity_cache.directory  # noqa: E731
+    door = PromptFrontDoor(corridor, prompts, limit, services.prompt_outcomes, directory)
+    for path, endpoint in door.routes():  # POST /api/<prompt>[/v<N>], GET /v1/prompts ...
+        routes.add(path, endpoint)
     return Generation(
         config=config,
         providers=prepared.providers,
@@ -230,4 +250,5 @@ def build_generation(
         guardrails=guardrails,
         unrouted=ClientErrors(openai, anthropic),
         checks=HealthChecks(config.routing.health_checks, prepared.catalog, router),
+        prompts=prompts,
     )

@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gatewise.cache.semantic_setup import SemanticCacheService
+from gatewise.cache.service import CacheService
 from gatewise.config.models import Config
 from gatewise.identity.cache import IdentityCache
 from gatewise.policies.traffic_setup import TrafficParts, build_traffic
+from gatewise.prompts.outcomes import PromptOutcomes
 from gatewise.routing.health import BreakerSettings, HealthBoard
 
 if TYPE_CHECKING:  # SQLAlchemy is imported only where services are really built
@@ -59,6 +62,12 @@ class Services:
     spans: SpanExport | None = None
     #: The gateway's own audit entries (guardrail blocks, config loads) and the SIEM sinks.
     audit: AuditService | None = None
+    #: The exact response cache (``cache``): its store (and entries) survive a reload.
+    cache: CacheService = field(default_factory=CacheService)
+    #: The semantic cache (``semantic_cache``): its entries and encoder survive a reload.
+    semantic_cache: SemanticCacheService = field(default_factory=SemanticCacheService)
+    #: Prompt calls' outcomes per version (canary comparison); a reload keeps the counts.
+    prompt_outcomes: PromptOutcomes = field(default_factory=PromptOutcomes)
     _sharing: asyncio.Task[None] | None = None
 
     def configure_routing(self, config: Config) -> None:
@@ -111,6 +120,8 @@ class Services:
             await asyncio.to_thread(self.spans.close)  # exports every queued span
         if self.audit is not None:
             await self.audit.close()  # writes queued audit entries, then the sinks send theirs
+        await self.cache.close()  # the last entries' writes reach Redis (shared mode)
+        await self.semantic_cache.close()  # stored entries reach Redis (shared mode)
         await self.usage.close()
         await self.database.close()
 
