@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from gatewise.core.context import RequestContext
 from gatewise.observe.records import prepare
 from gatewise.store.records import COLUMNS, DAY, RecordFilter, RecordsRepository, day_name
 from gatewise.store.records_spill import SpillFiles
@@ -175,4 +176,8 @@ def _raw(n: int, now: float) -> tuple[Any, ...]:
     raw[index("guardrails")] = []
     raw[index("decisions")] = []
     raw[index("user_agent")] = b"OpenAI/Python"
+    ctx = RequestContext(prepared[0])  # the observer hands the context: the trace id is
+    if prepared[index("trace_id")]:  # read from it off the hot path
+        ctx.trace_id = prepared[index("trace_id")]
+    raw[index("trace_id")] = ctx
     return tuple(raw)

@@ -158,8 +158,12 @@ class RecordsWriter:
         """Write the queue batch by batch (once closing: until it is empty)."""
         self._spill_overflow()
         while self._queue:
-            count = min(self._batch_size, len(self._queue))
-            batch = [self._queue.popleft() for _ in range(count)]
+            queue = self._queue
+            if len(queue) <= self._batch_size:  # the usual case: take the queue whole
+                batch = list(queue)
+                queue.clear()
+            else:
+                batch = [queue.popleft() for _ in range(self._batch_size)]
             rows = await asyncio.to_thread(self._prepare, batch)
             await self._write(rows)
             if not self._closing and len(self._queue) < self._batch_size:
