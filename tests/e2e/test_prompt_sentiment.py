@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -155,10 +156,16 @@ def test_the_101st_request_in_a_minute_gets_429(
 
 
 def test_tokens_cost_and_latency_are_recorded(served: Served, upstream: FakeOpenAIUpstream) -> None:
-    sentiment(served, {"message": "recorded"})
-    assert stop(served.process) == 0  # a clean stop writes every queued record
-    rows = _records(served.store_url)
-    prompt_rows = [r for r in rows if r["operation"] == "prompt" and r["status"] == 200]
+    # Its own calls (tests run in any order, on one gateway that stays up for the others).
+    assert sentiment(served, {"message": "recorded"}).status == 200
+    assert sentiment(served, {"message": INJECTION}).status == 400
+    deadline = time.monotonic() + 15  # the writer flushes every half second
+    while True:
+        rows = _records(served.store_url)
+        prompt_rows = [r for r in rows if r["operation"] == "prompt" and r["status"] == 200]
+        if (prompt_rows and any(r["status"] == 400 for r in rows)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert prompt_rows
     for row in prompt_rows:
         assert row["path"] == "/api/sentiment" and row["model"] == "sentiment-model"
