@@ -31,13 +31,16 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
 
-from gatewise.config.alerts import WebhookConfig
+from gatewise.config.alerts import GitLabIssueConfig, WebhookConfig
 from gatewise.net.http1 import ClientError, HTTPClient, Origin
+
+if TYPE_CHECKING:
+    from gatewise.alerts.gitlab import GitLabIssues
 
 __all__ = [
     "WebhookSender",
@@ -169,7 +172,7 @@ class WebhookSender:
 
     def __init__(
         self,
-        configs: Sequence[WebhookConfig],
+        configs: Sequence[WebhookConfig | GitLabIssueConfig],
         *,
         resolve_secret: Callable[[str], str],
         client_factory: Callable[[], HTTPClient] | None = None,
@@ -181,7 +184,14 @@ class WebhookSender:
         rng: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._configs = list(configs)
+        self._configs = [c for c in configs if isinstance(c, WebhookConfig)]
+        gitlab = [c for c in configs if isinstance(c, GitLabIssueConfig)]
+        # ``gitlab_issue`` targets: the same send(), GitLab's REST API behind it.
+        self._gitlab: GitLabIssues | None = None
+        if gitlab:
+            from gatewise.alerts.gitlab import GitLabIssues
+
+            self._gitlab = GitLabIssues(gitlab, resolve_secret=resolve_secret)
         self._resolve_secret = resolve_secret
         self._client_factory = client_factory
         self._base_delay = base_delay
@@ -201,12 +211,18 @@ class WebhookSender:
 
     @property
     def names(self) -> list[str]:
-        return [config.name for config in self._configs]
+        gitlab = self._gitlab.names if self._gitlab is not None else []
+        return [config.name for config in self._configs] + gitlab
+
+    @property
+    def gitlab(self) -> GitLabIssues | None:
+        """The ``gitlab_issue`` targets' sender, if any are configured."""
+        return self._gitlab
 
     @property
     def pending(self) -> int:
         """Deliveries queued or in flight."""
-        return len(self._tasks)
+        return len(self._tasks) + (self._gitlab.pending if self._gitlab is not None else 0)
 
     async def start(self) -> None:
         """Resolve every secret now (a missing one fails start-up) and open the client."""
@@ -217,6 +233,8 @@ class WebhookSender:
             connect = max((c.timeout_seconds for c in self._configs), default=5.0)
             self._client = HTTPClient(limit=8, connect_timeout=connect)
         self._closing = asyncio.Event()
+        if self._gitlab is not None:
+            await self._gitlab.start()
 
     def send(self, webhook_name: str, event: Mapping[str, Any]) -> None:
         """Queue ``event`` for ``webhook_name``; returns at once, never raises for delivery."""
@@ -226,6 +244,9 @@ class WebhookSender:
             )
             return
         hook = self._hooks.get(webhook_name)
+        if hook is None and self._gitlab is not None and webhook_name in self._gitlab.names:
+            self._gitlab.send(webhook_name, event)
+            return
         if hook is None:
             log.warning(
                 "webhook %r is not configured; event %s dropped", webhook_name, event.get("type")
@@ -255,6 +276,9 @@ class WebhookSender:
             if left is not None and left <= 0:
                 return False
             await asyncio.wait(set(self._tasks), timeout=left)
+        if self._gitlab is not None:
+            left = None if deadline is None else max(deadline - loop.time(), 0.0)
+            return await self._gitlab.join(left)
         return True
 
     async def close(self) -> None:
@@ -270,6 +294,8 @@ class WebhookSender:
             if late:
                 log.warning("webhooks: %d deliveries abandoned at shutdown", len(late))
                 await asyncio.gather(*late, return_exceptions=True)
+        if self._gitlab is not None:
+            await self._gitlab.close()
         client, self._client = self._client, None
         if client is not None:
             await client.close()

@@ -8,15 +8,15 @@ reference like every other credential; the URL may not embed credentials.
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from gatewise.config.base import Name, Strict
 from gatewise.config.secrets import WHOLE_REFERENCE
 
-__all__ = ["WebhookConfig", "WebhookList", "is_loopback_host"]
+__all__ = ["GitLabIssueConfig", "WebhookConfig", "WebhookList", "is_loopback_host"]
 
 
 def is_loopback_host(host: str) -> bool:
@@ -69,6 +69,7 @@ WebhookSecret = Annotated[
 class WebhookConfig(Strict):
     """One receiver of signed alert events."""
 
+    type: Literal["webhook"] = Field("webhook", description="A signed HTTP POST (the default).")
     name: Name = Field(description="Unique name; budgets refer to it.")
     url: WebhookURL = Field(description="https:// endpoint (http:// only for loopback).")
     secret: WebhookSecret = Field(
@@ -82,7 +83,66 @@ class WebhookConfig(Strict):
     )
 
 
-def _unique_names(webhooks: list[WebhookConfig]) -> list[WebhookConfig]:
+def _check_token_reference(value: str) -> str:
+    if WHOLE_REFERENCE.match(value) is None:
+        raise ValueError(
+            "the GitLab token must be a reference such as ${env:GITLAB_TOKEN}, "
+            "never a literal value"
+        )
+    return value
+
+
+def _check_labels(value: list[str]) -> list[str]:
+    for label in value:
+        if "," in label or not label.strip():
+            raise ValueError(f"label {label!r}: a GitLab label is non-empty and has no comma")
+    return value
+
+
+class GitLabIssueConfig(Strict):
+    """Alerts as GitLab issues: one open issue per alert and period, later alerts as notes."""
+
+    type: Literal["gitlab_issue"]
+    name: Name = Field(description="Unique name; budgets refer to it.")
+    url: WebhookURL = Field(
+        description="The GitLab instance, e.g. https://gitlab.example.com (http:// only for "
+        "loopback)."
+    )
+    project: str = Field(
+        min_length=1,
+        max_length=400,
+        description="The project's numeric id or its path (group/project).",
+    )
+    token: Annotated[str, AfterValidator(_check_token_reference)] = Field(
+        description="A token with the api scope, as a reference: ${env:GITLAB_TOKEN}.",
+        json_schema_extra={"pattern": r"^\$\{(env|file):[^}]+\}$"},
+    )
+    labels: Annotated[list[str], AfterValidator(_check_labels)] = Field(
+        default_factory=lambda: ["gatewise"], description="Labels of the issues it opens."
+    )
+    confidential: bool = Field(True, description="Open issues as confidential.")
+    timeout_seconds: float = Field(10.0, gt=0, le=60, description="Per GitLab API call.")
+    max_attempts: int = Field(
+        5, ge=1, le=20, description="Attempts per API call before the alert is given up."
+    )
+
+
+def _default_type(value: Any) -> Any:
+    """An entry without ``type`` is a signed webhook (as before gitlab_issue existed)."""
+    if isinstance(value, dict) and "type" not in value:
+        return {"type": "webhook", **value}
+    return value
+
+
+AlertTarget = Annotated[
+    Annotated[WebhookConfig | GitLabIssueConfig, Field(discriminator="type")],
+    BeforeValidator(_default_type),
+]
+
+
+def _unique_names(
+    webhooks: list[WebhookConfig | GitLabIssueConfig],
+) -> list[WebhookConfig | GitLabIssueConfig]:
     seen: set[str] = set()
     for hook in webhooks:
         if hook.name in seen:
@@ -92,4 +152,4 @@ def _unique_names(webhooks: list[WebhookConfig]) -> list[WebhookConfig]:
 
 
 #: The section's type, with the unique-name rule: ``webhooks: WebhookList = []``.
-WebhookList = Annotated[list[WebhookConfig], AfterValidator(_unique_names)]
+WebhookList = Annotated[list[AlertTarget], AfterValidator(_unique_names)]

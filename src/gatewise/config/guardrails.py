@@ -202,6 +202,16 @@ class AssignConfig(Strict):
     models: dict[Name, Name] = Field(default_factory=dict)
 
 
+class GuardrailAlertsConfig(Strict):
+    """A security alert: blocked requests reaching ``threshold`` within a window."""
+
+    webhook: Name = Field(
+        description="The `webhooks` entry told (a signed webhook, or a `gitlab_issue` target)."
+    )
+    threshold: int = Field(10, ge=1, description="Blocked requests per window that alert.")
+    window_seconds: int = Field(3600, ge=60, le=86_400, description="The counting window.")
+
+
 class GuardrailsConfig(Strict):
     default: Name | None = Field(
         None, description="The profile of calls no assignment names (none: no guardrails)."
@@ -211,6 +221,11 @@ class GuardrailsConfig(Strict):
     )
     profiles: dict[Name, ProfileConfig] = Field(default_factory=dict)
     assign: AssignConfig = AssignConfig()
+    alerts: GuardrailAlertsConfig | None = Field(
+        None,
+        description="Alert a webhook when guardrails block this many requests in a window "
+        "(each worker counts its own blocks; one alert per window).",
+    )
     moderation: ModerationConfig = ModerationConfig()
     custom: dict[Name, CustomGuardrailConfig] = Field(default_factory=dict)
     hash_key: Annotated[str, AfterValidator(_secret_reference)] | None = Field(

@@ -94,16 +94,15 @@ def counter_store(config: Config, config_dir: Path | None) -> CounterStore:
 def build_traffic(config: Config, config_dir: Path | None, identity: IdentityCache) -> TrafficParts:
     prices = price_book(config)
     if not config.limits and not config.budgets:
-        return TrafficParts(prices, None, None, None, None)
+        # No counters; a security alert may still need the webhook sender.
+        return TrafficParts(prices, None, None, alert_sender(config, config_dir), None)
     store = counter_store(config, config_dir)
     # Each process counts on its own in memory: it enforces its share of every limit (with
     # Redis, so does the fallback of ``on_error: open``; see ``counter_store``).
     workers = config.server.workers if config.state.backend == "memory" else 1
-    sender = alerts = None
-    if any(budget.webhook for budget in config.budgets):
-        sender = WebhookSender(
-            config.webhooks, resolve_secret=lambda ref: resolve_reference(ref, config_dir)
-        )
+    sender = alert_sender(config, config_dir)
+    alerts = None
+    if sender is not None and any(budget.webhook for budget in config.budgets):
         alerts = BudgetAlerts(ThresholdTracker(store.once), sender)
 
     def tenant_name(tenant_id: str | None) -> str | None:
@@ -119,3 +118,12 @@ def build_traffic(config: Config, config_dir: Path | None, identity: IdentityCac
         alerts=alerts,
     )
     return TrafficParts(prices, traffic, store, sender, alerts)
+
+
+def alert_sender(config: Config, config_dir: Path | None) -> WebhookSender | None:
+    """The webhook sender, when a budget or the guardrails' security alert names a webhook."""
+    if not any(budget.webhook for budget in config.budgets) and config.guardrails.alerts is None:
+        return None
+    return WebhookSender(
+        config.webhooks, resolve_secret=lambda ref: resolve_reference(ref, config_dir)
+    )
