@@ -13,6 +13,7 @@ import gc
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -23,6 +24,9 @@ from gatewise.http.routes import ErrorFormat
 from gatewise.runtime.generation import Generation, build_generation
 from gatewise.runtime.prepare import prepare
 from gatewise.runtime.services import Services, build_services
+
+if TYPE_CHECKING:
+    from gatewise.runtime.reload import Reloader
 
 log = logging.getLogger("gatewise")
 
@@ -48,6 +52,8 @@ class GatewayApp:
         self.draining = False
         self._start_lock = asyncio.Lock()
         self.admin: ASGIApp | None = None  # the admin API, built at start (FastAPI is heavy)
+        #: Reloads the config (SIGHUP, watcher, admin API) when served from a file.
+        self.reloader: Reloader | None = None
         # The request head's limits, read by the server's protocol once per connection (a
         # server setting: a reloaded generation does not change them).
         server = generation.config.server
@@ -166,6 +172,8 @@ class GatewayApp:
                 await self.services.start()
                 await self.generation.start()
                 self.admin = self._build_admin()
+                if self.reloader is not None:
+                    self.reloader.start()
                 if self._tune_gc:
                     tune_gc()
                 self.started = True
@@ -189,6 +197,7 @@ class GatewayApp:
             options=options,
             changed=services.identity_cache.refresh,  # a change holds here at once
             deployment_view=lambda: self.generation.corridor.router.deployments(),
+            config_control=self.reloader,
         )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -203,6 +212,8 @@ class GatewayApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.draining = True  # uvicorn has drained the connections by now
+                if self.reloader is not None:
+                    await self.reloader.close()  # and closes generations a reload retired
                 await self.generation.close()
                 await self.services.close()
                 await send({"type": "lifespan.shutdown.complete"})

@@ -72,6 +72,18 @@ def config_validate(
     raise typer.Exit(validate_command(file))
 
 
+@config_app.command("diff")
+def config_diff(
+    old: Annotated[Path, typer.Argument(help="The config in force (or the base branch's).")],
+    new: Annotated[Path, typer.Argument(help="The proposed config.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Print what changes from OLD to NEW. Exit 0 no changes, 2 changes, 1 an invalid file."""
+    from gatewise.commands.config import diff_command
+
+    raise typer.Exit(diff_command(old, new, as_json))
+
+
 @config_app.command("schema")
 def config_schema() -> None:
     """Print the configuration's JSON Schema (for editors and CI)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,7 @@ def run(
     import uvicorn
 
     options = uvicorn_options(host, port)
+    options["timeout_graceful_shutdown"] = server.drain_timeout_s  # then the rest is cut
     if workers > 1:
         os.environ[CONFIG_ENV] = str(config_path.resolve())
         from gatewise.observe.metrics_share import remove_server_folder, server_folder
@@ -74,8 +76,24 @@ def run(
     else:
         from gatewise.app import create_app
 
-        uvicorn.run(create_app(config, config_path.parent, tune_gc=True), **options)
+        app = create_app(config, config_path.parent, tune_gc=True)
+        reloadable(app, config_path)
+        signal.signal(signal.SIGTERM, _stopped)  # after the drain uvicorn raises it again
+        uvicorn.run(app, **options)
     return 0
+
+
+def reloadable(app: GatewayApp, path: Path) -> None:
+    """Give ``app`` its reloader (which takes SIGHUP from now on)."""
+    from gatewise.runtime.reload import Reloader
+
+    app.reloader = Reloader(app, path)
+    app.reloader.hold_sighup()
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """SIGTERM outside uvicorn's drain (before it, or re-raised after it): a clean stop."""
+    raise SystemExit(0)
 
 
 def _run_workers(workers: int, options: dict[str, Any]) -> None:
@@ -102,7 +120,9 @@ def create_app_from_env() -> GatewayApp:
     config = load_config(path)
     logs = config.observability.logs
     configure_logging(logs.level_or(config.server.log_level), logs.format)
-    return create_app(config, path.parent, tune_gc=True)
+    app = create_app(config, path.parent, tune_gc=True)
+    reloadable(app, path)
+    return app
 
 
 def uvicorn_options(host: str, port: int, *, loop: str | None = None) -> dict[str, Any]:

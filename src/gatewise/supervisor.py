@@ -15,8 +15,10 @@ the requests and streams in flight finish.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 
 from uvicorn.supervisors.multiprocess import Multiprocess
 
@@ -40,6 +42,15 @@ class Supervisor(Multiprocess):
         self.terminate_all()
         self.join_all()
         log.info("Stopping parent process [%d]", os.getpid())
+
+    def handle_hup(self) -> None:
+        """Reload, not restart: each worker reloads its config and keeps its connections,
+        counters and streams (uvicorn's own SIGHUP restarts every worker)."""
+        log.info("Received SIGHUP, telling the workers to reload their config.")
+        for process in self.processes:
+            if process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):  # exited: it restarts anyway
+                    os.kill(process.pid, signal.SIGHUP)
 
     def terminate_all(self) -> None:
         for sock in self.sockets:

@@ -355,7 +355,7 @@ async def test_docs_and_openapi(env: Env) -> None:
     schema = ok(await env.client.call("GET", "/admin/openapi.json", env.world.key(Role.VIEWER)))
     assert {f"{V1}/me", f"{V1}/audit", f"{V1}/usage", f"{V1}/deployments"} <= set(schema["paths"])
     operations = [op for item in schema["paths"].values() for op in item.values()]
-    assert len(operations) == 44
+    assert len(operations) == 46
     assert all("422" not in op["responses"] for op in operations)
     assert schema["paths"][f"{V1}/teams"]["post"]["responses"]["400"]["content"]
     assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

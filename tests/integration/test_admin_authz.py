@@ -140,6 +140,10 @@ CASES = [
     # deployments (the platform's own)
     Case("GET", f"{V1}/deployments", P.DEPLOYMENTS_READ, "list",
          lambda o: (f"{V1}/deployments", None)),
+    # config (the platform's own; this test app has no config file: 409 once allowed)
+    Case("GET", f"{V1}/config", P.CONFIG_READ, "object", lambda o: (f"{V1}/config", None)),
+    Case("POST", f"{V1}/config/reload", P.CONFIG_WRITE, "object",
+         lambda o: (f"{V1}/config/reload", None)),
 ]  # fmt: skip
 
 ROLES = list(Role)
@@ -177,6 +181,10 @@ async def test_role_matrix(env: Env, role: Role, case: Case) -> None:
         assert reply.error["type"] == "permission_denied"
         assert case.permission is not None and case.permission.value in reply.error["message"]
         assert after == before
+        return
+    if case.route.startswith(f"{V1}/config"):  # allowed, but served from no config file
+        assert reply.status == 409, reply.text
+        assert reply.error["code"] == "no_config_file"
         return
     if case.id == "DELETE /tenants/{tenant_id}":  # allowed, but the tenant is not empty
         assert reply.status == 409, reply.text

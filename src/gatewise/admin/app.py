@@ -28,6 +28,7 @@ from gatewise.admin import (
     analytics,
     apps,
     audit,
+    config,
     deployments,
     docs,
     keys,
@@ -86,6 +87,7 @@ def create_admin_app(
     changed: Callable[[], Awaitable[object]] | None = None,
     refusal_burst: float = REFUSAL_BURST,
     deployment_view: deployments.DeploymentView | None = None,
+    config_control: config.ConfigControl | None = None,
 ) -> FastAPI:
     """The admin API over ``store``; ``authenticate`` turns request headers into a Principal.
 
@@ -101,12 +103,14 @@ def create_admin_app(
     )
     app.state.admin = AdminContext(store, authenticate, model_names, options)
     app.state.deployments = deployment_view
+    app.state.config_control = config_control
     install_error_handlers(app)
     app.include_router(me.router, responses={401: _ERRORS[401]})
     for module in (tenants, teams, apps, users, keys, subscriptions, audit, usage, deployments):
         app.include_router(module.router, responses=_ERRORS)
     app.include_router(analytics.router, responses=_ERRORS)
     app.include_router(requests.router, responses=_ERRORS)
+    app.include_router(config.router, responses=_ERRORS)
     app.include_router(docs.router)
     trail = Trail(store, changed, lambda: options().access_log, refusal_burst=refusal_burst)
     app.add_middleware(RequestScope, trail=trail)

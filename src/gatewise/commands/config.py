@@ -90,3 +90,31 @@ def _config_with(plugins: list[type[ProviderBase]]) -> type[Config]:
         __doc__=Config.__doc__,
         providers=(dict[Name, Annotated[ProviderBase, section]], Field(default_factory=dict)),
     )
+
+
+def diff_command(old: Path, new: Path, as_json: bool = False) -> int:
+    """Print the plan from OLD to NEW: exit 0 when nothing changes, 2 when something does,
+    1 when either file is invalid (its file:line errors on stderr)."""
+    from gatewise.config.plan import diff_configs, render_text
+    from gatewise.prompts.registry import check_prompts
+
+    loaded = []
+    failed = False
+    for file in (old, new):
+        try:
+            config = load_config(file)
+            loaded.append((config, check_prompts(config, file.parent, str(file))))
+        except ConfigError as exc:
+            for issue in exc.issues:
+                print(issue, file=sys.stderr)
+            print(f"INVALID: {file}", file=sys.stderr)
+            failed = True
+    if failed:
+        return 1
+    (old_config, old_prompts), (new_config, new_prompts) = loaded
+    plan = diff_configs(old_config, new_config, old_prompts, new_prompts)
+    if as_json:
+        print(json.dumps(plan.to_json(), indent=2, sort_keys=False))
+    else:
+        print(render_text(plan))
+    return 2 if plan.has_changes else 0

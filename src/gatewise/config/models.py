@@ -30,6 +30,7 @@ from gatewise.config.observability import ObservabilityConfig
 from gatewise.config.pricing import PriceConfig
 from gatewise.config.prompts import PromptsConfig
 from gatewise.config.providers import ProviderConfig
+from gatewise.config.reload import ReloadConfig
 from gatewise.config.routing import ModelRoutingConfig, Region, RoutingConfig
 from gatewise.config.semantic_cache import SemanticCacheConfig
 from gatewise.config.store_url import DEFAULT_URL, check_store_url
@@ -56,6 +57,10 @@ class ServerConfig(Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = Field(
         False, description="Log one line per request, admin API included (costs CPU)."
+    )
+    reload: ReloadConfig = ReloadConfig()
+    drain_timeout_s: float = Field(
+        30, gt=0, le=3600, description="SIGTERM: how long requests in flight may still finish."
     )
 
 
@@ -158,6 +163,13 @@ class Config(Strict):
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
         hooks = {hook.name for hook in self.webhooks}
+        alerts = self.guardrails.alerts
+        if alerts is not None and alerts.webhook not in hooks:
+            known = ", ".join(sorted(hooks)) or "none"
+            raise ValueError(
+                f"guardrails.alerts.webhook: unknown webhook {alerts.webhook!r} "
+                f"(configured: {known})"
+            )
         budget_names: set[str] = set()
         for index, budget in enumerate(self.budgets):
             if budget.name in budget_names:

@@ -39,6 +39,9 @@ class Permission(StrEnum):
     ANALYTICS_READ = "analytics:read"
     #: The deployments' live routing state: shared infrastructure, the platform's alone.
     DEPLOYMENTS_READ = "deployments:read"
+    #: The gateway's live config (``GET /admin/v1/config``) and reloading it: the platform's.
+    CONFIG_READ = "config:read"
+    CONFIG_WRITE = "config:write"
 
 
 P = Permission
@@ -57,7 +60,8 @@ _READ_TENANT = frozenset(
 #: are the platform admin's alone.
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.PLATFORM_ADMIN: frozenset(Permission),
-    Role.TENANT_ADMIN: frozenset(Permission) - {P.TENANTS_WRITE, P.DEPLOYMENTS_READ},
+    Role.TENANT_ADMIN: frozenset(Permission)
+    - {P.TENANTS_WRITE, P.DEPLOYMENTS_READ, P.CONFIG_READ, P.CONFIG_WRITE},
     Role.DEVELOPER: _READ_TENANT
     | {P.MODELS_CALL, P.APPS_WRITE, P.KEYS_WRITE, P.SUBSCRIPTIONS_REQUEST},
     Role.VIEWER: _READ_TENANT | {P.AUDIT_READ, P.ANALYTICS_READ},

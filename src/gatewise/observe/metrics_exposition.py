@@ -39,6 +39,11 @@ SAMPLED = {
 
 Labels = tuple[tuple[str, str], ...]
 
+#: Per-worker numbers kept under ``name:label-value`` keys: workers serving a config (by
+#: its hash) and config reload attempts (by result).
+CONFIG_INFO = "gatewise_config_info"
+CONFIG_RELOADS = "gatewise_config_reloads_total"
+
 
 def render(merged: Snapshot, provider_types: Mapping[str, str]) -> bytes:
     """The whole scrape answer."""
@@ -69,6 +74,8 @@ def render(merged: Snapshot, provider_types: Mapping[str, str]) -> bytes:
     for name, text in SAMPLED.items():
         if name in merged.sampled:
             _family(out, name, "counter", text, [((), merged.sampled[name])])
+    _suffixed(out, merged.gauges, CONFIG_INFO, "gauge", "Workers serving a config.", "hash")
+    _suffixed(out, merged.sampled, CONFIG_RELOADS, "counter", "Config reload attempts.", "result")
     _family(
         out,
         "gatewise_breaker_state",
@@ -214,6 +221,18 @@ def _add(target: dict[Labels, list[float]], labels: Labels, counts: object) -> N
 
 def _counter(out: list[str], name: str, text: str, samples: Iterable[tuple[Labels, float]]) -> None:
     _family(out, name, "counter", text, list(samples))
+
+
+def _suffixed(
+    out: list[str], numbers: Mapping[str, float], name: str, kind: str, text: str, label: str
+) -> None:
+    prefix = name + ":"
+    samples = [
+        (((label, key.removeprefix(prefix)),), value)
+        for key, value in numbers.items()
+        if key.startswith(prefix)
+    ]
+    _family(out, name, kind, text, samples)
 
 
 def _family(

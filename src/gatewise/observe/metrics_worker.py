@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,7 +21,7 @@ from gatewise.config.secrets import resolve_reference
 from gatewise.core.errors import AuthenticationError
 from gatewise.http.asgi import HTTPRequest, Send, response_headers, response_start
 from gatewise.observe.metrics import MetricsObserver
-from gatewise.observe.metrics_exposition import CONTENT_TYPE, render
+from gatewise.observe.metrics_exposition import CONFIG_INFO, CONFIG_RELOADS, CONTENT_TYPE, render
 from gatewise.observe.metrics_labels import LabelSets
 from gatewise.observe.metrics_share import Sharing
 from gatewise.observe.metrics_store import MetricsStore, Snapshot, merge
@@ -69,6 +69,8 @@ class WorkerMetrics:
         self.sharing = Sharing(self.store, folder, settings.share_interval_s, self._sample)
         #: Requests being served by this worker (the app sets it to read its own count).
         self.in_flight: Callable[[], int] = lambda: 0
+        #: The serving config's hash and reload attempts per result (a reloader sets it).
+        self.config_status: Callable[[], tuple[str, Mapping[str, int]] | None] = lambda: None
         self._sources: Sources | None = None
         self._provider_types: dict[str, str] = {}
         self._token: bytes | None = None
@@ -102,6 +104,11 @@ class WorkerMetrics:
         gauges, sampled = snapshot.gauges, snapshot.sampled
         gauges["gatewise_workers"] = 1
         gauges["gatewise_requests_in_flight"] = max(0, self.in_flight() - self._scrapes)
+        config = self.config_status()
+        if config is not None:  # labelled by name suffix (exposition renders the label)
+            gauges[f"{CONFIG_INFO}:{config[0][:16]}"] = 1
+            for result, count in config[1].items():
+                sampled[f"{CONFIG_RELOADS}:{result}"] = count
         sources = self._sources
         if sources is None:
             return

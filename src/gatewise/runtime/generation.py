@@ -143,6 +143,16 @@ def observers(config: Config, services: Services) -> list[Observer]:
         found.append(services.metrics.observer(config))
     if config.prompts.inline or config.prompts.folder:  # per-version outcomes of prompts
         found.append(services.prompt_outcomes)
+    alerts, sender = config.guardrails.alerts, services.traffic.sender
+    if alerts is not None and sender is not None:  # security alerts: blocks per window
+        from gatewise.alerts.guardrail_blocks import GuardrailBlockAlerts
+
+        found.append(
+            GuardrailBlockAlerts(
+                sender, alerts.webhook, threshold=alerts.threshold,
+                window_seconds=alerts.window_seconds,
+            )
+        )  # fmt: skip
     if services.audit is not None:  # guardrail blocks into the audit trail
         blocks = services.audit.observer(config.observability.audit)
         if blocks is not None:
