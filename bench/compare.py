@@ -20,11 +20,12 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,8 +173,10 @@ def sample(args: argparse.Namespace, side: Side, upstream: str) -> Sample:
             make_key=side.install.create_bench_key,
         )
         c, threads = args.connections, args.wrk_threads
-        measure_load(endpoints, "gateway", chat, c, min(2.0, args.duration), threads)
-        run = measure_load(endpoints, "gateway", chat, c, args.duration, threads)
+        unique = side.traffic == "cache-miss"  # every body its own (bench/lua/post.lua)
+        with _environment("BENCH_UNIQUE", "1" if unique else None):
+            measure_load(endpoints, "gateway", chat, c, min(2.0, args.duration), threads)
+            run = measure_load(endpoints, "gateway", chat, c, args.duration, threads)
     if run.wrk.errors:
         raise BenchError(f"{run.wrk.errors} failed requests on side {side.describe()}")
     return Sample(
@@ -183,6 +186,20 @@ def sample(args: argparse.Namespace, side: Side, upstream: str) -> Sample:
         run.upstream_ms_per_request,
         run.wrk.p50_us / 1000,
     )
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str | None) -> Iterator[None]:
+    """``name`` set to ``value`` (None: unset) for wrk, restored after."""
+    before = os.environ.pop(name, None)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+        if before is not None:
+            os.environ[name] = before
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -143,6 +143,7 @@ TRAFFIC = (
     "no-metrics",
     "no-observe",
     "cache-hit",
+    "cache-miss",
 )
 
 
@@ -159,7 +160,8 @@ def traffic_config(traffic: str) -> str:
         return "observability: {metrics: {enabled: false}, records: {enabled: false}}\n"
     if traffic in ("off", "usage"):
         return ""
-    if traffic == "cache-hit":  # "off" with the exact cache: every call after the first hits
+    if traffic in ("cache-hit", "cache-miss"):  # the exact cache on: after the first call,
+        # every call hits; cache-miss makes each body unique (BENCH_UNIQUE), so none does
         return "cache: {enabled: true, deterministic_only: false}\n"
     state = (
         "state: {backend: redis, redis_url: 'redis://127.0.0.1:6379/0', "

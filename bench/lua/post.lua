@@ -19,6 +19,20 @@ if authorization and authorization ~= "" then
   wrk.headers["Authorization"] = authorization
 end
 
+-- BENCH_UNIQUE set: every request's user message gets a number of its own (after a random
+-- tag of this wrk run), so a response cache misses every time (bench/compare.py cache-miss).
+if os.getenv("BENCH_UNIQUE") then
+  math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+  local tag = tostring(math.random(1, 1e9))
+  local template = wrk.body
+  local sent = 0
+  function request()
+    sent = sent + 1
+    local body = string.gsub(template, "load testing%.", "load testing. #" .. tag .. "-" .. sent, 1)
+    return wrk.format(nil, nil, nil, body)
+  end
+end
+
 local stop_after = tonumber(os.getenv("BENCH_STOP_AFTER") or "")
 if stop_after then
   local seen = 0

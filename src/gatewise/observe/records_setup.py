@@ -70,6 +70,9 @@ class RecordsService:
         self.bodies = (
             RecordBodies(privacy_of(config, self._directory)) if config.keeps_bodies else None
         )
+        # Rows with bodies (redaction of up to 100,000 characters each) are made in a
+        # thread; without, in short slices on the event loop (see RecordsWriter._prepared).
+        self.writer.prepare_on_loop = not config.keeps_bodies
 
     def start(self) -> None:
         self.writer.start()

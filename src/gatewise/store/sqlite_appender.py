@@ -29,8 +29,16 @@ ROWS_PER_STATEMENT = 500
 class SQLiteAppender:
     """Inserts batches of rows into ``table`` (``columns`` in the rows' order)."""
 
-    def __init__(self, path: Path, table: str, columns: Sequence[str]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        table: str,
+        columns: Sequence[str],
+        *,
+        rows_per_statement: int = ROWS_PER_STATEMENT,
+    ) -> None:
         self._path = path
+        self._rows_per_statement = rows_per_statement
         self._head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         self._row = "(" + ", ".join("?" * len(columns)) + ")"
         self._statements: dict[int, str] = {}
@@ -52,8 +60,9 @@ class SQLiteAppender:
         connection = self._connect()
         try:
             connection.execute("BEGIN IMMEDIATE")
-            for start in range(0, len(rows), ROWS_PER_STATEMENT):
-                chunk = rows[start : start + ROWS_PER_STATEMENT]
+            step = self._rows_per_statement
+            for start in range(0, len(rows), step):
+                chunk = rows[start : start + step]
                 connection.execute(self._statement(len(chunk)), tuple(chain.from_iterable(chunk)))
             connection.execute("COMMIT")
         except BaseException:
