@@ -10,7 +10,6 @@ runs it, on the example as shipped (the mock provider) and on a failing case.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import time
 import xml.etree.ElementTree as ElementTree
@@ -22,12 +21,11 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from gatewise.store.engine import Database
 from gatewise.store.identity import IdentityStore
-from gatewise.store.records import RecordFilter, RecordsRepository
 from gatewise.testing import FakeOpenAIUpstream, Scenario
 from tests.conftest import UPSTREAM_KEY
 from tests.e2e.test_cli import GATEWISE, free_port, stop, wait_ready
+from tests.e2e.test_request_records import records
 from tests.identity_seed import ACTOR, with_store
 from tests.rawhttp import Reply, request
 
@@ -161,7 +159,7 @@ def test_tokens_cost_and_latency_are_recorded(served: Served, upstream: FakeOpen
     assert sentiment(served, {"message": INJECTION}).status == 400
     deadline = time.monotonic() + 15  # the writer flushes every half second
     while True:
-        rows = _records(served.store_url)
+        rows = records(served.store_url)
         prompt_rows = [r for r in rows if r["operation"] == "prompt" and r["status"] == 200]
         if (prompt_rows and any(r["status"] == 400 for r in rows)) or time.monotonic() > deadline:
             break
@@ -178,25 +176,6 @@ def test_tokens_cost_and_latency_are_recorded(served: Served, upstream: FakeOpen
     for row in rows:  # keys and the masked value appear nowhere
         assert EMAIL not in repr(row)
         assert all(key not in repr(row) for key in served.keys.values())
-
-
-def _records(store_url: str) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        database = Database(store_url)
-        await database.start()
-        try:
-            repository = RecordsRepository(database)
-            page = await repository.page(RecordFilter(), limit=500, offset=0)
-            found = []
-            for item in page.items:
-                one = await repository.get(item["id"])
-                assert one is not None
-                found.append(one)
-            return found
-        finally:
-            await database.close()
-
-    return asyncio.run(read())
 
 
 # --- gatewise prompts test, as CI runs it ------------------------------------------------------

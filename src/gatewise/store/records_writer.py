@@ -19,7 +19,6 @@ spills what the database does not take: nothing is lost on a clean stop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -29,6 +28,7 @@ from typing import Any, Literal, Protocol
 
 from gatewise.store.engine import describe_error
 from gatewise.store.records_spill import SpillFiles
+from gatewise.store.usage_writer import wait_or_timeout
 
 #: Raw records made into rows between two yields to the event loop.
 PREPARE_SLICE = 64
@@ -148,7 +148,7 @@ class RecordsWriter:
     async def _run(self) -> None:
         await self._replay()  # what earlier processes (or this one) left
         while not self._closing:
-            await _wait(self._wake, self._flush_interval)
+            await wait_or_timeout(self._wake, self._flush_interval)
             self._wake.clear()
             try:
                 await self._drain()
@@ -219,7 +219,7 @@ class RecordsWriter:
                     self._next_replay = self._clock() + REPLAY_EVERY
                     self._spill_rows(rows)
                     return
-                await _wait(self._stop, min(self._retry_delay * 2 ** (attempt - 1), 10.0))
+                await wait_or_timeout(self._stop, min(self._retry_delay * 2 ** (attempt - 1), 10.0))
             else:
                 self.written += len(rows)
                 if not self._healthy:
@@ -272,8 +272,3 @@ class RecordsWriter:
             )
             self._last_warning = now
             self._unreported = 0
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)

@@ -168,7 +168,7 @@ class UsageWriter:
         if self._spool is not None:  # first what stopped processes left in the spool
             await spool_replay(self._spool.folder, self._replay, self._batch_size)
         while not self._closing:
-            await _wait(self._wake, self._flush_interval)
+            await wait_or_timeout(self._wake, self._flush_interval)
             self._wake.clear()
             await self._drain()
         await self._drain()
@@ -217,13 +217,13 @@ class UsageWriter:
                     self.failed += len(batch)
                     return
                 # Backoff, cut short by ``close`` (which then makes the last attempt).
-                await _wait(self._stop, min(self._retry_delay * 2 ** (attempt - 1), 30.0))
+                await wait_or_timeout(self._stop, min(self._retry_delay * 2 ** (attempt - 1), 30.0))
             else:
                 self.written += len(batch)
                 return
 
 
-async def _wait(event: asyncio.Event, seconds: float) -> None:
+async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:
     """Until ``event`` is set or ``seconds`` have passed."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), seconds)
